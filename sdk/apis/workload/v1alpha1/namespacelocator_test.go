@@ -1,0 +1,108 @@
+package v1alpha1
+
+import (
+	"strings"
+	"testing"
+)
+
+const testUID = "8a3f2c1e-0000-4000-8000-000000000001"
+
+// The expected annotation values and namespace names were computed independently (Python
+// hashlib sha224 + base-36), not with this package.
+func TestNamespaceLocatorKnownAnswers(t *testing.T) {
+	for _, tc := range []struct {
+		cluster, wantJSON, wantNS string
+	}{
+		{
+			cluster:  "root:org:team-a",
+			wantJSON: `{"syncTarget":{"cluster":"root:org:locations","name":"cluster-1","uid":"8a3f2c1e-0000-4000-8000-000000000001"},"cluster":"root:org:team-a","namespace":"default"}`,
+			wantNS:   "kcp-u40r6y86jyuj",
+		},
+		{
+			cluster:  "root:org:team-b",
+			wantJSON: `{"syncTarget":{"cluster":"root:org:locations","name":"cluster-1","uid":"8a3f2c1e-0000-4000-8000-000000000001"},"cluster":"root:org:team-b","namespace":"default"}`,
+			wantNS:   "kcp-2yed592ddsyl",
+		},
+	} {
+		l := NewNamespaceLocator("root:org:locations", "cluster-1", testUID, tc.cluster, "default")
+		got, err := l.MarshalAnnotation()
+		if err != nil || got != tc.wantJSON {
+			t.Errorf("MarshalAnnotation() = %s, %v; want %s", got, err, tc.wantJSON)
+		}
+		ns, err := l.DownstreamNamespaceName()
+		if err != nil || ns != tc.wantNS {
+			t.Errorf("DownstreamNamespaceName() = %q, %v; want %q", ns, err, tc.wantNS)
+		}
+		if len(ns) != len("kcp-")+12 {
+			t.Errorf("namespace name %q has the wrong length", ns)
+		}
+	}
+}
+
+func TestParseNamespaceLocator(t *testing.T) {
+	want := NewNamespaceLocator("root:org:locations", "cluster-1", testUID, "root:org:team-a", "default")
+	for _, tc := range []struct {
+		name, in string
+		wantErr  bool
+	}{
+		{name: "current", in: `{"syncTarget":{"cluster":"root:org:locations","name":"cluster-1","uid":"8a3f2c1e-0000-4000-8000-000000000001"},"cluster":"root:org:team-a","namespace":"default"}`},
+		{name: "unknown fields", in: `{"syncTarget":{"cluster":"root:org:locations","name":"cluster-1","uid":"8a3f2c1e-0000-4000-8000-000000000001","shard":"s1"},"cluster":"root:org:team-a","namespace":"default","future":{"x":1}}`},
+		{name: "legacy path", in: `{"syncTarget":{"path":"root:org:locations","name":"cluster-1","uid":"8a3f2c1e-0000-4000-8000-000000000001"},"cluster":"root:org:team-a","namespace":"default"}`},
+		{name: "not json", in: `kcp`, wantErr: true},
+		{name: "array", in: `[]`, wantErr: true},
+		{name: "missing name", in: `{"syncTarget":{"cluster":"root"},"cluster":"root:a","namespace":"x"}`, wantErr: true},
+		{name: "missing cluster", in: `{"syncTarget":{"cluster":"root","name":"st"},"namespace":"x"}`, wantErr: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ParseNamespaceLocator(tc.in)
+			if tc.wantErr {
+				if err == nil {
+					t.Fatalf("expected an error, got %+v", got)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != want {
+				t.Errorf("got %+v, want %+v", got, want)
+			}
+			// A locator read in any spelling names the same downstream namespace.
+			ns, _ := got.DownstreamNamespaceName()
+			if ns != "kcp-u40r6y86jyuj" {
+				t.Errorf("namespace = %q", ns)
+			}
+		})
+	}
+}
+
+func TestNamespaceLocatorDistinct(t *testing.T) {
+	base := NewNamespaceLocator("root:loc", "st", testUID, "root:a", "default")
+	names := map[string]string{}
+	for _, l := range []NamespaceLocator{
+		base,
+		NewNamespaceLocator("root:loc", "st", testUID, "root:b", "default"),
+		NewNamespaceLocator("root:loc", "st", testUID, "root:a", "other"),
+		NewNamespaceLocator("root:loc", "st2", testUID, "root:a", "default"),
+		NewNamespaceLocator("root:loc", "st", "another-uid", "root:a", "default"),
+	} {
+		ns, err := l.DownstreamNamespaceName()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(ns, "kcp-") {
+			t.Errorf("namespace %q lacks the kcp- prefix", ns)
+		}
+		key, _ := l.MarshalAnnotation()
+		if prev, dup := names[ns]; dup {
+			t.Errorf("locators %s and %s share namespace %s", prev, key, ns)
+		}
+		names[ns] = key
+	}
+	if !base.SameSyncTarget(NewNamespaceLocator("root:loc", "st", testUID, "root:z", "y")) {
+		t.Errorf("SameSyncTarget must ignore the upstream side")
+	}
+	if base.SameSyncTarget(NewNamespaceLocator("root:loc", "st", "other", "root:a", "default")) {
+		t.Errorf("SameSyncTarget must compare the UID")
+	}
+}

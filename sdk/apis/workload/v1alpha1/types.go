@@ -1,0 +1,255 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// SyncTarget describes one physical cluster that workloads can be placed on, and is the
+// place where the cluster's workload-syncer reports heartbeats, the resource types it can
+// sync and its health. It lives in a location workspace.
+//
+// +genclient
+// +genclient:nonNamespaced
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:scope=Cluster,categories=kcp;tmc,shortName=st
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Heartbeat",type=date,JSONPath=`.status.lastSyncerHeartbeatTime`
+// +kubebuilder:printcolumn:name="Resources",type=integer,JSONPath=`.status.acceptedResourceCount`
+// +kubebuilder:printcolumn:name="Workspaces",type=integer,JSONPath=`.status.workspaceCount`,priority=1
+// +kubebuilder:printcolumn:name="Unschedulable",type=boolean,JSONPath=`.spec.unschedulable`,priority=1
+// +kubebuilder:printcolumn:name="Key",type=string,JSONPath=`.metadata.labels['internal\.workload\.kcp\.io/key']`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type SyncTarget struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +optional
+	Spec SyncTargetSpec `json:"spec,omitempty"`
+	// +optional
+	Status SyncTargetStatus `json:"status,omitempty"`
+}
+
+// SyncTargetSpec is what the owner of a physical cluster declares about it.
+type SyncTargetSpec struct {
+	// unschedulable stops new namespaces from being placed on this target. Workloads that
+	// are already placed stay (cordon).
+	// +optional
+	// +kubebuilder:default=false
+	Unschedulable bool `json:"unschedulable,omitempty"`
+
+	// evictAfter, when set and in the past, moves every placed namespace away from this
+	// target (drain).
+	// +optional
+	EvictAfter *metav1.Time `json:"evictAfter,omitempty"`
+
+	// resources lists the resource types this target accepts. Empty means the default set:
+	// configmaps, secrets, serviceaccounts, services, persistentvolumeclaims,
+	// deployments.apps, statefulsets.apps, jobs.batch, cronjobs.batch and
+	// ingresses.networking.k8s.io.
+	// +optional
+	// +listType=map
+	// +listMapKey=group
+	// +listMapKey=resource
+	Resources []ResourceToSync `json:"resources,omitempty"`
+
+	// cells are free-form properties (region, cloud, ...) that Locations and Placements can
+	// select on, besides the SyncTarget's labels.
+	// +optional
+	Cells map[string]string `json:"cells,omitempty"`
+}
+
+// ResourceToSync names one resource type by group and plural resource name.
+type ResourceToSync struct {
+	// group is the API group; empty for the core group.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^$|^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Group string `json:"group"`
+	// resource is the plural, lowercase resource name, e.g. "deployments".
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Resource string `json:"resource"`
+}
+
+// SyncTargetStatus is what the syncer and the TMC controllers observe about the target.
+type SyncTargetStatus struct {
+	// conditions: Ready (summary), SyncerReady, HeartbeatHealthy, SyncerAuthorized,
+	// ResourcesSynced.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// lastSyncerHeartbeatTime is when the syncer last reported that it is alive.
+	// +optional
+	LastSyncerHeartbeatTime *metav1.Time `json:"lastSyncerHeartbeatTime,omitempty"`
+
+	// syncedResources is the syncer's verdict on each resource type of spec.resources.
+	// +optional
+	// +listType=map
+	// +listMapKey=group
+	// +listMapKey=resource
+	SyncedResources []SyncedResource `json:"syncedResources,omitempty"`
+
+	// acceptedResourceCount is the number of syncedResources in state Accepted.
+	// +optional
+	AcceptedResourceCount int32 `json:"acceptedResourceCount,omitempty"`
+
+	// allocatable is the sum of the allocatable resources of the downstream Nodes.
+	// +optional
+	Allocatable *corev1.ResourceList `json:"allocatable,omitempty"`
+
+	// capacity is the sum of the capacity of the downstream Nodes.
+	// +optional
+	Capacity *corev1.ResourceList `json:"capacity,omitempty"`
+
+	// workspaces are the workload workspaces that currently have namespaces placed on this
+	// target. The syncer watches exactly these.
+	// +optional
+	// +listType=map
+	// +listMapKey=path
+	Workspaces []WorkspaceReference `json:"workspaces,omitempty"`
+
+	// workspaceCount is len(workspaces), for printing.
+	// +optional
+	WorkspaceCount int32 `json:"workspaceCount,omitempty"`
+
+	// syncer describes the syncer process serving this target.
+	// +optional
+	Syncer *SyncerInfo `json:"syncer,omitempty"`
+
+	// errors summarises the syncer's errors by TMC error type.
+	// +optional
+	Errors *ErrorSummary `json:"errors,omitempty"`
+}
+
+// WorkspaceReference names a workload workspace by its logical-cluster path.
+type WorkspaceReference struct {
+	// path is the workspace's logical-cluster path, e.g. "root:org:team-a".
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(:[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Path string `json:"path"`
+}
+
+// ResourceState is the syncer's verdict on one resource type.
+// +kubebuilder:validation:Enum=Pending;Accepted;Incompatible;Unauthorized
+type ResourceState string
+
+const (
+	// ResourceStatePending means the syncer has not checked the type yet.
+	ResourceStatePending ResourceState = "Pending"
+	// ResourceStateAccepted means the type exists downstream and the syncer may write it.
+	ResourceStateAccepted ResourceState = "Accepted"
+	// ResourceStateIncompatible means the type does not exist downstream (or differs).
+	ResourceStateIncompatible ResourceState = "Incompatible"
+	// ResourceStateUnauthorized means the syncer lacks the permissions to sync the type.
+	ResourceStateUnauthorized ResourceState = "Unauthorized"
+)
+
+// SyncedResource is the state of one resource type on this target.
+type SyncedResource struct {
+	ResourceToSync `json:",inline"`
+
+	// versions served downstream, preferred first.
+	// +optional
+	Versions []string `json:"versions,omitempty"`
+
+	// state of the type.
+	// +kubebuilder:default=Pending
+	State ResourceState `json:"state"`
+
+	// message explains a state other than Accepted.
+	// +optional
+	Message string `json:"message,omitempty"`
+}
+
+// SyncerInfo describes the running syncer.
+type SyncerInfo struct {
+	// version of the syncer binary.
+	// +optional
+	Version string `json:"version,omitempty"`
+	// pod is "<namespace>/<name>" of the syncer pod, or the host name outside a cluster.
+	// +optional
+	Pod string `json:"pod,omitempty"`
+	// startTime is when the syncer process started.
+	// +optional
+	StartTime *metav1.Time `json:"startTime,omitempty"`
+}
+
+// ErrorSummary counts the syncer's errors by TMC error type and keeps the latest few.
+type ErrorSummary struct {
+	// counts by TMC error type (e.g. ResourceConflict) since the syncer started.
+	// +optional
+	Counts map[string]int64 `json:"counts,omitempty"`
+	// recent errors, newest first, at most 10.
+	// +optional
+	// +kubebuilder:validation:MaxItems=10
+	// +listType=atomic
+	Recent []SyncerError `json:"recent,omitempty"`
+}
+
+// SyncerError is one error the syncer reported.
+type SyncerError struct {
+	// type is the TMC error type.
+	Type string `json:"type"`
+	// message is the error text.
+	// +optional
+	Message string `json:"message,omitempty"`
+	// workspace of the object the error concerns, if any.
+	// +optional
+	Workspace string `json:"workspace,omitempty"`
+	// resource is "<resource>.<group> <namespace>/<name>" of the object, if any.
+	// +optional
+	Resource string `json:"resource,omitempty"`
+	// time the error last happened.
+	Time metav1.Time `json:"time"`
+}
+
+// SyncTargetList is a list of SyncTargets.
+//
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+// +kubebuilder:object:root=true
+type SyncTargetList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata"`
+
+	Items []SyncTarget `json:"items"`
+}
+
+// Condition types of a SyncTarget.
+const (
+	// SyncTargetReady summarises the others: the target can take workloads.
+	SyncTargetReady = "Ready"
+	// SyncTargetSyncerReady means the syncer is running and its controllers are started.
+	SyncTargetSyncerReady = "SyncerReady"
+	// SyncTargetHeartbeatHealthy means the syncer's heartbeat is within the threshold.
+	SyncTargetHeartbeatHealthy = "HeartbeatHealthy"
+	// SyncTargetSyncerAuthorized means the syncer may write every accepted resource type.
+	SyncTargetSyncerAuthorized = "SyncerAuthorized"
+	// SyncTargetResourcesSynced means the last sync of every object succeeded.
+	SyncTargetResourcesSynced = "ResourcesSynced"
+)
+
+// Condition reasons of a SyncTarget.
+const (
+	ReasonHeartbeatReceived     = "HeartbeatReceived"
+	ReasonErrorHeartbeat        = "ErrorHeartbeat"
+	ReasonHeartbeatNeverSeen    = "HeartbeatNeverSeen"
+	ReasonSyncerStarted         = "SyncerStarted"
+	ReasonSyncerStarting        = "SyncerStarting"
+	ReasonSyncerAuthorized      = "SyncerAuthorized"
+	ReasonSyncerUnauthorized    = "SyncerUnauthorized"
+	ReasonAllResourcesSynced    = "AllResourcesSynced"
+	ReasonResourceSyncErrors    = "ResourceSyncErrors"
+	ReasonReady                 = "Ready"
+	ReasonNotReady              = "NotReady"
+	ReasonUnschedulable         = "Unschedulable"
+	ReasonEvicting              = "Evicting"
+	ReasonDownstreamUnreachable = "DownstreamUnreachable"
+)
