@@ -15,8 +15,8 @@ func TestCRDsAreStructuralWithStatusAndColumns(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string][]string{
-		"synctargets.workload.kcp.io": {"Ready", "Heartbeat", "Resources"},
-		"locations.scheduling.kcp.io": {"Resource", "Available", "Instances"},
+		"synctargets.workload.kcp.io":  {"Ready", "Heartbeat", "Resources"},
+		"locations.scheduling.kcp.io":  {"Resource", "Available", "Instances"},
 		"placements.scheduling.kcp.io": {"Phase", "Location", "SyncTarget"},
 	}
 	if len(crds) != len(want) {

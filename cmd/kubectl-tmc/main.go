@@ -1,0 +1,32 @@
+// Command kubectl-tmc is the kubectl plugin of TMC ("kubectl tmc ...").
+package main
+
+import (
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tmc-dev/tmc/pkg/cliutil"
+)
+
+func main() {
+	defer cliutil.InitLogs()()
+	if err := newCommand().Execute(); err != nil {
+		os.Exit(1)
+	}
+}
+
+func newCommand() *cobra.Command {
+	logging := cliutil.NewLogging()
+	cmd := &cobra.Command{
+		Use:          "kubectl-tmc",
+		Short:        "Register physical clusters with TMC and see what TMC is doing",
+		SilenceUsage: true,
+		PersistentPreRunE: func(*cobra.Command, []string) error {
+			return logging.Apply()
+		},
+	}
+	logging.AddFlags(cmd.PersistentFlags())
+	cliutil.AddVersionFlag(cmd)
+	return cmd
+}
