@@ -1,0 +1,349 @@
+package framework
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/rest"
+
+	"github.com/tmc-dev/tmc/sdk/apis/logicalcluster"
+)
+
+// Options configures an environment.
+type Options struct {
+	// Workspaces are the logical-cluster paths to create, e.g. "root:org:locations".
+	Workspaces []string
+	// PhysicalClusters to create.
+	PhysicalClusters []PhysicalClusterOptions
+	// Users are extra token users valid in every workspace and cluster (RBAC is up to the
+	// caller). The admin user always exists.
+	Users []string
+	// Dir holds data, logs and kubeconfigs; a new temporary directory when empty.
+	Dir string
+	// NoWorkspaceControllers skips the namespace and garbage-collector controllers that
+	// otherwise run for each workspace (kcp runs both).
+	NoWorkspaceControllers bool
+}
+
+// Environment is a running set of servers: one etcd, one apiserver per workspace behind a
+// front proxy, and physical clusters.
+type Environment struct {
+	Dir    string
+	LogDir string
+	PKI    *PKI
+	Tokens *TokenFile
+	Etcd   *Etcd
+	// FrontProxy serves every workspace on one URL.
+	FrontProxy *FrontProxy
+
+	workspaces map[string]*Workspace
+	clusters   map[string]*PhysicalCluster
+
+	bins       *Binaries
+	mu         sync.Mutex
+	procs      []*Process
+	closers    []func() error
+	stopped    bool
+	ownDir     bool
+	startTaken time.Duration
+}
+
+// Workspace is one emulated kcp workspace: its own apiserver, served through the front proxy.
+type Workspace struct {
+	Path              logicalcluster.Path
+	APIServer         *APIServer
+	ControllerManager *Process
+	env               *Environment
+}
+
+// Config returns a rest config for user to the workspace through the front proxy.
+func (w *Workspace) Config(user string) *rest.Config { return w.env.FrontProxy.Config(w.Path, user) }
+
+// AdminConfig returns an admin rest config to the workspace through the front proxy.
+func (w *Workspace) AdminConfig() *rest.Config { return w.Config(AdminUser) }
+
+// Start starts an environment. On error everything started so far is stopped.
+func Start(ctx context.Context, opts Options) (_ *Environment, err error) {
+	began := time.Now()
+	bins, err := FindBinaries()
+	if err != nil {
+		return nil, err
+	}
+	env := &Environment{Dir: opts.Dir, bins: bins, workspaces: map[string]*Workspace{}, clusters: map[string]*PhysicalCluster{}}
+	if env.Dir == "" {
+		if env.Dir, err = os.MkdirTemp("", "tmc-env-"); err != nil {
+			return nil, fmt.Errorf("failed to create environment directory: %w", err)
+		}
+		env.ownDir = true
+	}
+	env.LogDir = filepath.Join(env.Dir, "logs")
+	if err := os.MkdirAll(env.LogDir, 0o700); err != nil {
+		return nil, fmt.Errorf("failed to create log directory: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = env.Stop()
+		}
+	}()
+	if env.PKI, err = NewPKI(filepath.Join(env.Dir, "pki")); err != nil {
+		return nil, err
+	}
+	if env.Tokens, err = NewTokenFile(filepath.Join(env.Dir, "pki"), opts.Users); err != nil {
+		return nil, err
+	}
+	if env.Etcd, err = StartEtcd(ctx, bins, env.Dir, env.LogDir); err != nil {
+		return nil, err
+	}
+	env.track(env.Etcd.Process)
+	if env.FrontProxy, err = StartFrontProxy(env.PKI, env.Tokens, env.LogDir); err != nil {
+		return nil, err
+	}
+	env.closers = append(env.closers, env.FrontProxy.Close)
+
+	// Start the apiservers in parallel: each takes a few seconds, mostly waiting.
+	type result struct {
+		ws  *Workspace
+		pc  *PhysicalCluster
+		err error
+	}
+	results := make(chan result, len(opts.Workspaces)+len(opts.PhysicalClusters))
+	for _, p := range opts.Workspaces {
+		go func() {
+			ws, err := env.startWorkspace(ctx, p, !opts.NoWorkspaceControllers)
+			results <- result{ws: ws, err: err}
+		}()
+	}
+	for _, pco := range opts.PhysicalClusters {
+		go func() {
+			pc, err := startPhysicalCluster(ctx, env, pco)
+			results <- result{pc: pc, err: err}
+		}()
+	}
+	var errs []error
+	for range len(opts.Workspaces) + len(opts.PhysicalClusters) {
+		r := <-results
+		switch {
+		case r.err != nil:
+			errs = append(errs, r.err)
+		case r.ws != nil:
+			env.workspaces[r.ws.Path.String()] = r.ws
+		case r.pc != nil:
+			env.clusters[r.pc.Name] = r.pc
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	env.startTaken = time.Since(began)
+	return env, nil
+}
+
+func (env *Environment) startWorkspace(ctx context.Context, path string, controllers bool) (*Workspace, error) {
+	p, err := logicalcluster.ParsePath(path)
+	if err != nil {
+		return nil, err
+	}
+	name := "ws-" + strings.ReplaceAll(path, ":", "-")
+	as, err := StartAPIServer(ctx, env.bins, env.PKI, env.Tokens, APIServerOptions{
+		Name:       name,
+		EtcdURL:    env.Etcd.ClientURL,
+		EtcdPrefix: "/workspaces/" + path,
+	}, env.LogDir)
+	if err != nil {
+		return nil, fmt.Errorf("workspace %s: %w", path, err)
+	}
+	env.track(as.Process)
+	ws := &Workspace{Path: p, APIServer: as, env: env}
+	if controllers {
+		kubeconfig, err := WriteKubeconfig(as.AdminConfig(), name, filepath.Join(env.Dir, "kubeconfigs", name+"-direct.kubeconfig"))
+		if err != nil {
+			return nil, err
+		}
+		ws.ControllerManager = NewProcess(name+"-controller-manager", env.bins.Path(BinKubeControllerManager), []string{
+			"--kubeconfig=" + kubeconfig,
+			"--authentication-kubeconfig=" + kubeconfig,
+			"--authorization-kubeconfig=" + kubeconfig,
+			"--leader-elect=false",
+			"--secure-port=0",
+			"--controllers=namespace,garbage-collector",
+			"--v=1",
+		}, env.LogDir)
+		if err := ws.ControllerManager.Start(); err != nil {
+			return nil, err
+		}
+		env.track(ws.ControllerManager)
+	}
+	if err := env.FrontProxy.AddWorkspace(p, as.URL); err != nil {
+		return nil, err
+	}
+	return ws, nil
+}
+
+func (env *Environment) track(p *Process) {
+	env.mu.Lock()
+	defer env.mu.Unlock()
+	env.procs = append(env.procs, p)
+}
+
+// Workspace returns the workspace with path, or nil.
+func (env *Environment) Workspace(path string) *Workspace { return env.workspaces[path] }
+
+// Cluster returns the physical cluster named name, or nil.
+func (env *Environment) Cluster(name string) *PhysicalCluster { return env.clusters[name] }
+
+// StartupDuration is how long Start took.
+func (env *Environment) StartupDuration() time.Duration { return env.startTaken }
+
+// UpstreamConfig returns a rest config for user to the front proxy's root.
+func (env *Environment) UpstreamConfig(user string) *rest.Config {
+	return env.FrontProxy.BaseConfig(user)
+}
+
+// Processes returns every process the environment started, including restarted ones.
+func (env *Environment) Processes() []*Process {
+	env.mu.Lock()
+	defer env.mu.Unlock()
+	return append([]*Process(nil), env.procs...)
+}
+
+// Track adds a process started by a test (a syncer, say) to the environment, so that it is
+// stopped with the environment and its log is printed on failure.
+func (env *Environment) Track(p *Process) { env.track(p) }
+
+// Stop stops every process, etcd last, and waits for all of them to exit.
+func (env *Environment) Stop() error {
+	env.mu.Lock()
+	if env.stopped {
+		env.mu.Unlock()
+		return nil
+	}
+	env.stopped = true
+	procs := append([]*Process(nil), env.procs...)
+	closers := env.closers
+	env.mu.Unlock()
+
+	var errs []error
+	var etcd []*Process
+	var wg sync.WaitGroup
+	var errMu sync.Mutex
+	for _, p := range procs {
+		if env.Etcd != nil && p == env.Etcd.Process {
+			etcd = append(etcd, p)
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := p.Stop(3 * time.Second); err != nil {
+				errMu.Lock()
+				errs = append(errs, err)
+				errMu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	for _, c := range closers {
+		errs = append(errs, c())
+	}
+	for _, p := range etcd {
+		errs = append(errs, p.Stop(5*time.Second))
+	}
+	return errors.Join(errs...)
+}
+
+// RemoveDir deletes the environment directory if the environment created it.
+func (env *Environment) RemoveDir() error {
+	if !env.ownDir {
+		return nil
+	}
+	if err := os.RemoveAll(env.Dir); err != nil {
+		return fmt.Errorf("failed to remove %s: %w", env.Dir, err)
+	}
+	return nil
+}
+
+// LogTails returns the last n lines of every process log, keyed by file name.
+func (env *Environment) LogTails(n int) map[string]string {
+	out := map[string]string{}
+	entries, _ := os.ReadDir(env.LogDir)
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(env.LogDir, e.Name()))
+		if err != nil {
+			continue
+		}
+		lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+		if len(lines) > n {
+			lines = lines[len(lines)-n:]
+		}
+		out[e.Name()] = strings.Join(lines, "\n")
+	}
+	return out
+}
+
+// StartForTest starts an environment for a test or benchmark: it is stopped when the test
+// ends; on failure the tail of every process log is printed and the directory kept.
+func StartForTest(t testing.TB, opts Options) *Environment {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	env, err := Start(ctx, opts)
+	if err != nil {
+		t.Fatalf("failed to start the test environment: %v", err)
+	}
+	t.Logf("test environment up in %s (dir %s)", env.StartupDuration().Round(time.Millisecond), env.Dir)
+	t.Cleanup(func() {
+		if err := env.Stop(); err != nil {
+			t.Errorf("failed to stop the test environment: %v", err)
+		}
+		if t.Failed() {
+			tails := env.LogTails(60)
+			names := make([]string, 0, len(tails))
+			for n := range tails {
+				names = append(names, n)
+			}
+			sort.Strings(names)
+			for _, n := range names {
+				t.Logf("----- last lines of %s -----\n%s", n, tails[n])
+			}
+			t.Logf("logs kept in %s", env.LogDir)
+			return
+		}
+		_ = env.RemoveDir()
+	})
+	return env
+}
+
+// Main runs a test binary's tests and then kills any process the framework started that a
+// test forgot to stop, failing the run if there was one. Use it from TestMain.
+func Main(m interface{ Run() int }) int {
+	code := m.Run()
+	if left := RunningProcesses(); len(left) > 0 {
+		fmt.Fprintf(os.Stderr, "framework: processes left running after the tests: %s; killing them\n", strings.Join(left, ", "))
+		_ = KillAll()
+		if code == 0 {
+			code = 1
+		}
+	}
+	return code
+}
+
+// NewFaultProxy starts a fault proxy in front of target ("127.0.0.1:port"); it is closed
+// with the environment.
+func (env *Environment) NewFaultProxy(target string) (*FaultProxy, error) {
+	fp, err := StartFaultProxy(target)
+	if err != nil {
+		return nil, err
+	}
+	env.mu.Lock()
+	env.closers = append([]func() error{fp.Close}, env.closers...)
+	env.mu.Unlock()
+	return fp, nil
+}

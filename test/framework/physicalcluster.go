@@ -1,0 +1,173 @@
+package framework
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+)
+
+// PhysicalClusterOptions configures a physical cluster.
+type PhysicalClusterOptions struct {
+	// Name of the cluster, e.g. "east".
+	Name string
+	// Nodes is the number of kwok nodes (default 1).
+	Nodes int
+	// NodeCPU, NodeMemory and NodePods are each node's capacity (defaults 32, 256Gi, 110).
+	NodeCPU, NodeMemory, NodePods string
+}
+
+// PhysicalCluster is a kube-apiserver, kube-controller-manager, kube-scheduler and kwok
+// with fake nodes: Deployments get pods that are scheduled and become Running and Ready,
+// namespaces finish deleting and garbage collection works.
+type PhysicalCluster struct {
+	Name              string
+	APIServer         *APIServer
+	ControllerManager *Process
+	Scheduler         *Process
+	Kwok              *Process
+	// KubeconfigPath is an admin kubeconfig straight to the apiserver.
+	KubeconfigPath string
+}
+
+func startPhysicalCluster(ctx context.Context, env *Environment, opts PhysicalClusterOptions) (*PhysicalCluster, error) {
+	if opts.Nodes == 0 {
+		opts.Nodes = 1
+	}
+	if opts.NodeCPU == "" {
+		opts.NodeCPU = "32"
+	}
+	if opts.NodeMemory == "" {
+		opts.NodeMemory = "256Gi"
+	}
+	if opts.NodePods == "" {
+		opts.NodePods = "110"
+	}
+	as, err := StartAPIServer(ctx, env.bins, env.PKI, env.Tokens, APIServerOptions{
+		Name:       "cluster-" + opts.Name,
+		EtcdURL:    env.Etcd.ClientURL,
+		EtcdPrefix: "/clusters/" + opts.Name,
+	}, env.LogDir)
+	if err != nil {
+		return nil, fmt.Errorf("physical cluster %s: %w", opts.Name, err)
+	}
+	pc := &PhysicalCluster{Name: opts.Name, APIServer: as}
+	env.track(as.Process)
+
+	kubeconfig, err := WriteKubeconfig(as.AdminConfig(), "cluster-"+opts.Name, filepath.Join(env.Dir, "kubeconfigs", "cluster-"+opts.Name+".kubeconfig"))
+	if err != nil {
+		return nil, err
+	}
+	pc.KubeconfigPath = kubeconfig
+
+	pc.ControllerManager = NewProcess("cluster-"+opts.Name+"-controller-manager", env.bins.Path(BinKubeControllerManager), []string{
+		"--kubeconfig=" + kubeconfig,
+		"--authentication-kubeconfig=" + kubeconfig,
+		"--authorization-kubeconfig=" + kubeconfig,
+		"--service-account-private-key-file=" + env.PKI.ServiceAccountKeyFile,
+		"--root-ca-file=" + env.PKI.CAFile,
+		"--use-service-account-credentials=true",
+		"--leader-elect=false",
+		"--secure-port=0",
+		"--controllers=*,-nodeipam,-serviceaccount-token",
+		"--concurrent-deployment-syncs=10",
+		"--concurrent-replicaset-syncs=10",
+		"--v=1",
+	}, env.LogDir)
+	pc.Scheduler = NewProcess("cluster-"+opts.Name+"-scheduler", env.bins.Path(BinKubeScheduler), []string{
+		"--kubeconfig=" + kubeconfig,
+		"--authentication-kubeconfig=" + kubeconfig,
+		"--authorization-kubeconfig=" + kubeconfig,
+		"--leader-elect=false",
+		"--secure-port=0",
+		"--v=1",
+	}, env.LogDir)
+	pc.Kwok = NewProcess("cluster-"+opts.Name+"-kwok", env.bins.Path(BinKwok), []string{
+		"--kubeconfig=" + kubeconfig,
+		"--config=" + env.bins.Path(kwokStagesFile),
+		"--manage-all-nodes=true",
+		"--node-lease-duration-seconds=40",
+		"--cidr=10.244.0.0/16",
+		"--node-ip=127.0.0.1",
+	}, env.LogDir)
+	for _, p := range []*Process{pc.ControllerManager, pc.Scheduler, pc.Kwok} {
+		if err := p.Start(); err != nil {
+			return nil, fmt.Errorf("physical cluster %s: %w", opts.Name, err)
+		}
+		env.track(p)
+	}
+
+	client, err := kubernetes.NewForConfig(as.AdminConfig())
+	if err != nil {
+		return nil, fmt.Errorf("failed to create client: %w", err)
+	}
+	for i := range opts.Nodes {
+		node := &corev1.Node{
+			ObjectMeta: metav1.ObjectMeta{
+				Name:        fmt.Sprintf("kwok-%s-%d", opts.Name, i),
+				Labels:      map[string]string{"type": "kwok", "kubernetes.io/hostname": fmt.Sprintf("kwok-%s-%d", opts.Name, i), "kubernetes.io/os": "linux"},
+				Annotations: map[string]string{"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+			},
+			Status: corev1.NodeStatus{
+				Allocatable: corev1.ResourceList{
+					corev1.ResourceCPU:    resource.MustParse(opts.NodeCPU),
+					corev1.ResourceMemory: resource.MustParse(opts.NodeMemory),
+					corev1.ResourcePods:   resource.MustParse(opts.NodePods),
+				},
+				Capacity: corev1.ResourceList{
+					corev1.ResourceCPU:    resource.MustParse(opts.NodeCPU),
+					corev1.ResourceMemory: resource.MustParse(opts.NodeMemory),
+					corev1.ResourcePods:   resource.MustParse(opts.NodePods),
+				},
+			},
+		}
+		if _, err := client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return nil, fmt.Errorf("failed to create node %s: %w", node.Name, err)
+		}
+	}
+	if err := pc.waitNodesReady(ctx, client, opts.Nodes); err != nil {
+		return nil, err
+	}
+	return pc, nil
+}
+
+func (pc *PhysicalCluster) waitNodesReady(ctx context.Context, client kubernetes.Interface, n int) error {
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
+		nodes, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, nil
+		}
+		ready := 0
+		for _, node := range nodes.Items {
+			for _, c := range node.Status.Conditions {
+				if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+					ready++
+				}
+			}
+		}
+		return ready >= n, nil
+	})
+	if err != nil {
+		return fmt.Errorf("physical cluster %s: %d kwok nodes did not become Ready (see %s): %w", pc.Name, n, pc.Kwok.LogPath, err)
+	}
+	return nil
+}
+
+// AdminConfig returns an admin rest config to the cluster's apiserver.
+func (pc *PhysicalCluster) AdminConfig() *rest.Config { return pc.APIServer.AdminConfig() }
+
+// Config returns a rest config for user to the cluster's apiserver.
+func (pc *PhysicalCluster) Config(user string) *rest.Config { return pc.APIServer.Config(user) }
+
+// Processes returns the cluster's processes.
+func (pc *PhysicalCluster) Processes() []*Process {
+	return []*Process{pc.Kwok, pc.Scheduler, pc.ControllerManager, pc.APIServer.Process}
+}
