@@ -26,8 +26,16 @@ build: ## Build the binaries into bin/
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN_DIR)/ $(addprefix ./cmd/,$(COMMANDS))
 
 .PHONY: test
-test: ## Run the unit tests (no servers)
+test: test-binaries test-unit test-integration ## Run every test: unit, then integration on real servers (builds the servers once, cached)
+
+.PHONY: test-unit
+test-unit: ## Run the unit tests (no servers)
 	$(GO) test -race -count=1 ./cmd/... ./pkg/... ./sdk/... ./config/...
+
+.PHONY: test-integration
+test-integration: ## Run the integration tests on real etcd, kube-apiserver, controller-manager, scheduler and kwok
+	$(GO) test -count=1 -timeout 30m ./test/integration/...
+	@hack/check-no-leftover-processes.sh
 
 .PHONY: test-binaries
 test-binaries: ## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok into the version-keyed cache

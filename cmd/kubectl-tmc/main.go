@@ -10,10 +10,15 @@ import (
 )
 
 func main() {
+	os.Exit(run())
+}
+
+func run() int {
 	defer cliutil.InitLogs()()
 	if err := newCommand().Execute(); err != nil {
-		os.Exit(1)
+		return 1
 	}
+	return 0
 }
 
 func newCommand() *cobra.Command {

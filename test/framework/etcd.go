@@ -69,7 +69,7 @@ func waitHTTP(ctx context.Context, p *Process, client *http.Client, url string, 
 		}
 		select {
 		case <-p.Exited():
-			return fmt.Errorf("%s exited (%v); see %s; it ended with:\n%s", p.Name, p.ExitError(), p.LogPath, tailFile(p.LogPath, 5))
+			return fmt.Errorf("%s exited (%w); see %s; it ended with:\n%s", p.Name, p.ExitError(), p.LogPath, tailFile(p.LogPath, 5))
 		case <-ctx.Done():
 			return fmt.Errorf("%s: %s not ready after %s (last: %s); see %s", p.Name, url, timeout, last, p.LogPath)
 		case <-time.After(100 * time.Millisecond):

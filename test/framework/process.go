@@ -52,7 +52,7 @@ func (p *Process) Start() error {
 		return fmt.Errorf("failed to open log of %s: %w", p.Name, err)
 	}
 	p.starts++
-	fmt.Fprintf(logFile, "\n===== %s start #%d at %s: %s %q\n", p.Name, p.starts, time.Now().Format(time.RFC3339Nano), p.Path, p.Args)
+	_, _ = fmt.Fprintf(logFile, "\n===== %s start #%d at %s: %s %q\n", p.Name, p.starts, time.Now().Format(time.RFC3339Nano), p.Path, p.Args)
 	cmd := exec.Command(p.Path, p.Args...)
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile

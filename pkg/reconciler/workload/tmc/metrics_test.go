@@ -45,7 +45,7 @@ func scrapeMetrics(t *testing.T, m *TMCMetrics) map[string]*dto.MetricFamily {
 	if err != nil {
 		t.Fatalf("failed to scrape metrics: %v", err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("scrape returned status %d", resp.StatusCode)
 	}
