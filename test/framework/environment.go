@@ -142,6 +142,13 @@ func Start(ctx context.Context, opts Options) (_ *Environment, err error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	// A controller that rejects its flags exits at once; catch that here rather than as a
+	// mysterious test failure later.
+	for _, p := range env.Processes() {
+		if !p.Running() {
+			return nil, fmt.Errorf("%s exited during start-up (%v); it ended with:\n%s", p.Name, p.ExitError(), tailFile(p.LogPath, 5))
+		}
+	}
 	env.startTaken = time.Since(began)
 	return env, nil
 }
@@ -173,7 +180,7 @@ func (env *Environment) startWorkspace(ctx context.Context, path string, control
 			"--authorization-kubeconfig=" + kubeconfig,
 			"--leader-elect=false",
 			"--secure-port=0",
-			"--controllers=namespace,garbage-collector",
+			"--controllers=namespace-controller,garbage-collector-controller",
 			"--v=1",
 		}, env.LogDir)
 		if err := ws.ControllerManager.Start(); err != nil {

@@ -77,7 +77,7 @@ func startPhysicalCluster(ctx context.Context, env *Environment, opts PhysicalCl
 		"--use-service-account-credentials=true",
 		"--leader-elect=false",
 		"--secure-port=0",
-		"--controllers=*,-nodeipam,-serviceaccount-token",
+		"--controllers=*,-node-ipam-controller,-serviceaccount-token-controller",
 		"--concurrent-deployment-syncs=10",
 		"--concurrent-replicaset-syncs=10",
 		"--v=1",

@@ -154,6 +154,19 @@ func TestWorkspacesAreIsolatedBehindTheFrontProxy(t *testing.T) {
 		t.Errorf("deleting in %s affected %s: %v", wsA, wsB, err)
 	}
 
+	// Namespace deletion finishes in a workspace (its namespace controller runs), and does
+	// not touch the other workspace.
+	if err := kube(t, env.Workspace(wsA).AdminConfig()).CoreV1().Namespaces().Delete(ctx, "shared", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, ctx, 60*time.Second, "namespace deletion did not finish in "+wsA, func(ctx context.Context) (bool, error) {
+		_, err := kube(t, env.Workspace(wsA).AdminConfig()).CoreV1().Namespaces().Get(ctx, "shared", metav1.GetOptions{})
+		return apierrors.IsNotFound(err), nil
+	})
+	if _, err := kube(t, env.Workspace(wsB).AdminConfig()).CoreV1().Namespaces().Get(ctx, "shared", metav1.GetOptions{}); err != nil {
+		t.Errorf("deleting a namespace in %s affected %s: %v", wsA, wsB, err)
+	}
+
 	// An unknown workspace is a 404 with a Kubernetes Status.
 	_, err := kube(t, env.FrontProxy.Config(mustPath(t, "root:org:nope"), framework.AdminUser)).CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
 	if !apierrors.IsNotFound(err) {
