@@ -1,13 +1,20 @@
-// Command workload-syncer is TMC's per-physical-cluster syncer: spec down, status up, heartbeats.
+// Command workload-syncer is TMC's per-physical-cluster syncer: it syncs the workloads of
+// the workspaces placed on its SyncTarget down to the cluster, copies their status back up,
+// and heartbeats the SyncTarget.
 package main
 
 import (
-	"errors"
+	"context"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/spf13/cobra"
+	"k8s.io/klog/v2"
 
+	"github.com/tmc-dev/tmc/cmd/workload-syncer/options"
 	"github.com/tmc-dev/tmc/pkg/cliutil"
+	"github.com/tmc-dev/tmc/pkg/reconciler/workload/syncer"
 )
 
 func main() {
@@ -24,18 +31,36 @@ func run() int {
 
 func newCommand() *cobra.Command {
 	logging := cliutil.NewLogging()
+	opts := options.NewOptions()
 	cmd := &cobra.Command{
-		Use:           "workload-syncer",
-		Short:         "Sync workloads between TMC workspaces and one physical cluster",
-		SilenceUsage:  true,
-		SilenceErrors: false,
+		Use:   "workload-syncer",
+		Short: "Sync workloads between TMC workspaces and one physical cluster",
+		Long: `workload-syncer serves one SyncTarget: it syncs the objects of the workload workspaces
+placed on it down to this physical cluster (server-side apply), copies their status back up,
+removes downstream copies before releasing upstream objects, and heartbeats the SyncTarget.`,
+		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := logging.Apply(); err != nil {
 				return err
 			}
-			return errors.New("workload-syncer: the controllers are not part of this build yet")
+			if err := opts.Validate(); err != nil {
+				return err
+			}
+			cfg, err := opts.Config()
+			if err != nil {
+				return err
+			}
+			s, err := syncer.New(cfg)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			defer cancel()
+			ctx = klog.NewContext(ctx, klog.Background().WithName("workload-syncer"))
+			return s.Run(ctx)
 		},
 	}
+	opts.AddFlags(cmd.Flags())
 	logging.AddFlags(cmd.Flags())
 	cliutil.AddVersionFlag(cmd)
 	return cmd

@@ -1,0 +1,68 @@
+package syncer
+
+import (
+	"time"
+
+	"k8s.io/client-go/rest"
+
+	"github.com/tmc-dev/tmc/sdk/apis/logicalcluster"
+	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
+)
+
+// Config is everything a syncer needs to run. cmd/workload-syncer/options builds it from
+// flags; tests and the local environment build it directly.
+type Config struct {
+	// UpstreamConfig reaches the control plane. Its Host is the root of a kcp-style front
+	// proxy ("https://host:6443", without /clusters/...) when SyncTargetWorkspace is set; the
+	// syncer adds /clusters/<path> per workspace. With an empty SyncTargetWorkspace it is a
+	// plain Kubernetes hub and the only workspace.
+	UpstreamConfig *rest.Config
+	// SyncTargetWorkspace is the location workspace holding the SyncTarget.
+	SyncTargetWorkspace logicalcluster.Path
+	// SyncTargetName is the SyncTarget this syncer serves.
+	SyncTargetName string
+	// SyncTargetUID, when set, must match the SyncTarget's UID (guards against a SyncTarget
+	// deleted and re-created under the same name).
+	SyncTargetUID string
+
+	// DownstreamConfig reaches the physical cluster.
+	DownstreamConfig *rest.Config
+
+	// Resources overrides SyncTarget.spec.resources when non-empty.
+	Resources []workloadv1alpha1.ResourceToSync
+	// Workspaces, when non-empty, is the static list of workload workspaces to sync from,
+	// instead of following SyncTarget.status.workspaces.
+	Workspaces []logicalcluster.Path
+
+	// Workers is the number of workers per controller.
+	Workers int
+	// HeartbeatInterval is how often the syncer reports that it is alive.
+	HeartbeatInterval time.Duration
+	// DownstreamNamespaceCleanDelay is how long an empty downstream namespace whose upstream
+	// namespace is gone is kept before it is deleted.
+	DownstreamNamespaceCleanDelay time.Duration
+	// ResyncPeriod of the informers (0 disables resync).
+	ResyncPeriod time.Duration
+
+	// MetricsBindAddress serves /metrics ("0" disables).
+	MetricsBindAddress string
+	// HealthProbeBindAddress serves /healthz, /livez and /readyz ("0" disables).
+	HealthProbeBindAddress string
+
+	// LeaderElection, when set, makes replicas elect a leader through a downstream Lease.
+	LeaderElection *LeaderElectionConfig
+
+	// PodName is "<namespace>/<name>" of the syncer pod, or the host name outside a cluster;
+	// reported in SyncTarget.status.syncer.
+	PodName string
+}
+
+// LeaderElectionConfig configures leader election through a Lease in the physical cluster.
+type LeaderElectionConfig struct {
+	Namespace     string
+	Name          string
+	Identity      string
+	LeaseDuration time.Duration
+	RenewDeadline time.Duration
+	RetryPeriod   time.Duration
+}

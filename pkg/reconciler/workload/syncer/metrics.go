@@ -1,0 +1,134 @@
+package syncer
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tmc-dev/tmc/pkg/reconciler/workload/tmc"
+)
+
+// Metric names. The first two are the PRD's.
+const (
+	MetricResourcesSynced    = "syncer_resources_synced_total"
+	MetricSyncDuration       = "syncer_sync_duration_seconds"
+	MetricEndToEndLatency    = "syncer_end_to_end_latency_seconds"
+	MetricErrors             = "syncer_errors_total"
+	MetricResourceConflicts  = "syncer_resource_conflicts_total"
+	MetricHeartbeats         = "syncer_heartbeats_total"
+	MetricLastHeartbeat      = "syncer_last_heartbeat_timestamp_seconds"
+	MetricInformers          = "syncer_informers"
+	MetricDownstreamWrites   = "syncer_downstream_writes_total"
+	MetricUpstreamWrites     = "syncer_upstream_writes_total"
+	MetricSkippedWrites      = "syncer_skipped_writes_total"
+	directionDown            = "down"
+	directionUp              = "up"
+	heartbeatResultSuccess   = "success"
+	heartbeatResultFailure   = "failure"
+	sideUpstream             = "upstream"
+	sideDownstream           = "downstream"
+	operationApply           = "apply"
+	operationDelete          = "delete"
+	operationUpdateStatus    = "update_status"
+	operationPatchFinalizer  = "patch_finalizer"
+	operationCreateNamespace = "create_namespace"
+	operationDeleteNamespace = "delete_namespace"
+)
+
+// syncerMetrics holds the syncer's collectors. Labels are bounded: cluster is the SyncTarget
+// name, workspace the watched workspaces (series are removed when a workspace is dropped),
+// gvk the accepted resource types, direction up/down, type the fixed TMC error types.
+type syncerMetrics struct {
+	tmc *tmc.TMCMetrics
+
+	resourcesSynced  *prometheus.CounterVec
+	syncDuration     *prometheus.HistogramVec
+	endToEnd         *prometheus.HistogramVec
+	errors           *prometheus.CounterVec
+	conflicts        *prometheus.CounterVec
+	heartbeats       *prometheus.CounterVec
+	lastHeartbeat    *prometheus.GaugeVec
+	informers        *prometheus.GaugeVec
+	downstreamWrites *prometheus.CounterVec
+	upstreamWrites   *prometheus.CounterVec
+	skippedWrites    *prometheus.CounterVec
+	clusterName      string
+}
+
+func newSyncerMetrics(clusterName string) *syncerMetrics {
+	m := tmc.NewTMCMetrics("syncer")
+	sm := &syncerMetrics{tmc: m, clusterName: clusterName}
+	sm.resourcesSynced = m.MustRegisterCounterVec(MetricResourcesSynced,
+		"Total number of resources synced, by direction (down: spec applied downstream, up: status written upstream).",
+		[]string{"cluster", "workspace", "gvk", "direction"})
+	sm.syncDuration = m.MustRegisterHistogramVec(MetricSyncDuration,
+		"Time taken to process one object in the spec or status controller, including its API calls.",
+		[]string{"cluster", "workspace", "gvk"})
+	sm.endToEnd = m.MustRegisterHistogramVec(MetricEndToEndLatency,
+		"Time from the syncer receiving a change (upstream spec or downstream status) until it is written to the other side.",
+		[]string{"cluster", "direction"})
+	sm.errors = m.MustRegisterCounterVec(MetricErrors,
+		"Sync errors by TMC error type.",
+		[]string{"cluster", "type"})
+	sm.conflicts = m.MustRegisterCounterVec(MetricResourceConflicts,
+		"Downstream objects left alone because they exist without the syncer's ownership label.",
+		[]string{"cluster", "workspace", "gvk"})
+	sm.heartbeats = m.MustRegisterCounterVec(MetricHeartbeats,
+		"Heartbeats sent to the SyncTarget, by result.",
+		[]string{"cluster", "result"})
+	sm.lastHeartbeat = m.MustRegisterGaugeVec(MetricLastHeartbeat,
+		"Unix time of the last successful heartbeat.",
+		[]string{"cluster"})
+	sm.informers = m.MustRegisterGaugeVec(MetricInformers,
+		"Running informers by side.",
+		[]string{"cluster", "side"})
+	sm.downstreamWrites = m.MustRegisterCounterVec(MetricDownstreamWrites,
+		"Write requests the syncer sent to the physical cluster, by operation.",
+		[]string{"cluster", "operation"})
+	sm.upstreamWrites = m.MustRegisterCounterVec(MetricUpstreamWrites,
+		"Write requests the syncer sent to the control plane, by operation (heartbeats excluded).",
+		[]string{"cluster", "operation"})
+	sm.skippedWrites = m.MustRegisterCounterVec(MetricSkippedWrites,
+		"Objects processed without a write because nothing had changed.",
+		[]string{"cluster", "direction"})
+	return sm
+}
+
+func (m *syncerMetrics) synced(workspace, gvk, direction string) {
+	m.resourcesSynced.WithLabelValues(m.clusterName, workspace, gvk, direction).Inc()
+}
+
+func (m *syncerMetrics) observeSync(workspace, gvk string, d time.Duration) {
+	m.syncDuration.WithLabelValues(m.clusterName, workspace, gvk).Observe(d.Seconds())
+}
+
+func (m *syncerMetrics) observeEndToEnd(direction string, since time.Time) {
+	if since.IsZero() {
+		return
+	}
+	m.endToEnd.WithLabelValues(m.clusterName, direction).Observe(time.Since(since).Seconds())
+}
+
+func (m *syncerMetrics) error(t tmc.TMCErrorType) {
+	if !t.IsKnown() {
+		t = tmc.TMCErrorTypeUnknown
+	}
+	m.errors.WithLabelValues(m.clusterName, string(t)).Inc()
+}
+
+func (m *syncerMetrics) downstreamWrite(op string) {
+	m.downstreamWrites.WithLabelValues(m.clusterName, op).Inc()
+}
+
+func (m *syncerMetrics) upstreamWrite(op string) {
+	m.upstreamWrites.WithLabelValues(m.clusterName, op).Inc()
+}
+
+func (m *syncerMetrics) skipped(direction string) {
+	m.skippedWrites.WithLabelValues(m.clusterName, direction).Inc()
+}
+
+// forgetWorkspace drops the series of a workspace that is no longer watched.
+func (m *syncerMetrics) forgetWorkspace(workspace string) {
+	m.tmc.DeletePartialMatchAll(prometheus.Labels{"workspace": workspace})
+}

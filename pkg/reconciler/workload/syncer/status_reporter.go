@@ -1,0 +1,275 @@
+package syncer
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/klog/v2"
+
+	"github.com/tmc-dev/tmc/pkg/reconciler/workload/tmc"
+	"github.com/tmc-dev/tmc/pkg/version"
+	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
+)
+
+// statusFieldManager owns the SyncTarget status fields the syncer reports. The
+// tmc-controller owns HeartbeatHealthy, Ready and workspaces through its own manager, so
+// server-side apply keeps the two from overwriting each other.
+const statusFieldManager = "tmc-workload-syncer-status"
+
+// errorLog keeps error counts by TMC type and the latest errors for the SyncTarget status.
+type errorLog struct {
+	mu     sync.Mutex
+	counts map[string]int64
+	recent []workloadv1alpha1.SyncerError
+}
+
+func newErrorLog() *errorLog { return &errorLog{counts: map[string]int64{}} }
+
+func (l *errorLog) record(e *tmc.TMCError) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.counts[string(e.Type)]++
+	msg := e.Error()
+	if len(msg) > 512 {
+		msg = msg[:512] + "..."
+	}
+	entry := workloadv1alpha1.SyncerError{Type: string(e.Type), Message: msg, Workspace: e.Workspace, Resource: e.Resource, Time: metav1.NewTime(time.Now().Truncate(time.Second))}
+	// One entry per (type, resource): the newest replaces older ones, so one bad object
+	// cannot push everything else out.
+	out := []workloadv1alpha1.SyncerError{entry}
+	for _, r := range l.recent {
+		if r.Type == entry.Type && r.Resource == entry.Resource && r.Workspace == entry.Workspace {
+			continue
+		}
+		out = append(out, r)
+	}
+	if len(out) > 10 {
+		out = out[:10]
+	}
+	l.recent = out
+}
+
+func (l *errorLog) summary() *workloadv1alpha1.ErrorSummary {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.counts) == 0 {
+		return nil
+	}
+	s := &workloadv1alpha1.ErrorSummary{Counts: map[string]int64{}}
+	for k, v := range l.counts {
+		s.Counts[k] = v
+	}
+	s.Recent = append(s.Recent, l.recent...)
+	return s
+}
+
+// statusReporter sends heartbeats and the syncer's part of the SyncTarget status: synced
+// resources, conditions (SyncerReady, SyncerAuthorized, ResourcesSynced), node capacity,
+// the syncer's identity and its error summary. Each report is one server-side apply of the
+// status subresource, guarded by the SyncTarget's UID.
+type statusReporter struct {
+	syncer    *Syncer
+	startTime metav1.Time
+
+	mu             sync.Mutex
+	lastSuccess    time.Time
+	failures       int
+	nodesForbidden bool
+}
+
+func newStatusReporter(s *Syncer) *statusReporter {
+	return &statusReporter{syncer: s, startTime: metav1.NewTime(time.Now().Truncate(time.Second))}
+}
+
+// run reports every heartbeat interval (with ±10 % jitter, so that many syncers restarted
+// together spread out) and backs off exponentially from 1s after a failure, capped at the
+// interval.
+func (r *statusReporter) run(ctx context.Context) {
+	interval := r.syncer.cfg.HeartbeatInterval
+	for {
+		err := r.report(ctx)
+		var wait time.Duration
+		r.mu.Lock()
+		if err != nil {
+			r.failures++
+			wait = min(time.Second<<min(r.failures-1, 10), interval)
+		} else {
+			r.failures = 0
+			wait = time.Duration(float64(interval) * (0.9 + 0.2*rand.Float64()))
+		}
+		r.mu.Unlock()
+		if err != nil {
+			klog.FromContext(ctx).V(1).Info("Heartbeat failed", "retryIn", wait, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+// lastHeartbeat returns when the last report succeeded.
+func (r *statusReporter) lastHeartbeat() time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lastSuccess
+}
+
+func (r *statusReporter) report(ctx context.Context) error {
+	s := r.syncer
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	current, _ := s.syncTargetLister.Get(s.cfg.SyncTargetName)
+	status := r.buildStatus(ctx, current)
+	raw, err := json.Marshal(status)
+	if err != nil {
+		return fmt.Errorf("failed to marshal status: %w", err)
+	}
+	statusMap := map[string]any{}
+	if err := json.Unmarshal(raw, &statusMap); err != nil {
+		return fmt.Errorf("failed to convert status: %w", err)
+	}
+	apply := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": workloadv1alpha1.SchemeGroupVersion.String(),
+		"kind":       "SyncTarget",
+		"metadata":   map[string]any{"name": s.cfg.SyncTargetName, "uid": string(s.stUID)},
+		"status":     statusMap,
+	}}
+	_, err = s.locationDynamic.Resource(workloadv1alpha1.SchemeGroupVersion.WithResource("synctargets")).
+		Apply(ctx, s.cfg.SyncTargetName, apply, metav1.ApplyOptions{FieldManager: statusFieldManager, Force: true}, "status")
+	if err != nil {
+		s.metrics.heartbeats.WithLabelValues(s.metrics.clusterName, heartbeatResultFailure).Inc()
+		return fmt.Errorf("failed to report SyncTarget status: %w", err)
+	}
+	now := time.Now()
+	s.metrics.heartbeats.WithLabelValues(s.metrics.clusterName, heartbeatResultSuccess).Inc()
+	s.metrics.lastHeartbeat.WithLabelValues(s.metrics.clusterName).Set(float64(now.Unix()))
+	r.mu.Lock()
+	r.lastSuccess = now
+	r.mu.Unlock()
+	return nil
+}
+
+// buildStatus computes the fields the syncer owns. Only these appear in the apply, so the
+// controller's fields are untouched.
+func (r *statusReporter) buildStatus(ctx context.Context, current *workloadv1alpha1.SyncTarget) map[string]any {
+	s := r.syncer
+	now := metav1.NewTime(time.Now())
+	var existing []metav1.Condition
+	if current != nil {
+		existing = current.Status.Conditions
+	}
+	states := s.engine.resourceStates()
+	accepted := int32(0)
+	var unauthorized []string
+	for _, st := range states {
+		switch st.State {
+		case workloadv1alpha1.ResourceStateAccepted:
+			accepted++
+		case workloadv1alpha1.ResourceStateUnauthorized:
+			unauthorized = append(unauthorized, st.String())
+		}
+	}
+	var conds []metav1.Condition
+	setCond := func(t string, ok bool, reasonOK, reasonBad, msg string) {
+		c := metav1.Condition{Type: t, Status: metav1.ConditionTrue, Reason: reasonOK, Message: msg, LastTransitionTime: now}
+		if !ok {
+			c.Status, c.Reason = metav1.ConditionFalse, reasonBad
+		}
+		if prev := meta.FindStatusCondition(existing, t); prev != nil && prev.Status == c.Status {
+			c.LastTransitionTime = prev.LastTransitionTime
+		}
+		conds = append(conds, c)
+	}
+	synced, what := s.engine.allSynced()
+	readyMsg := "The syncer is running and its caches are synced"
+	if !synced {
+		readyMsg = "Waiting for caches to sync: " + what
+	}
+	setCond(workloadv1alpha1.SyncTargetSyncerReady, synced && s.started(), workloadv1alpha1.ReasonSyncerStarted, workloadv1alpha1.ReasonSyncerStarting, readyMsg)
+	authMsg := "The syncer may sync every accepted resource type"
+	if len(unauthorized) > 0 {
+		authMsg = "The syncer lacks permissions in the physical cluster for: " + strings.Join(unauthorized, ", ")
+	}
+	setCond(workloadv1alpha1.SyncTargetSyncerAuthorized, len(unauthorized) == 0, workloadv1alpha1.ReasonSyncerAuthorized, workloadv1alpha1.ReasonSyncerUnauthorized, authMsg)
+	failing := s.controllers.failingCounts()
+	syncMsg := "Every object is in sync"
+	if len(failing) > 0 {
+		parts := make([]string, 0, len(failing))
+		for t, n := range failing {
+			parts = append(parts, fmt.Sprintf("%d %s", n, t))
+		}
+		sort.Strings(parts)
+		syncMsg = "Objects failing to sync: " + strings.Join(parts, ", ")
+	}
+	setCond(workloadv1alpha1.SyncTargetResourcesSynced, len(failing) == 0, workloadv1alpha1.ReasonAllResourcesSynced, workloadv1alpha1.ReasonResourceSyncErrors, syncMsg)
+
+	status := map[string]any{
+		"lastSyncerHeartbeatTime": now.Rfc3339Copy().UTC().Format(time.RFC3339),
+		"conditions":              conds,
+		"syncedResources":         states,
+		"acceptedResourceCount":   accepted,
+		"syncer": workloadv1alpha1.SyncerInfo{
+			Version:   version.Get().GitVersion,
+			Pod:       s.cfg.PodName,
+			StartTime: &r.startTime,
+		},
+	}
+	if allocatable, capacity, ok := r.nodeSummary(ctx); ok {
+		status["allocatable"] = allocatable
+		status["capacity"] = capacity
+	}
+	if e := s.errors.summary(); e != nil {
+		status["errors"] = e
+	}
+	return status
+}
+
+// nodeSummary sums the allocatable and capacity of the downstream nodes.
+func (r *statusReporter) nodeSummary(ctx context.Context) (corev1.ResourceList, corev1.ResourceList, bool) {
+	r.mu.Lock()
+	forbidden := r.nodesForbidden
+	r.mu.Unlock()
+	if forbidden {
+		return nil, nil, false
+	}
+	nodes, err := r.syncer.downstreamKube.CoreV1().Nodes().List(ctx, metav1.ListOptions{ResourceVersion: "0"})
+	if err != nil {
+		if tmc.TypeOf(err) == tmc.TMCErrorTypeForbidden {
+			klog.FromContext(ctx).Info("The syncer may not list nodes; SyncTarget capacity is not reported")
+			r.mu.Lock()
+			r.nodesForbidden = true
+			r.mu.Unlock()
+		}
+		return nil, nil, false
+	}
+	allocatable, capacity := corev1.ResourceList{}, corev1.ResourceList{}
+	for _, n := range nodes.Items {
+		addResources(allocatable, n.Status.Allocatable)
+		addResources(capacity, n.Status.Capacity)
+	}
+	return allocatable, capacity, true
+}
+
+func addResources(sum, add corev1.ResourceList) {
+	for name, q := range add {
+		cur, ok := sum[name]
+		if !ok {
+			cur = resource.Quantity{}
+		}
+		cur.Add(q)
+		sum[name] = cur
+	}
+}
