@@ -67,6 +67,7 @@ func (o *Options) Config() (*syncer.Config, error) {
 		HeartbeatInterval:             o.HeartbeatInterval,
 		DownstreamNamespaceCleanDelay: o.DownstreamNamespaceCleanDelay,
 		ResyncPeriod:                  o.ResyncPeriod,
+		DiscoveryInterval:             o.DiscoveryInterval,
 		MetricsBindAddress:            o.MetricsBindAddress,
 		HealthProbeBindAddress:        o.HealthProbeBindAddress,
 		PodName:                       o.podName(),

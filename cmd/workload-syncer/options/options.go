@@ -27,6 +27,7 @@ const (
 	DefaultHeartbeatInterval                     = 20 * time.Second
 	DefaultDownstreamNamespaceCleanDelay         = 30 * time.Second
 	DefaultResyncPeriod                          = 10 * time.Hour
+	DefaultDiscoveryInterval                     = 30 * time.Second
 	DefaultMetricsBindAddress                    = ":8080"
 	DefaultHealthProbeBindAddress                = ":8081"
 	DefaultLeaseDuration                         = 15 * time.Second
@@ -85,6 +86,8 @@ type Options struct {
 	DownstreamNamespaceCleanDelay time.Duration
 	// ResyncPeriod of the informers; 0 disables resync.
 	ResyncPeriod time.Duration
+	// DiscoveryInterval is how often downstream resource types and permissions are checked.
+	DiscoveryInterval time.Duration
 
 	// MetricsBindAddress and HealthProbeBindAddress are host:port, or "0" to disable.
 	MetricsBindAddress     string
@@ -118,6 +121,7 @@ func NewOptions() *Options {
 		HeartbeatInterval:             DefaultHeartbeatInterval,
 		DownstreamNamespaceCleanDelay: DefaultDownstreamNamespaceCleanDelay,
 		ResyncPeriod:                  DefaultResyncPeriod,
+		DiscoveryInterval:             DefaultDiscoveryInterval,
 		MetricsBindAddress:            DefaultMetricsBindAddress,
 		HealthProbeBindAddress:        DefaultHealthProbeBindAddress,
 		LeaseDuration:                 DefaultLeaseDuration,
@@ -156,6 +160,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.DownstreamNamespaceCleanDelay, "downstream-namespace-clean-delay", o.DownstreamNamespaceCleanDelay,
 		"How long an empty downstream namespace whose upstream namespace is gone is kept before it is deleted.")
 	fs.DurationVar(&o.ResyncPeriod, "resync-period", o.ResyncPeriod, "Resync period of the informers; 0 disables resync.")
+	fs.DurationVar(&o.DiscoveryInterval, "discovery-interval", o.DiscoveryInterval, "How often the syncer re-checks which resource types the physical cluster serves and which it may write (besides every SyncTarget change).")
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress,
 		`Address (host:port) serving /metrics; "0" disables it.`)
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress,
@@ -230,6 +235,9 @@ func (o *Options) Validate() error {
 	}
 	if o.DownstreamNamespaceCleanDelay < 0 {
 		add("--downstream-namespace-clean-delay must not be negative, got %s", o.DownstreamNamespaceCleanDelay)
+	}
+	if o.DiscoveryInterval < time.Second {
+		add("--discovery-interval must be at least 1s, got %s", o.DiscoveryInterval)
 	}
 	if o.ResyncPeriod < 0 {
 		add("--resync-period must not be negative (0 disables resync), got %s", o.ResyncPeriod)

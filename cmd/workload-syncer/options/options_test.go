@@ -66,6 +66,7 @@ func TestOptionsDefaults(t *testing.T) {
 		HeartbeatInterval:             20 * time.Second,
 		DownstreamNamespaceCleanDelay: 30 * time.Second,
 		ResyncPeriod:                  10 * time.Hour,
+		DiscoveryInterval:             30 * time.Second,
 		MetricsBindAddress:            ":8080",
 		HealthProbeBindAddress:        ":8081",
 		LeaseDuration:                 15 * time.Second,

@@ -43,6 +43,9 @@ type Config struct {
 	DownstreamNamespaceCleanDelay time.Duration
 	// ResyncPeriod of the informers (0 disables resync).
 	ResyncPeriod time.Duration
+	// DiscoveryInterval is how often downstream resource types and permissions are
+	// re-checked (default 30s).
+	DiscoveryInterval time.Duration
 
 	// MetricsBindAddress serves /metrics ("0" disables).
 	MetricsBindAddress string

@@ -301,9 +301,13 @@ func (s *Syncer) triggerReconcile() {
 }
 
 // engineLoop re-runs discovery and informer reconciliation when the SyncTarget changes and
-// every 30s (to notice new downstream CRDs and RBAC changes).
+// every discovery interval (to notice new downstream CRDs and RBAC changes).
 func (s *Syncer) engineLoop(ctx context.Context) {
-	ticker := time.NewTicker(30 * time.Second)
+	interval := s.cfg.DiscoveryInterval
+	if interval <= 0 {
+		interval = 30 * time.Second
+	}
+	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
 	for {
 		select {
