@@ -32,13 +32,13 @@ const hubWorkspace = "hub"
 // informerHandle is one running dynamic informer with its own stop function, so that the
 // engine can start and stop informers one (workspace, resource) at a time.
 type informerHandle struct {
-	informer cache.SharedIndexInformer
-	lister   cache.GenericLister
-	stop     context.CancelFunc
-	done     chan struct{}
+	lister    cache.GenericLister
+	hasSynced func() bool
+	stop      context.CancelFunc
+	done      chan struct{}
 }
 
-func (h *informerHandle) synced() bool { return h.informer.HasSynced() }
+func (h *informerHandle) synced() bool { return h.hasSynced() }
 
 func startInformer(ctx context.Context, client dynamic.Interface, gvr schema.GroupVersionResource, selector string, resync time.Duration, handler cache.ResourceEventHandler) (*informerHandle, error) {
 	inf := dynamicinformer.NewFilteredDynamicInformer(client, gvr, metav1.NamespaceAll, resync, cache.Indexers{
@@ -48,7 +48,7 @@ func startInformer(ctx context.Context, client dynamic.Interface, gvr schema.Gro
 		return nil, fmt.Errorf("failed to add event handler for %s: %w", gvr, err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	h := &informerHandle{informer: inf.Informer(), lister: inf.Lister(), stop: cancel, done: make(chan struct{})}
+	h := &informerHandle{lister: inf.Lister(), hasSynced: inf.Informer().HasSynced, stop: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(h.done)
 		inf.Informer().RunWithContext(ctx)
@@ -84,8 +84,8 @@ type engine struct {
 	workspaces          map[string]*workspaceClients
 	syncedResourceState []workloadv1alpha1.SyncedResource
 
-	namespaceInformer cache.SharedIndexInformer
-	namespaceLister   corelisters.NamespaceLister
+	namespacesSynced func() bool
+	namespaceLister  corelisters.NamespaceLister
 }
 
 func newEngine(s *Syncer) *engine {
@@ -107,9 +107,9 @@ func (e *engine) startNamespaceInformer(ctx context.Context) {
 			o.LabelSelector = workloadv1alpha1.InternalDownstreamClusterLabel + "=" + s.stKey
 		}))
 	nsInformer := factory.Core().V1().Namespaces()
-	e.namespaceInformer = nsInformer.Informer()
+	e.namespacesSynced = nsInformer.Informer().HasSynced
 	e.namespaceLister = nsInformer.Lister()
-	_, _ = e.namespaceInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+	_, _ = nsInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: func(obj interface{}) {
 			if ns, ok := obj.(*corev1.Namespace); ok {
 				s.namespaces.consider(ns.Name)
@@ -278,7 +278,7 @@ func (e *engine) resourceList() []resourceInfo {
 func (e *engine) allSynced() (bool, string) {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	if e.namespaceInformer == nil || !e.namespaceInformer.HasSynced() {
+	if e.namespacesSynced == nil || !e.namespacesSynced() {
 		return false, "downstream namespaces"
 	}
 	for gvr, h := range e.downstream {
