@@ -26,7 +26,7 @@ build: ## Build the binaries into bin/
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN_DIR)/ $(addprefix ./cmd/,$(COMMANDS))
 
 .PHONY: test
-test: test-binaries test-unit test-integration ## Run every test: unit, then integration on real servers (builds the servers once, cached)
+test: test-binaries test-unit test-integration test-e2e ## Run every test: unit, integration and e2e on real servers (builds the servers once, cached)
 
 .PHONY: test-unit
 test-unit: ## Run the unit tests (no servers)
@@ -35,6 +35,11 @@ test-unit: ## Run the unit tests (no servers)
 .PHONY: test-integration
 test-integration: ## Run the integration tests on real etcd, kube-apiserver, controller-manager, scheduler and kwok
 	$(GO) test -count=1 -timeout 30m ./test/integration/...
+	@hack/check-no-leftover-processes.sh
+
+.PHONY: test-e2e
+test-e2e: ## Run the e2e tests: the real binaries as processes on real servers
+	$(GO) test -count=1 -timeout 45m ./test/e2e/...
 	@hack/check-no-leftover-processes.sh
 
 .PHONY: test-binaries
