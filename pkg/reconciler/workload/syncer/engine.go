@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/informers"
@@ -120,7 +121,9 @@ func (e *engine) startNamespaceInformer(ctx context.Context) {
 }
 
 // reconcile brings informers in line with the accepted resources and the workspaces.
-func (e *engine) reconcile(ctx context.Context, accepted []resourceInfo, states []workloadv1alpha1.SyncedResource, workspaces []string) error {
+// servedUpstream tells, for the (workspace, resource) pairs without an informer, whether the
+// workspace serves the resource; pairs it does not serve are retried on the next reconcile.
+func (e *engine) reconcile(ctx context.Context, accepted []resourceInfo, states []workloadv1alpha1.SyncedResource, workspaces []string, servedUpstream map[upstreamKey]bool) error {
 	logger := klog.FromContext(ctx)
 	s := e.syncer
 	e.mu.Lock()
@@ -187,6 +190,10 @@ func (e *engine) reconcile(ctx context.Context, accepted []resourceInfo, states 
 		for gvr := range want {
 			key := upstreamKey{workspace: ws, gvr: gvr}
 			if _, ok := e.upstream[key]; ok {
+				continue
+			}
+			if !servedUpstream[key] {
+				logger.V(2).Info("Resource not served in the workspace (yet); not watching it", "workspace", ws, "resource", gvr.String())
 				continue
 			}
 			h, err := startInformer(ctx, e.workspaces[ws].dynamic, gvr, selector, s.cfg.ResyncPeriod, s.controllers.upstreamHandler(ws, gvr))
@@ -363,4 +370,62 @@ func (e *engine) resourceStates() []workloadv1alpha1.SyncedResource {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	return append([]workloadv1alpha1.SyncedResource(nil), e.syncedResourceState...)
+}
+
+// missingUpstream returns the (workspace, resource) pairs that have no informer yet.
+func (e *engine) missingUpstream(workspaces []string, accepted []resourceInfo) []upstreamKey {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	var out []upstreamKey
+	for _, ws := range workspaces {
+		for _, r := range accepted {
+			key := upstreamKey{workspace: ws, gvr: r.gvr}
+			if _, ok := e.upstream[key]; !ok {
+				out = append(out, key)
+			}
+		}
+	}
+	return out
+}
+
+// servedUpstream checks with discovery, outside the engine lock and with a timeout, which of
+// the given pairs their workspace serves.
+func (s *Syncer) servedUpstream(ctx context.Context, keys []upstreamKey) map[upstreamKey]bool {
+	out := map[upstreamKey]bool{}
+	lists := map[string]*metav1.APIResourceList{}
+	for _, key := range keys {
+		gv := key.gvr.GroupVersion().String()
+		id := key.workspace + "|" + gv
+		list, ok := lists[id]
+		if !ok {
+			cfg := rest.CopyConfig(s.cfg.UpstreamConfig)
+			cfg.Timeout = 10 * time.Second
+			if key.workspace != hubWorkspace {
+				u, err := logicalcluster.WorkspaceURL(cfg.Host, logicalcluster.NewPath(key.workspace))
+				if err != nil {
+					continue
+				}
+				cfg.Host = u
+			}
+			dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+			if err != nil {
+				continue
+			}
+			list, err = dc.ServerResourcesForGroupVersion(gv)
+			if err != nil {
+				klog.FromContext(ctx).V(2).Info("Cannot discover upstream resources", "workspace", key.workspace, "groupVersion", gv, "err", err)
+				list = nil
+			}
+			lists[id] = list
+		}
+		if list == nil {
+			continue
+		}
+		for _, r := range list.APIResources {
+			if r.Name == key.gvr.Resource {
+				out[key] = true
+			}
+		}
+	}
+	return out
 }

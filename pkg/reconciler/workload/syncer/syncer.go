@@ -323,6 +323,9 @@ func (s *Syncer) engineLoop(ctx context.Context) {
 }
 
 func (s *Syncer) reconcileEngine(ctx context.Context) error {
+	// Never let an unreachable side block the loop.
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
 	st, err := s.syncTargetLister.Get(s.cfg.SyncTargetName)
 	if err != nil {
 		return fmt.Errorf("failed to get SyncTarget from cache: %w", err)
@@ -355,7 +358,8 @@ func (s *Syncer) reconcileEngine(ctx context.Context) error {
 		}
 	}
 	sort.Strings(workspaces)
-	return s.engine.reconcile(ctx, accepted, states, workspaces)
+	served := s.servedUpstream(ctx, s.engine.missingUpstream(workspaces, accepted))
+	return s.engine.reconcile(ctx, accepted, states, workspaces, served)
 }
 
 // newEventRecorder records Events into an upstream workspace.
