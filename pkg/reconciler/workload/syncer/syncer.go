@@ -323,8 +323,8 @@ func (s *Syncer) engineLoop(ctx context.Context) {
 }
 
 func (s *Syncer) reconcileEngine(ctx context.Context) error {
-	// Never let an unreachable side block the loop.
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	// Never let an unreachable side block the loop; informers started below live on ctx.
+	discoveryCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	st, err := s.syncTargetLister.Get(s.cfg.SyncTargetName)
 	if err != nil {
@@ -340,7 +340,7 @@ func (s *Syncer) reconcileEngine(ctx context.Context) error {
 	if len(requested) == 0 {
 		requested = workloadv1alpha1.DefaultResources()
 	}
-	accepted, states, err := discoverResources(ctx, s.downstreamKube.Discovery(), s.downstreamKube, requested)
+	accepted, states, err := discoverResources(discoveryCtx, s.downstreamKube.Discovery(), s.downstreamKube, requested)
 	if err != nil {
 		return err
 	}
@@ -358,7 +358,7 @@ func (s *Syncer) reconcileEngine(ctx context.Context) error {
 		}
 	}
 	sort.Strings(workspaces)
-	served := s.servedUpstream(ctx, s.engine.missingUpstream(workspaces, accepted))
+	served := s.servedUpstream(discoveryCtx, s.engine.missingUpstream(workspaces, accepted))
 	return s.engine.reconcile(ctx, accepted, states, workspaces, served)
 }
 
