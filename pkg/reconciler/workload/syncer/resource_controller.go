@@ -477,18 +477,13 @@ func (c *controllers) deleteDownstream(ctx context.Context, key specKey, downstr
 	return false, requeueAfter(2 * time.Second)
 }
 
-// handleUpstreamGone deletes the downstream copy of an object that no longer exists
-// upstream. Losing the upstream must never delete anything, so the informer has to be synced
-// and a live read has to confirm that the object is really gone.
+// handleUpstreamGone handles an object that left the upstream cache: deleted, or no longer
+// labelled for this target. Losing the upstream must never delete anything, so the informer
+// has to be synced and a live read has to confirm the object is really gone (or really
+// unlabelled) before the downstream copy is deleted. An unlabelled object that still carries
+// our finalizer is released once its copy is gone.
 func (c *controllers) handleUpstreamGone(ctx context.Context, key specKey, upstreamInf *informerHandle, wc *workspaceClients, downstreamNamespace string) error {
 	s := c.syncer
-	downstreamInf, ok := s.engine.downstreamInformer(key.gvr)
-	if !ok {
-		return nil
-	}
-	if _, err := downstreamInf.lister.ByNamespace(downstreamNamespace).Get(key.name); apierrors.IsNotFound(err) {
-		return nil
-	}
 	if !upstreamInf.synced() {
 		return requeueAfter(5 * time.Second)
 	}
@@ -499,14 +494,26 @@ func (c *controllers) handleUpstreamGone(ctx context.Context, key specKey, upstr
 			// Our cache lags; the object will arrive.
 			return nil
 		}
-		// Still there but no longer for us, without our finalizer: remove the copy.
+		// Still there, but no longer placed on this target: remove the copy, then release.
+		gone, err := c.deleteDownstream(ctx, key, downstreamNamespace)
+		if err != nil || !gone {
+			return err
+		}
+		finalizer := workloadv1alpha1.SyncerFinalizerName(s.stKey)
+		if hasString(live.GetFinalizers(), finalizer) {
+			live.SetFinalizers(removeString(live.GetFinalizers(), finalizer))
+			if _, err := wc.dynamic.Resource(key.gvr).Namespace(key.namespace).Update(ctx, live, metav1.UpdateOptions{}); err != nil && !apierrors.IsNotFound(err) {
+				return fmt.Errorf("failed to release upstream %s: %w", key.gvr.Resource, err)
+			}
+			s.metrics.upstreamWrite(operationPatchFinalizer)
+		}
 	case apierrors.IsNotFound(err):
+		gone, err := c.deleteDownstream(ctx, key, downstreamNamespace)
+		if err != nil || !gone {
+			return err
+		}
 	default:
 		return fmt.Errorf("failed to confirm that upstream %s is gone: %w", key.gvr.Resource, err)
-	}
-	gone, err := c.deleteDownstream(ctx, key, downstreamNamespace)
-	if err != nil || !gone {
-		return err
 	}
 	s.namespaces.consider(downstreamNamespace)
 	return nil
