@@ -390,6 +390,7 @@ const (
 	policyDeniedFragment       = "ValidatingAdmissionPolicy '"
 	policyDeniedVerb           = "denied request"
 	quotaExceededFragment      = "exceeded quota"
+	quotaUnknownFragment       = "status unknown for quota"
 	apiNotFoundMessage         = "the server could not find the requested resource"
 	namespaceTerminatingCause  = "NamespaceTerminating"
 	namespaceTerminatingReason = "because it is being terminated"
@@ -403,7 +404,8 @@ const (
 //   - Conflict, AlreadyExists, and Forbidden because the namespace is being
 //     terminated: ResourceConflict, retryable.
 //   - Invalid, BadRequest, RequestEntityTooLarge: InvalidResource.
-//   - Forbidden with "exceeded quota": QuotaExceeded; other Forbidden: Forbidden.
+//   - Forbidden with "exceeded quota" or "status unknown for quota": QuotaExceeded;
+//     other Forbidden: Forbidden.
 //   - Unauthorized: Unauthorized.
 //   - NotFound for a path the server does not serve: APINotAvailable; other
 //     NotFound: NotFound.
@@ -426,7 +428,9 @@ func classifyAPIStatus(err error, status apierrors.APIStatus) TMCErrorType {
 		return TMCErrorTypeInvalidResource
 	case apierrors.IsForbidden(err):
 		switch {
-		case statusMentions(status, quotaExceededFragment):
+		case statusMentions(status, quotaExceededFragment), statusMentions(status, quotaUnknownFragment):
+			// A quota whose usage is not computed yet rejects like an exceeded one and clears
+			// by itself, so it is retried the same way.
 			return TMCErrorTypeQuotaExceeded
 		case apierrors.HasStatusCause(err, namespaceTerminatingCause), statusMentions(status, namespaceTerminatingReason):
 			return TMCErrorTypeResourceConflict

@@ -136,6 +136,8 @@ func TestClassify(t *testing.T) {
 	})
 	quota := apierrors.NewForbidden(schema.GroupResource{Resource: "pods"}, "web-1",
 		errors.New("exceeded quota: compute-resources, requested: limits.cpu=2, used: limits.cpu=3, limited: limits.cpu=4"))
+	quotaUnknown := apierrors.NewForbidden(schema.GroupResource{Resource: "services"}, "svc-b",
+		errors.New("status unknown for quota: one-service, resources: services"))
 	apiPathNotFound := &apierrors.StatusError{ErrStatus: metav1.Status{
 		Status:  metav1.StatusFailure,
 		Code:    404,
@@ -165,6 +167,7 @@ func TestClassify(t *testing.T) {
 		{"webhook denial without code", webhookDenied(400, ""), TMCErrorTypeAdmissionDenied, false, 0},
 		{"validating admission policy denial", policyDenied(), TMCErrorTypeAdmissionDenied, false, 0},
 		{"quota exceeded", quota, TMCErrorTypeQuotaExceeded, true, 0},
+		{"quota not computed yet", quotaUnknown, TMCErrorTypeQuotaExceeded, true, 0},
 		{"unauthorized", apierrors.NewUnauthorized("token has expired"), TMCErrorTypeUnauthorized, false, 0},
 		{"not found", apierrors.NewNotFound(deploymentsResource, "web"), TMCErrorTypeNotFound, false, 0},
 		{"resource type not served", apiPathNotFound, TMCErrorTypeAPINotAvailable, false, 0},
