@@ -129,6 +129,17 @@ func (m *namespaceManager) clean(ctx context.Context, name string) error {
 	if ok, what := s.engine.allSynced(); !ok {
 		return fmt.Errorf("informers not synced yet (%s)", what)
 	}
+	if len(s.engine.resourceList()) == 0 {
+		// Until a discovery succeeds no object informer runs, so every namespace would look
+		// empty; this is exactly the startup deletion of kcp bug #2041.
+		return errors.New("no resource types accepted yet")
+	}
+	for _, st := range s.engine.resourceStates() {
+		if st.State == workloadv1alpha1.ResourceStateUnauthorized {
+			// Objects of a type the syncer may no longer read could still be in there.
+			return fmt.Errorf("cannot tell whether namespace is empty: %s is unauthorized", st.String())
+		}
+	}
 	ns, err := s.engine.namespaceLister.Get(name)
 	if apierrors.IsNotFound(err) {
 		return nil
