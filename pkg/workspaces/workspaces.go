@@ -1,0 +1,167 @@
+// Package workspaces gives the tmc-controller its view of kcp-style workspaces: one set of
+// clients and informer factories per workspace, reached at <upstream>/clusters/<path>.
+// Workspaces are listed statically today (flags); the Source interface is where discovery
+// from kcp's tenancy API plugs in later.
+package workspaces
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/tmc-dev/tmc/sdk/apis/logicalcluster"
+	tmcclient "github.com/tmc-dev/tmc/sdk/client/clientset/versioned"
+	tmcinformers "github.com/tmc-dev/tmc/sdk/client/informers/externalversions"
+)
+
+// Workspace holds the clients and informer factories of one workspace.
+type Workspace struct {
+	// Path is the workspace's logical-cluster path.
+	Path string
+
+	Kube    kubernetes.Interface
+	Dynamic dynamic.Interface
+	TMC     tmcclient.Interface
+
+	KubeInformers    informers.SharedInformerFactory
+	DynamicInformers dynamicinformer.DynamicSharedInformerFactory
+	TMCInformers     tmcinformers.SharedInformerFactory
+}
+
+// New builds the clients of workspace path below the upstream root config base (a kcp front
+// proxy root, or a plain hub when path is empty).
+func New(base *rest.Config, path string, resync time.Duration) (*Workspace, error) {
+	cfg := rest.CopyConfig(base)
+	if path != "" {
+		u, err := logicalcluster.WorkspaceURL(cfg.Host, logicalcluster.NewPath(path))
+		if err != nil {
+			return nil, err
+		}
+		cfg.Host = u
+	}
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("failed to create client for workspace %s: %w", path, err)
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("failed to create client for workspace %s: %w", path, err)
+	}
+	tmc, err := tmcclient.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("failed to create client for workspace %s: %w", path, err)
+	}
+	return &Workspace{
+		Path:             path,
+		Kube:             kube,
+		Dynamic:          dyn,
+		TMC:              tmc,
+		KubeInformers:    informers.NewSharedInformerFactory(kube, resync),
+		DynamicInformers: dynamicinformer.NewDynamicSharedInformerFactory(dyn, resync),
+		TMCInformers:     tmcinformers.NewSharedInformerFactory(tmc, resync),
+	}, nil
+}
+
+// Start starts every informer requested so far from the workspace's factories.
+func (w *Workspace) Start(ctx context.Context) {
+	w.KubeInformers.Start(ctx.Done())
+	w.DynamicInformers.Start(ctx.Done())
+	w.TMCInformers.Start(ctx.Done())
+}
+
+// WaitForCacheSync waits for every started informer; it reports whether all synced.
+func (w *Workspace) WaitForCacheSync(ctx context.Context) bool {
+	ok := true
+	for _, synced := range w.KubeInformers.WaitForCacheSync(ctx.Done()) {
+		ok = ok && synced
+	}
+	for _, synced := range w.DynamicInformers.WaitForCacheSync(ctx.Done()) {
+		ok = ok && synced
+	}
+	for _, synced := range w.TMCInformers.WaitForCacheSync(ctx.Done()) {
+		ok = ok && synced
+	}
+	return ok
+}
+
+// Shutdown stops the informers and waits for them.
+func (w *Workspace) Shutdown() {
+	w.KubeInformers.Shutdown()
+	w.DynamicInformers.Shutdown()
+	w.TMCInformers.Shutdown()
+}
+
+// Set is the workspaces a tmc-controller works with: location workspaces (SyncTargets,
+// Locations) and workload workspaces (namespaces, Placements, workloads). A workspace may be
+// both.
+type Set struct {
+	Location map[string]*Workspace
+	Workload map[string]*Workspace
+}
+
+// NewSet builds the clients for the given workspaces; a path listed in both lists shares
+// one Workspace.
+func NewSet(base *rest.Config, location, workload []string, resync time.Duration) (*Set, error) {
+	s := &Set{Location: map[string]*Workspace{}, Workload: map[string]*Workspace{}}
+	all := map[string]*Workspace{}
+	get := func(p string) (*Workspace, error) {
+		if w, ok := all[p]; ok {
+			return w, nil
+		}
+		w, err := New(base, p, resync)
+		if err != nil {
+			return nil, err
+		}
+		all[p] = w
+		return w, nil
+	}
+	for _, p := range location {
+		w, err := get(p)
+		if err != nil {
+			return nil, err
+		}
+		s.Location[p] = w
+	}
+	for _, p := range workload {
+		w, err := get(p)
+		if err != nil {
+			return nil, err
+		}
+		s.Workload[p] = w
+	}
+	return s, nil
+}
+
+// All returns every distinct workspace, sorted by path.
+func (s *Set) All() []*Workspace {
+	seen := map[string]*Workspace{}
+	for p, w := range s.Location {
+		seen[p] = w
+	}
+	for p, w := range s.Workload {
+		seen[p] = w
+	}
+	out := make([]*Workspace, 0, len(seen))
+	for _, w := range seen {
+		out = append(out, w)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out
+}
+
+// WorkloadPaths returns the workload workspace paths, sorted.
+func (s *Set) WorkloadPaths() []string {
+	out := make([]string, 0, len(s.Workload))
+	for p := range s.Workload {
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out
+}
