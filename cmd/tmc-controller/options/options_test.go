@@ -1,0 +1,97 @@
+package options
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/spf13/pflag"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+)
+
+func parse(t *testing.T, args ...string) *Options {
+	t.Helper()
+	o := NewOptions()
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	o.AddFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+func writeKubeconfig(t *testing.T, server string) string {
+	t.Helper()
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["c"] = &clientcmdapi.Cluster{Server: server}
+	kc.AuthInfos["u"] = &clientcmdapi.AuthInfo{Token: "t"}
+	kc.Contexts["ctx"] = &clientcmdapi.Context{Cluster: "c", AuthInfo: "u"}
+	kc.CurrentContext = "ctx"
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := clientcmd.WriteToFile(*kc, path); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestOptionsValidate(t *testing.T) {
+	kc := writeKubeconfig(t, "https://127.0.0.1:6443")
+	valid := []string{"--upstream-kubeconfig=" + kc, "--location-workspaces=root:org:loc", "--workspaces=root:org:a,root:org:b"}
+	if err := parse(t, valid...).Validate(); err != nil {
+		t.Fatalf("valid flags rejected: %v", err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{nil, []string{"--upstream-kubeconfig is required", "--location-workspaces is required", "--workspaces is required"}},
+		{append(valid, "--workspaces=root::a"), []string{"--workspaces:"}},
+		{append(valid, "--location-workspaces=Root"), []string{"--location-workspaces:"}},
+		{append(valid, "--resources=Deployments"), []string{"--resources:"}},
+		{append(valid, "--heartbeat-threshold=10ms"), []string{"--heartbeat-threshold must be at least 1s"}},
+		{append(valid, "--workers=0"), []string{"--workers must be at least 1"}},
+		{append(valid, "--qps=0"), []string{"--qps must not be 0"}},
+		{append(valid, "--metrics-bind-address=nope"), []string{"--metrics-bind-address must be host:port"}},
+		{append(valid, "--unhealthy-grace-period=-1s"), []string{"--unhealthy-grace-period must not be negative"}},
+		{[]string{"--upstream-kubeconfig=/no/such/file", "--location-workspaces=root:l", "--workspaces=root:a"}, []string{"--upstream-kubeconfig:"}},
+	} {
+		err := parse(t, tc.args...).Validate()
+		if err == nil {
+			t.Errorf("%v: expected errors %v", tc.args, tc.want)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%v: error %q does not mention %q", tc.args, err, w)
+			}
+		}
+	}
+}
+
+func TestOptionsUpstreamConfig(t *testing.T) {
+	for _, tc := range []struct{ server, want string }{
+		{"https://127.0.0.1:6443", "https://127.0.0.1:6443"},
+		{"https://127.0.0.1:6443/clusters/root:org:a", "https://127.0.0.1:6443"},
+		{"https://proxy.example/kcp/clusters/root", "https://proxy.example/kcp"},
+	} {
+		o := parse(t, "--upstream-kubeconfig="+writeKubeconfig(t, tc.server), "--qps=-1", "--burst=7")
+		cfg, err := o.UpstreamConfig()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Host != tc.want {
+			t.Errorf("server %s: host %q, want %q", tc.server, cfg.Host, tc.want)
+		}
+		if cfg.QPS != -1 || cfg.Burst != 7 || !strings.HasPrefix(cfg.UserAgent, "tmc-controller/") {
+			t.Errorf("client settings not applied: qps %v burst %d agent %q", cfg.QPS, cfg.Burst, cfg.UserAgent)
+		}
+	}
+	if _, err := (&Options{UpstreamKubeconfig: filepath.Join(os.TempDir(), "missing-kc")}).UpstreamConfig(); err == nil {
+		t.Errorf("expected an error for a missing kubeconfig")
+	}
+	if got := parse(t, "--resources=deployments.apps,configmaps").ParsedResources(); len(got) != 2 || got[0].Group != "apps" {
+		t.Errorf("ParsedResources = %v", got)
+	}
+}
