@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"sort"
 	"sync/atomic"
@@ -27,6 +26,7 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 
+	"github.com/tmc-dev/tmc/pkg/cliutil"
 	"github.com/tmc-dev/tmc/pkg/reconciler/workload/syncer/transform"
 	"github.com/tmc-dev/tmc/pkg/reconciler/workload/tmc"
 	"github.com/tmc-dev/tmc/sdk/apis/logicalcluster"
@@ -154,13 +154,7 @@ func (s *Syncer) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer func() {
-		for _, srv := range servers {
-			shutdownCtx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-			_ = srv.Shutdown(shutdownCtx)
-			cancel()
-		}
-	}()
+	defer servers.Shutdown()
 
 	if err := s.waitForSyncTarget(ctx); err != nil {
 		return err
@@ -171,28 +165,15 @@ func (s *Syncer) Run(ctx context.Context) error {
 	return s.runWithLeaderElection(ctx)
 }
 
-func (s *Syncer) serve(ctx context.Context) ([]*http.Server, error) {
-	var servers []*http.Server
-	start := func(addr string, h http.Handler, what string) error {
-		if addr == "" || addr == "0" {
-			return nil
-		}
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			return fmt.Errorf("failed to listen for %s on %s: %w", what, addr, err)
-		}
-		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-		servers = append(servers, srv)
-		klog.FromContext(ctx).Info("Serving "+what, "address", l.Addr().String())
-		go func() { _ = srv.Serve(l) }()
-		return nil
-	}
+func (s *Syncer) serve(ctx context.Context) (cliutil.Servers, error) {
+	var servers cliutil.Servers
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", s.MetricsHandler())
-	if err := start(s.cfg.MetricsBindAddress, mux, "metrics"); err != nil {
+	if err := servers.Serve(ctx, s.cfg.MetricsBindAddress, mux, "metrics"); err != nil {
 		return nil, err
 	}
-	if err := start(s.cfg.HealthProbeBindAddress, s.HealthHandler(), "health probes"); err != nil {
+	if err := servers.Serve(ctx, s.cfg.HealthProbeBindAddress, s.HealthHandler(), "health probes"); err != nil {
+		servers.Shutdown()
 		return nil, err
 	}
 	return servers, nil
