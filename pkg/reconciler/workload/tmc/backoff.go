@@ -38,12 +38,15 @@ var DefaultBackoff = BackoffConfig{
 	Jitter:    0.2,
 }
 
-// DefaultSlowBackoff is used for the SlowRetry strategy: errors that need a
-// human to fix RBAC, a CRD, a policy or the object. Retrying every few
-// minutes picks a fix up without a restart and without hammering the server.
+// DefaultSlowBackoff is used for the SlowRetry strategy: errors that usually
+// need a human to fix RBAC, a CRD, a policy or the object. It starts short
+// because some of them are transient — a kube-apiserver answers 403 for a
+// fraction of a second after a restart, before its RBAC caches are filled —
+// and then grows quickly to a retry every few minutes, which picks a fix up
+// without a restart and without hammering the server: 5s, 15s, 45s, 2m15s, 5m.
 var DefaultSlowBackoff = BackoffConfig{
-	BaseDelay: time.Minute,
-	Factor:    2,
+	BaseDelay: 5 * time.Second,
+	Factor:    3,
 	MaxDelay:  5 * time.Minute,
 	Jitter:    0.2,
 }
