@@ -14,7 +14,6 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -183,7 +182,7 @@ func (sp *syncerProcess) waitReady(t *testing.T) {
 	t.Helper()
 	err := wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, 90*time.Second, true, func(ctx context.Context) (bool, error) {
 		if !sp.Running() {
-			return false, fmt.Errorf("the syncer exited: %v", sp.ExitError())
+			return false, fmt.Errorf("the syncer exited: %w", sp.ExitError())
 		}
 		code, _ := httpGet(ctx, sp.HealthURL+"/readyz")
 		return code == http.StatusOK, nil
@@ -293,15 +292,6 @@ func (se *syncerEnv) createUpstreamNamespace(t *testing.T, ws, ns string) {
 func kubeClient(t *testing.T, cfg *rest.Config) kubernetes.Interface {
 	t.Helper()
 	c, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
-func dynamicClient(t *testing.T, cfg *rest.Config) dynamic.Interface {
-	t.Helper()
-	c, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

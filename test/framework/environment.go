@@ -146,7 +146,7 @@ func Start(ctx context.Context, opts Options) (_ *Environment, err error) {
 	// mysterious test failure later.
 	for _, p := range env.Processes() {
 		if !p.Running() {
-			return nil, fmt.Errorf("%s exited during start-up (%v); it ended with:\n%s", p.Name, p.ExitError(), tailFile(p.LogPath, 5))
+			return nil, fmt.Errorf("%s exited during start-up (%w); it ended with:\n%s", p.Name, p.ExitError(), tailFile(p.LogPath, 5))
 		}
 	}
 	env.startTaken = time.Since(began)

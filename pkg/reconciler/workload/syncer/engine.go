@@ -257,18 +257,6 @@ func (e *engine) workspaceClients(ws string) (*workspaceClients, bool) {
 	return wc, ok
 }
 
-// watchedWorkspaces returns the workspaces currently watched, sorted.
-func (e *engine) watchedWorkspaces() []string {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	out := make([]string, 0, len(e.workspaces))
-	for ws := range e.workspaces {
-		out = append(out, ws)
-	}
-	sort.Strings(out)
-	return out
-}
-
 // resourceList returns the accepted resources.
 func (e *engine) resourceList() []resourceInfo {
 	e.mu.RLock()

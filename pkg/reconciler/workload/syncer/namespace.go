@@ -65,7 +65,7 @@ func (m *namespaceManager) ensure(ctx context.Context, locator workloadv1alpha1.
 	}
 	ns, err := s.engine.namespaceLister.Get(name)
 	if apierrors.IsNotFound(err) {
-		ns, err = s.downstreamKube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{
+		_, err = s.downstreamKube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{
 			ObjectMeta: metav1.ObjectMeta{
 				Name:        name,
 				Labels:      map[string]string{workloadv1alpha1.InternalDownstreamClusterLabel: s.stKey},

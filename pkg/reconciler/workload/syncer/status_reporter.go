@@ -120,13 +120,6 @@ func (r *statusReporter) run(ctx context.Context) {
 	}
 }
 
-// lastHeartbeat returns when the last report succeeded.
-func (r *statusReporter) lastHeartbeat() time.Time {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.lastSuccess
-}
-
 func (r *statusReporter) report(ctx context.Context) error {
 	s := r.syncer
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)

@@ -1,0 +1,225 @@
+package heartbeat
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/dynamic"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+
+	"github.com/tmc-dev/tmc/pkg/reconciler/workload/tmc"
+	"github.com/tmc-dev/tmc/pkg/workspaces"
+	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
+	tmcscheme "github.com/tmc-dev/tmc/sdk/client/clientset/versioned/scheme"
+	workloadlisters "github.com/tmc-dev/tmc/sdk/client/listers/workload/v1alpha1"
+)
+
+const (
+	// ControllerName names the controller in logs, Events and the workqueue.
+	ControllerName = "tmc-heartbeat"
+
+	// FieldManager owns HeartbeatHealthy and Ready in SyncTarget status.
+	FieldManager = "tmc-controller-heartbeat"
+
+	// DefaultThreshold is how long a heartbeat stays healthy by default: three of the
+	// syncer's 20 s heartbeat intervals.
+	DefaultThreshold = 60 * time.Second
+
+	// EventReasonHeartbeatMissed is the Warning Event on a SyncTarget whose heartbeat
+	// expired.
+	EventReasonHeartbeatMissed = "SyncerHeartbeatMissed"
+	// EventReasonHeartbeatRecovered is the Normal Event on a SyncTarget whose heartbeat
+	// came back after it had expired.
+	EventReasonHeartbeatRecovered = "SyncerHeartbeatRecovered"
+)
+
+var syncTargetsGVR = workloadv1alpha1.SchemeGroupVersion.WithResource("synctargets")
+
+// Controller keeps HeartbeatHealthy and Ready of the SyncTargets of one location workspace.
+type Controller struct {
+	workspace string
+	threshold time.Duration
+	clock     clock.Clock
+
+	queue             workqueue.TypedRateLimitingInterface[string]
+	syncTargetLister  workloadlisters.SyncTargetLister
+	syncTargetsSynced cache.InformerSynced
+
+	// locationDynamic applies the status; locationEvents receives the Events. Both point
+	// at the location workspace.
+	locationDynamic dynamic.Interface
+	locationEvents  typedcorev1.EventInterface
+	// recorder is set by Run unless a test injected one.
+	recorder record.EventRecorder
+
+	metrics *metrics
+
+	// written remembers, per SyncTarget, the conditions last applied and the
+	// resourceVersion they were computed from, so that a reconcile running before the
+	// informer has seen the write neither writes again nor repeats its Events.
+	writtenMu sync.Mutex
+	written   map[string]writtenConditions
+}
+
+type writtenConditions struct {
+	resourceVersion string
+	conditions      []metav1.Condition
+}
+
+// NewController returns the heartbeat controller of location workspace ws. A heartbeat
+// older than threshold is unhealthy. clk is the time source (nil: the real clock); with a
+// clock.WithTicker (both the real and the fake clock are) the workqueue's delays use it too.
+// metrics may be nil. The SyncTarget informer is registered on ws.TMCInformers here;
+// the caller starts the factory after constructing every controller.
+func NewController(ws *workspaces.Workspace, threshold time.Duration, clk clock.Clock, metrics *tmc.TMCMetrics) (*Controller, error) {
+	switch {
+	case ws == nil:
+		return nil, errors.New("heartbeat controller: workspace is nil")
+	case ws.Dynamic == nil:
+		return nil, fmt.Errorf("heartbeat controller: workspace %q has no dynamic client", ws.Path)
+	case ws.Kube == nil:
+		return nil, fmt.Errorf("heartbeat controller: workspace %q has no Kubernetes client", ws.Path)
+	case ws.TMCInformers == nil:
+		return nil, fmt.Errorf("heartbeat controller: workspace %q has no TMC informer factory", ws.Path)
+	case threshold <= 0:
+		return nil, fmt.Errorf("heartbeat controller: threshold must be positive, got %s", threshold)
+	}
+	if clk == nil {
+		clk = clock.RealClock{}
+	}
+	m, err := newMetrics(metrics, ws.Path)
+	if err != nil {
+		return nil, fmt.Errorf("heartbeat controller: failed to register metrics: %w", err)
+	}
+
+	queueConfig := workqueue.TypedRateLimitingQueueConfig[string]{Name: ControllerName + "-" + ws.Path}
+	if metrics != nil {
+		queueConfig.MetricsProvider = metrics.WorkqueueMetricsProvider()
+	}
+	if withTicker, ok := clk.(clock.WithTicker); ok {
+		queueConfig.Clock = withTicker
+	}
+
+	informer := ws.TMCInformers.Workload().V1alpha1().SyncTargets()
+	c := &Controller{
+		workspace:         ws.Path,
+		threshold:         threshold,
+		clock:             clk,
+		queue:             workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](), queueConfig),
+		syncTargetLister:  informer.Lister(),
+		syncTargetsSynced: informer.Informer().HasSynced,
+		locationDynamic:   ws.Dynamic,
+		locationEvents:    ws.Kube.CoreV1().Events(""),
+		metrics:           m,
+		written:           map[string]writtenConditions{},
+	}
+	if _, err := informer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: c.enqueue,
+		// Every update counts: a heartbeat moves lastSyncerHeartbeatTime, the syncer may
+		// change SyncerReady, and somebody may have edited our conditions.
+		UpdateFunc: func(_, newObj any) { c.enqueue(newObj) },
+		DeleteFunc: c.enqueue,
+	}); err != nil {
+		return nil, fmt.Errorf("heartbeat controller: failed to watch SyncTargets: %w", err)
+	}
+	return c, nil
+}
+
+func (c *Controller) enqueue(obj any) {
+	key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj)
+	if err != nil {
+		utilruntime.HandleError(err)
+		return
+	}
+	c.queue.Add(key)
+}
+
+// Run processes SyncTargets with the given number of workers (at least one) until ctx
+// ends; it waits for the SyncTarget cache first.
+func (c *Controller) Run(ctx context.Context, workers int) {
+	defer utilruntime.HandleCrash()
+	defer c.queue.ShutDown()
+
+	logger := klog.FromContext(ctx).WithValues("controller", ControllerName, "workspace", c.workspace)
+	ctx = klog.NewContext(ctx, logger)
+
+	if c.recorder == nil {
+		broadcaster := record.NewBroadcaster(record.WithContext(ctx))
+		broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.locationEvents})
+		defer broadcaster.Shutdown()
+		c.recorder = broadcaster.NewRecorder(tmcscheme.Scheme, corev1.EventSource{Component: ControllerName})
+	}
+
+	logger.Info("Starting controller", "threshold", c.threshold)
+	defer logger.Info("Shutting down controller")
+	if !cache.WaitForNamedCacheSyncWithContext(ctx, c.syncTargetsSynced) {
+		return
+	}
+
+	var wg sync.WaitGroup
+	for range max(workers, 1) {
+		wg.Go(func() { wait.UntilWithContext(ctx, c.worker, time.Second) })
+	}
+	<-ctx.Done()
+	c.queue.ShutDown()
+	wg.Wait()
+}
+
+func (c *Controller) worker(ctx context.Context) {
+	for c.processNextWorkItem(ctx) {
+	}
+}
+
+// processNextWorkItem reconciles one SyncTarget. Success forgets its backoff and schedules
+// the expiry check; a failure is retried with the queue's per-item exponential backoff
+// (5 ms doubling up to 1000 s), or after the server's Retry-After. Errors that need
+// somebody to act (Forbidden, ...) are retried the same way, so that a fix is picked up
+// without a restart while the growing backoff keeps them cheap.
+func (c *Controller) processNextWorkItem(ctx context.Context) bool {
+	name, quit := c.queue.Get()
+	if quit {
+		return false
+	}
+	defer c.queue.Done(name)
+
+	logger := klog.FromContext(ctx).WithValues("syncTarget", klog.KRef("", name))
+	ctx = klog.NewContext(ctx, logger)
+
+	requeueAfter, err := c.reconcile(ctx, name)
+	if err == nil {
+		c.queue.Forget(name)
+		if requeueAfter > 0 {
+			logger.V(4).Info("Checking heartbeat again at expiry", "after", requeueAfter)
+			c.queue.AddAfter(name, requeueAfter)
+		}
+		return true
+	}
+	if errors.Is(err, context.Canceled) {
+		c.queue.Forget(name)
+		return true
+	}
+	tmcErr := tmc.Classify(err).WithComponent(ControllerName).WithOperation("reconcile").WithWorkspace(c.workspace).WithResource("synctargets " + name)
+	if tmcErr.Retryable {
+		logger.V(2).Info("Reconcile failed; retrying", "errorType", tmcErr.Type, "err", err)
+	} else {
+		logger.Error(err, "Reconcile failed; retrying with backoff", "errorType", tmcErr.Type)
+	}
+	if tmcErr.RetryAfter > 0 {
+		c.queue.AddAfter(name, tmcErr.RetryAfter)
+		return true
+	}
+	c.queue.AddRateLimited(name)
+	return true
+}

@@ -1,0 +1,386 @@
+package placement
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+
+	"github.com/tmc-dev/tmc/pkg/reconciler/workload/tmc"
+	"github.com/tmc-dev/tmc/pkg/workspaces"
+	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
+	schedulinglisters "github.com/tmc-dev/tmc/sdk/client/listers/scheduling/v1alpha1"
+	workloadlisters "github.com/tmc-dev/tmc/sdk/client/listers/workload/v1alpha1"
+)
+
+// ControllerName names the controller in logs, workqueue metrics and Events.
+const ControllerName = "tmc-placement"
+
+// DecisionsMetric counts scheduling decisions by workspace and result.
+const DecisionsMetric = "tmc_placement_decisions_total"
+
+// DefaultUnhealthyGracePeriod is how long a SyncTarget may be not Ready before its
+// namespaces are rescheduled.
+const DefaultUnhealthyGracePeriod = 5 * time.Minute
+
+// Results of a scheduling decision (label "result" of DecisionsMetric).
+const (
+	ResultScheduled     = "scheduled"
+	ResultRescheduled   = "rescheduled"
+	ResultUnschedulable = "unschedulable"
+	ResultUnscheduled   = "unscheduled"
+)
+
+// Options configures the controller. Only Clock has no default; all fields are optional.
+type Options struct {
+	// UnhealthyGracePeriod is how long a target may be Ready=False (counted from the Ready
+	// condition's lastTransitionTime) before its namespaces move. Zero means 5m.
+	UnhealthyGracePeriod time.Duration
+	// TypesInUse returns the resource types that have objects in a namespace; a new target
+	// must accept all of them. Nil: only Ready and schedulable are checked.
+	TypesInUse func(workspace, namespace string) []workloadv1alpha1.ResourceToSync
+	// ObjectsLabelledFor returns how many objects in a namespace still carry the state label
+	// of stKey (any synced type). Nil: the controller counts the default synced types from
+	// its own caches.
+	ObjectsLabelledFor func(workspace, namespace, stKey string) int
+	// EventRecorderFor returns the recorder for Events on the namespaces of a workload
+	// workspace. Nil: Events are written into each workspace through its Kube client.
+	EventRecorderFor func(workspace string) record.EventRecorder
+	// Clock is the time source (a FakeClock in tests). Nil means the real clock.
+	Clock clock.Clock
+	// Metrics receives the decision counter and the workqueue metrics. May be nil.
+	Metrics *tmc.TMCMetrics
+}
+
+// removalRecheck is how often a namespace waiting for objects to lose a target's label is
+// looked at again when the count comes from Options.ObjectsLabelledFor, whose changes this
+// controller is not notified of for types beyond the default ones it watches.
+const removalRecheck = 30 * time.Second
+
+// queueKey names a namespace or a Placement (both cluster-scoped) in a workload workspace.
+type queueKey struct {
+	workspace string
+	name      string
+}
+
+func (k queueKey) String() string { return k.workspace + "|" + k.name }
+
+// workloadWorkspace holds the caches of one workload workspace.
+type workloadWorkspace struct {
+	path       string
+	kube       *workspaces.Workspace
+	placements schedulinglisters.PlacementLister
+	namespaces corelisters.NamespaceLister
+	nsIndexer  cache.Indexer
+	objects    map[schema.GroupVersionResource]cache.GenericLister
+	recorder   record.EventRecorder
+}
+
+// locationWorkspace holds the caches of one location workspace.
+type locationWorkspace struct {
+	path        string
+	locations   schedulinglisters.LocationLister
+	syncTargets workloadlisters.SyncTargetLister
+}
+
+// Controller schedules namespaces onto SyncTargets and reports on Placements.
+type Controller struct {
+	clock              clock.Clock
+	grace              time.Duration
+	typesInUse         func(workspace, namespace string) []workloadv1alpha1.ResourceToSync
+	objectsLabelledFor func(workspace, namespace, stKey string) int
+	decisions          *prometheus.CounterVec
+
+	workload map[string]*workloadWorkspace
+	location map[string]*locationWorkspace
+	synced   []cache.InformerSynced
+
+	broadcasters map[string]record.EventBroadcaster
+
+	namespaceQueue workqueue.TypedRateLimitingInterface[queueKey]
+	placementQueue workqueue.TypedRateLimitingInterface[queueKey]
+
+	assumed *assumeCache
+	// scheduleMu serialises the choice of a new target (load count, patch, assume) so that
+	// two workers never decide on the same counts.
+	scheduleMu sync.Mutex
+
+	mu            sync.Mutex
+	lastScheduled map[queueKey]string // Placement → key of the target it placed a namespace on last
+	unschedulable map[queueKey]bool   // namespace → last reconcile found no valid target
+}
+
+// NewController registers the informers the controller needs on the factories of set (the
+// caller starts them) and returns the controller.
+func NewController(set *workspaces.Set, opts Options) (*Controller, error) {
+	if set == nil {
+		return nil, errors.New("placement controller needs a workspace set")
+	}
+	if opts.UnhealthyGracePeriod < 0 {
+		return nil, fmt.Errorf("unhealthy grace period must not be negative, got %s", opts.UnhealthyGracePeriod)
+	}
+	c := &Controller{
+		clock:              opts.Clock,
+		grace:              opts.UnhealthyGracePeriod,
+		typesInUse:         opts.TypesInUse,
+		objectsLabelledFor: opts.ObjectsLabelledFor,
+		workload:           map[string]*workloadWorkspace{},
+		location:           map[string]*locationWorkspace{},
+		broadcasters:       map[string]record.EventBroadcaster{},
+		lastScheduled:      map[queueKey]string{},
+		unschedulable:      map[queueKey]bool{},
+	}
+	if c.clock == nil {
+		c.clock = clock.RealClock{}
+	}
+	if c.grace == 0 {
+		c.grace = DefaultUnhealthyGracePeriod
+	}
+	c.assumed = newAssumeCache(c.clock)
+
+	var provider workqueue.MetricsProvider
+	if opts.Metrics != nil {
+		provider = opts.Metrics.WorkqueueMetricsProvider()
+		vec, err := opts.Metrics.RegisterCounterVec(DecisionsMetric,
+			"Scheduling decisions of the placement controller by workload workspace and result (scheduled, rescheduled, unschedulable, unscheduled).",
+			[]string{"workspace", "result"})
+		if err != nil {
+			return nil, err
+		}
+		c.decisions = vec
+	}
+	var queueClock clock.WithTicker
+	if wt, ok := c.clock.(clock.WithTicker); ok {
+		queueClock = wt
+	}
+	c.namespaceQueue = workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[queueKey](),
+		workqueue.TypedRateLimitingQueueConfig[queueKey]{Name: "placement-namespaces", MetricsProvider: provider, Clock: queueClock})
+	c.placementQueue = workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[queueKey](),
+		workqueue.TypedRateLimitingQueueConfig[queueKey]{Name: "placement-placements", MetricsProvider: provider, Clock: queueClock})
+
+	for path, ws := range set.Location {
+		if err := c.addLocationWorkspace(path, ws); err != nil {
+			return nil, err
+		}
+	}
+	for path, ws := range set.Workload {
+		if err := c.addWorkloadWorkspace(path, ws, opts.EventRecorderFor); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+func checkWorkspace(path string, ws *workspaces.Workspace) error {
+	if ws == nil || ws.Kube == nil || ws.Dynamic == nil || ws.TMC == nil ||
+		ws.KubeInformers == nil || ws.DynamicInformers == nil || ws.TMCInformers == nil {
+		return fmt.Errorf("workspace %q lacks clients or informer factories", path)
+	}
+	return nil
+}
+
+func (c *Controller) addLocationWorkspace(path string, ws *workspaces.Workspace) error {
+	if err := checkWorkspace(path, ws); err != nil {
+		return err
+	}
+	locInf := ws.TMCInformers.Scheduling().V1alpha1().Locations()
+	stInf := ws.TMCInformers.Workload().V1alpha1().SyncTargets()
+	c.location[path] = &locationWorkspace{path: path, locations: locInf.Lister(), syncTargets: stInf.Lister()}
+
+	enqueue := func() { c.enqueueForLocationWorkspace(path) }
+	if _, err := locInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { enqueue() },
+		UpdateFunc: func(any, any) { enqueue() },
+		DeleteFunc: func(any) { enqueue() },
+	}); err != nil {
+		return fmt.Errorf("failed to watch Locations in %s: %w", path, err)
+	}
+	if _, err := stInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: func(any) { enqueue() },
+		UpdateFunc: func(oldObj, newObj any) {
+			oldST, ok1 := oldObj.(*workloadv1alpha1.SyncTarget)
+			newST, ok2 := newObj.(*workloadv1alpha1.SyncTarget)
+			if !ok1 || !ok2 || schedulingInputsChanged(oldST, newST) {
+				enqueue()
+			}
+		},
+		DeleteFunc: func(any) { enqueue() },
+	}); err != nil {
+		return fmt.Errorf("failed to watch SyncTargets in %s: %w", path, err)
+	}
+	c.synced = append(c.synced, locInf.Informer().HasSynced, stInf.Informer().HasSynced)
+	return nil
+}
+
+func (c *Controller) addWorkloadWorkspace(path string, ws *workspaces.Workspace, recorderFor func(string) record.EventRecorder) error {
+	if err := checkWorkspace(path, ws); err != nil {
+		return err
+	}
+	plInf := ws.TMCInformers.Scheduling().V1alpha1().Placements()
+	nsInf := ws.KubeInformers.Core().V1().Namespaces()
+	if _, exists := nsInf.Informer().GetIndexer().GetIndexers()[placedIndex]; !exists {
+		if err := nsInf.Informer().AddIndexers(cache.Indexers{placedIndex: placedIndexFunc}); err != nil {
+			return fmt.Errorf("failed to index namespaces of %s: %w", path, err)
+		}
+	}
+	wl := &workloadWorkspace{
+		path:       path,
+		kube:       ws,
+		placements: plInf.Lister(),
+		namespaces: nsInf.Lister(),
+		nsIndexer:  nsInf.Informer().GetIndexer(),
+		objects:    map[schema.GroupVersionResource]cache.GenericLister{},
+	}
+	if recorderFor != nil {
+		wl.recorder = recorderFor(path)
+	} else {
+		b := record.NewBroadcaster()
+		c.broadcasters[path] = b
+		wl.recorder = b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: ControllerName})
+	}
+	c.workload[path] = wl
+
+	if _, err := plInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: func(obj any) { c.placementChanged(path, obj, true) },
+		UpdateFunc: func(oldObj, newObj any) {
+			c.placementChanged(path, newObj, placementInputsChanged(oldObj, newObj))
+		},
+		DeleteFunc: func(obj any) { c.placementChanged(path, obj, true) },
+	}); err != nil {
+		return fmt.Errorf("failed to watch Placements in %s: %w", path, err)
+	}
+	if _, err := nsInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { c.namespaceChanged(path, obj) },
+		UpdateFunc: func(_, obj any) { c.namespaceChanged(path, obj) },
+		DeleteFunc: func(obj any) { c.namespaceChanged(path, obj) },
+	}); err != nil {
+		return fmt.Errorf("failed to watch namespaces in %s: %w", path, err)
+	}
+	c.synced = append(c.synced, plInf.Informer().HasSynced, nsInf.Informer().HasSynced)
+
+	for _, gvr := range watchedObjectTypes {
+		inf := ws.DynamicInformers.ForResource(gvr)
+		wl.objects[gvr] = inf.Lister()
+		if _, err := inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc:    func(obj any) { c.objectChanged(path, nil, obj) },
+			UpdateFunc: func(oldObj, newObj any) { c.objectChanged(path, oldObj, newObj) },
+			DeleteFunc: func(obj any) { c.objectChanged(path, nil, obj) },
+		}); err != nil {
+			return fmt.Errorf("failed to watch %s in %s: %w", gvr.Resource, path, err)
+		}
+		c.synced = append(c.synced, inf.Informer().HasSynced)
+	}
+	return nil
+}
+
+// Run waits for the caches, then runs workers for namespaces and for Placements until ctx
+// ends.
+func (c *Controller) Run(ctx context.Context, workers int) {
+	defer utilruntime.HandleCrash()
+	logger := klog.FromContext(ctx).WithValues("controller", ControllerName)
+	ctx = klog.NewContext(ctx, logger)
+	defer c.namespaceQueue.ShutDown()
+	defer c.placementQueue.ShutDown()
+
+	for path, b := range c.broadcasters {
+		b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.workload[path].kube.Kube.CoreV1().Events("")})
+		defer b.Shutdown()
+	}
+
+	logger.Info("Starting controller")
+	defer logger.Info("Shutting down controller")
+	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
+		return
+	}
+	if workers < 1 {
+		workers = 1
+	}
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			wait.UntilWithContext(ctx, func(ctx context.Context) {
+				for c.processNext(ctx, c.namespaceQueue, "namespace", c.reconcileNamespace) {
+				}
+			}, time.Second)
+		}()
+		go func() {
+			defer wg.Done()
+			wait.UntilWithContext(ctx, func(ctx context.Context) {
+				for c.processNext(ctx, c.placementQueue, "placement", c.reconcilePlacement) {
+				}
+			}, time.Second)
+		}()
+	}
+	<-ctx.Done()
+	c.namespaceQueue.ShutDown()
+	c.placementQueue.ShutDown()
+	wg.Wait()
+}
+
+// processNext handles one key. Success forgets the key's backoff and, if asked, requeues it
+// at the given moment; a retryable failure is retried with the queue's exponential backoff
+// (5ms up to 1000s, without limit: every failure is transient or waits for a user fix that
+// also produces an event); a non-retryable one is logged and dropped until the next event.
+func (c *Controller) processNext(ctx context.Context, queue workqueue.TypedRateLimitingInterface[queueKey], kind string,
+	reconcile func(context.Context, queueKey) (time.Duration, error)) bool {
+	key, quit := queue.Get()
+	if quit {
+		return false
+	}
+	defer queue.Done(key)
+	logger := klog.FromContext(ctx).WithValues("workspace", key.workspace, kind, key.name)
+	ctx = klog.NewContext(ctx, logger)
+
+	requeueAfter, err := reconcile(ctx, key)
+	if err == nil {
+		queue.Forget(key)
+		if requeueAfter > 0 {
+			queue.AddAfter(key, requeueAfter)
+		}
+		return true
+	}
+	if apierrors.IsConflict(err) {
+		// A write raced with another writer or a stale cache: routine, retry soon.
+		logger.V(2).Info("Conflict, will retry", "err", err.Error())
+		queue.AddRateLimited(key)
+		return true
+	}
+	classified := tmc.Classify(err).WithComponent(ControllerName).WithWorkspace(key.workspace)
+	if classified.Retryable {
+		logger.Error(err, "Reconcile failed, will retry", "errorType", classified.Type, "retries", queue.NumRequeues(key))
+		if classified.RetryAfter > 0 {
+			queue.AddAfter(key, classified.RetryAfter)
+		} else {
+			queue.AddRateLimited(key)
+		}
+		return true
+	}
+	logger.Error(err, "Reconcile failed, not retrying until the next change", "errorType", classified.Type)
+	queue.Forget(key)
+	return true
+}
+
+// countDecision records a scheduling decision in DecisionsMetric.
+func (c *Controller) countDecision(workspace, result string) {
+	if c.decisions != nil {
+		c.decisions.WithLabelValues(workspace, result).Inc()
+	}
+}

@@ -1,0 +1,396 @@
+package placement
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
+
+	schedulingv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/scheduling/v1alpha1"
+	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
+)
+
+// Event reasons on namespaces.
+const (
+	EventScheduled     = "Scheduled"
+	EventRescheduling  = "Rescheduling"
+	EventRescheduled   = "Rescheduled"
+	EventUnschedulable = "Unschedulable"
+	EventUnscheduled   = "Unscheduled"
+)
+
+// reconcileNamespace brings one namespace in line with the Placement that selects it (or
+// with none). It writes at most one metadata patch and returns when to look again if time
+// alone can change the outcome.
+func (c *Controller) reconcileNamespace(ctx context.Context, key queueKey) (time.Duration, error) {
+	logger := klog.FromContext(ctx)
+	wl, ok := c.workload[key.workspace]
+	if !ok {
+		return 0, nil
+	}
+	ns, err := c.getNamespace(wl, key.name)
+	if err != nil {
+		return 0, err
+	}
+	if ns == nil {
+		c.setUnschedulable(key, false)
+		logger.V(4).Info("Namespace is gone")
+		return 0, nil
+	}
+	if ns.DeletionTimestamp != nil {
+		logger.V(4).Info("Namespace is being deleted, leaving its placement alone")
+		return 0, nil
+	}
+	p := c.placementFor(wl, ns)
+	now := c.clock.Now()
+	if p == nil {
+		return c.unschedule(ctx, wl, ns, now)
+	}
+	return c.schedule(klog.NewContext(ctx, logger.WithValues("placement", p.Name)), wl, ns, p, now)
+}
+
+// placementFor returns the Placement that selects the namespace: of those whose
+// namespaceSelector matches (nil matches nothing, empty everything), the first by name.
+func (c *Controller) placementFor(wl *workloadWorkspace, ns *corev1.Namespace) *schedulingv1alpha1.Placement {
+	return firstSelecting(sortedPlacements(wl), ns)
+}
+
+func sortedPlacements(wl *workloadWorkspace) []*schedulingv1alpha1.Placement {
+	placements, _ := wl.placements.List(labels.Everything())
+	sort.Slice(placements, func(i, j int) bool { return placements[i].Name < placements[j].Name })
+	return placements
+}
+
+func firstSelecting(sorted []*schedulingv1alpha1.Placement, ns *corev1.Namespace) *schedulingv1alpha1.Placement {
+	for _, p := range sorted {
+		if selects(p, ns) {
+			return p
+		}
+	}
+	return nil
+}
+
+func selects(p *schedulingv1alpha1.Placement, ns *corev1.Namespace) bool {
+	if p.DeletionTimestamp != nil || p.Spec.NamespaceSelector == nil {
+		return false
+	}
+	sel, err := metav1.LabelSelectorAsSelector(p.Spec.NamespaceSelector)
+	if err != nil {
+		return false
+	}
+	return sel.Matches(labels.Set(ns.Labels))
+}
+
+// schedule keeps, places or moves a namespace selected by p.
+func (c *Controller) schedule(ctx context.Context, wl *workloadWorkspace, ns *corev1.Namespace, p *schedulingv1alpha1.Placement, now time.Time) (time.Duration, error) {
+	logger := klog.FromContext(ctx)
+	nsKey := queueKey{workspace: wl.path, name: ns.Name}
+	choice := c.chooseLocation(p, now)
+	targets := c.targetsByKey()
+	patch := newMetaPatch(ns)
+	var next requeueAt
+
+	finished, waiting := c.finishRemovals(wl, ns, patch)
+
+	placed := placedKeys(ns)
+	var valid, invalid []string
+	why := map[string]string{}
+	for _, k := range placed {
+		v := c.judge(k, targets, choice, now)
+		next.at(v.recheckAt)
+		if v.valid {
+			valid = append(valid, k)
+		} else {
+			invalid = append(invalid, k)
+			why[k] = v.why
+		}
+	}
+
+	keeper := ""
+	var placedOn *workloadv1alpha1.SyncTarget
+	if len(valid) == 0 {
+		// Decisions are serialised from the load count to the assumed write.
+		c.scheduleMu.Lock()
+		defer c.scheduleMu.Unlock()
+		if candidates := c.candidates(choice, wl.path, ns.Name, touchedKeys(ns), now); len(candidates) > 0 {
+			placedOn = c.pick(wl.path, ns.Name, choice.path, candidates)
+			keeper = workloadv1alpha1.ToSyncTargetKey(choice.path, placedOn.Name)
+			patch.setLabel(workloadv1alpha1.ClusterResourceStateLabel(keeper), workloadv1alpha1.ResourceStateSync)
+		}
+	} else {
+		keeper = c.chooseKeeper(wl, ns.Name, valid, targets)
+	}
+
+	var released []string
+	if keeper != "" {
+		for _, k := range placed {
+			if k != keeper {
+				released = append(released, k)
+			}
+		}
+		if len(released) > 0 {
+			if ready, notReady := c.workloadsReady(wl, ns.Name, keeper); ready {
+				stamp := now.UTC().Format(time.RFC3339)
+				for _, k := range released {
+					patch.setAnnotation(workloadv1alpha1.DeletionAnnotation(k), stamp)
+				}
+			} else {
+				logger.V(4).Info("Waiting for the workloads on the new SyncTarget before removing the old one",
+					"syncTarget", targetName(targets, keeper), "notReady", notReady)
+				released = nil
+			}
+		}
+	}
+	if keeper != "" || len(placed) > 0 {
+		patch.setAnnotation(schedulingv1alpha1.PlacementAnnotationKey, p.Name)
+	}
+
+	if !patch.empty() {
+		if err := c.patchNamespace(ctx, wl, ns, patch); err != nil {
+			return 0, err
+		}
+	}
+
+	location := ""
+	if choice.location != nil {
+		location = choice.location.Name
+	}
+	switch {
+	case placedOn != nil && len(invalid) > 0:
+		c.countDecision(wl.path, ResultRescheduled)
+		c.eventf(wl, ns, corev1.EventTypeNormal, EventRescheduling,
+			"Moving from %s to SyncTarget %s of Location %s (Placement %s): %s; the old copy is removed once the workloads are ready on %s",
+			targetNames(targets, invalid), placedOn.Name, location, p.Name, why[invalid[0]], placedOn.Name)
+		logger.V(2).Info("Rescheduling namespace", "syncTarget", placedOn.Name, "from", targetNames(targets, invalid), "reason", why[invalid[0]])
+	case placedOn != nil:
+		c.countDecision(wl.path, ResultScheduled)
+		c.eventf(wl, ns, corev1.EventTypeNormal, EventScheduled, "Scheduled on SyncTarget %s of Location %s (Placement %s)", placedOn.Name, location, p.Name)
+		logger.V(2).Info("Scheduled namespace", "syncTarget", placedOn.Name, "location", location)
+	case len(valid) == 0:
+		c.noValidTarget(ctx, wl, ns, nsKey, choice, targets, invalid, why)
+	}
+	if placedOn != nil || len(valid) > 0 {
+		c.setUnschedulable(nsKey, false)
+	}
+	if placedOn != nil {
+		c.mu.Lock()
+		c.lastScheduled[queueKey{workspace: wl.path, name: p.Name}] = keeper
+		c.mu.Unlock()
+		c.placementQueue.Add(queueKey{workspace: wl.path, name: p.Name})
+	}
+	if len(released) > 0 {
+		c.eventf(wl, ns, corev1.EventTypeNormal, EventRescheduled, "Workloads are ready on SyncTarget %s; removing the namespace from %s",
+			targetName(targets, keeper), targetNames(targets, released))
+		logger.V(2).Info("Releasing old SyncTargets", "syncTarget", targetName(targets, keeper), "released", targetNames(targets, released))
+	}
+	c.logFinished(logger, targets, finished)
+	return next.after(now, waiting && c.objectsLabelledFor != nil), nil
+}
+
+// chooseKeeper returns the target a namespace with several valid targets keeps: the only
+// one, or among those whose workloads are ready the one with the smallest spread hash; ""
+// while none is ready (nothing is removed then).
+func (c *Controller) chooseKeeper(wl *workloadWorkspace, namespace string, valid []string, targets map[string]targetRef) string {
+	if len(valid) == 1 {
+		return valid[0]
+	}
+	best, bestHash := "", uint64(0)
+	for _, k := range valid {
+		if ready, _ := c.workloadsReady(wl, namespace, k); !ready {
+			continue
+		}
+		h := spreadHash(wl.path, namespace, targets[k].target.Name)
+		if best == "" || h < bestHash {
+			best, bestHash = k, h
+		}
+	}
+	return best
+}
+
+// pick returns the candidate with the fewest namespaces placed on it, ties broken by the
+// spread hash. The caller holds scheduleMu.
+func (c *Controller) pick(workspace, namespace, path string, candidates []*workloadv1alpha1.SyncTarget) *workloadv1alpha1.SyncTarget {
+	var best *workloadv1alpha1.SyncTarget
+	bestLoad, bestHash := 0, uint64(0)
+	for _, st := range candidates {
+		l := c.load(workloadv1alpha1.ToSyncTargetKey(path, st.Name))
+		h := spreadHash(workspace, namespace, st.Name)
+		if best == nil || l < bestLoad || (l == bestLoad && h < bestHash) {
+			best, bestLoad, bestHash = st, l, h
+		}
+	}
+	return best
+}
+
+// noValidTarget reports, once per episode, a namespace that has no valid target and no
+// candidate; it stays where it is.
+func (c *Controller) noValidTarget(ctx context.Context, wl *workloadWorkspace, ns *corev1.Namespace, nsKey queueKey, choice locationChoice,
+	targets map[string]targetRef, invalid []string, why map[string]string) {
+	if !c.setUnschedulable(nsKey, true) {
+		return
+	}
+	c.countDecision(wl.path, ResultUnschedulable)
+	reason := choice.message
+	if choice.location != nil {
+		reason = fmt.Sprintf("no instance of Location %s is Ready, schedulable, not evicting and accepts the namespace's resource types", choice.location.Name)
+	}
+	if len(invalid) > 0 {
+		c.eventf(wl, ns, corev1.EventTypeWarning, EventUnschedulable, "Staying on %s although %s: %s", targetNames(targets, invalid), why[invalid[0]], reason)
+	} else {
+		c.eventf(wl, ns, corev1.EventTypeWarning, EventUnschedulable, "No valid SyncTarget: %s", reason)
+	}
+	klog.FromContext(ctx).V(2).Info("No valid SyncTarget for namespace", "reason", reason, "stayingOn", targetNames(targets, invalid))
+}
+
+// unschedule removes a namespace that no Placement selects from every target it was placed
+// on by a Placement; namespaces labelled by hand (no placement annotation) are left alone.
+func (c *Controller) unschedule(ctx context.Context, wl *workloadWorkspace, ns *corev1.Namespace, now time.Time) (time.Duration, error) {
+	logger := klog.FromContext(ctx)
+	nsKey := queueKey{workspace: wl.path, name: ns.Name}
+	c.setUnschedulable(nsKey, false)
+	if _, ours := ns.Annotations[schedulingv1alpha1.PlacementAnnotationKey]; !ours {
+		logger.V(4).Info("Namespace is not selected by any Placement")
+		return 0, nil
+	}
+	patch := newMetaPatch(ns)
+	finished, waiting := c.finishRemovals(wl, ns, patch)
+	placed := placedKeys(ns)
+	stamp := now.UTC().Format(time.RFC3339)
+	for _, k := range placed {
+		patch.setAnnotation(workloadv1alpha1.DeletionAnnotation(k), stamp)
+	}
+	if len(placed) == 0 && !waiting {
+		patch.removeAnnotation(schedulingv1alpha1.PlacementAnnotationKey)
+	}
+	if !patch.empty() {
+		if err := c.patchNamespace(ctx, wl, ns, patch); err != nil {
+			return 0, err
+		}
+	}
+	targets := c.targetsByKey()
+	if len(placed) > 0 {
+		c.countDecision(wl.path, ResultUnscheduled)
+		c.eventf(wl, ns, corev1.EventTypeNormal, EventUnscheduled, "No Placement selects the namespace any more; removing it from %s",
+			targetNames(targets, placed))
+		logger.V(2).Info("Unscheduling namespace", "from", targetNames(targets, placed))
+	}
+	c.logFinished(logger, targets, finished)
+	var next requeueAt
+	return next.after(now, waiting && c.objectsLabelledFor != nil), nil
+}
+
+// finishRemovals removes the label and the deletion annotation of every target being
+// removed whose label no object of the namespace carries any more. It reports the keys
+// finished and whether some removal still waits for objects.
+func (c *Controller) finishRemovals(wl *workloadWorkspace, ns *corev1.Namespace, patch *metaPatch) ([]string, bool) {
+	var finished []string
+	waiting := false
+	for _, k := range removingKeys(ns) {
+		if c.objectsLabelled(wl, ns.Name, k) > 0 {
+			waiting = true
+			continue
+		}
+		patch.removeLabel(workloadv1alpha1.ClusterResourceStateLabel(k))
+		patch.removeAnnotation(workloadv1alpha1.DeletionAnnotation(k))
+		finished = append(finished, k)
+	}
+	return finished, waiting
+}
+
+func (c *Controller) logFinished(logger klog.Logger, targets map[string]targetRef, finished []string) {
+	if len(finished) > 0 {
+		logger.V(2).Info("Removed namespace from SyncTargets", "syncTargets", targetNames(targets, finished))
+	}
+}
+
+// patchNamespace writes the label and annotation changes (JSON merge patch of metadata) and
+// assumes them until the informer shows them.
+func (c *Controller) patchNamespace(ctx context.Context, wl *workloadWorkspace, ns *corev1.Namespace, patch *metaPatch) error {
+	body, err := patch.json()
+	if err != nil {
+		return err
+	}
+	if _, err := wl.kube.Kube.CoreV1().Namespaces().Patch(ctx, ns.Name, types.MergePatchType, body, metav1.PatchOptions{FieldManager: ControllerName}); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("failed to patch namespace %s: %w", ns.Name, err)
+	}
+	c.assumed.assume(wl.path, ns.Name, patch)
+	klog.FromContext(ctx).V(3).Info("Patched namespace", "patch", string(body))
+	return nil
+}
+
+// setUnschedulable records whether a namespace has no valid target; it reports whether the
+// value changed.
+func (c *Controller) setUnschedulable(key queueKey, value bool) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.unschedulable[key] == value {
+		return false
+	}
+	if value {
+		c.unschedulable[key] = true
+	} else {
+		delete(c.unschedulable, key)
+	}
+	return true
+}
+
+func (c *Controller) eventf(wl *workloadWorkspace, ns *corev1.Namespace, eventType, reason, format string, args ...any) {
+	if wl.recorder != nil {
+		wl.recorder.Eventf(ns, eventType, reason, format, args...)
+	}
+}
+
+// targetName names a target by key for messages.
+func targetName(targets map[string]targetRef, key string) string {
+	if ref, ok := targets[key]; ok {
+		return ref.target.Name
+	}
+	return "unknown SyncTarget with key " + key
+}
+
+func targetNames(targets map[string]targetRef, keys []string) string {
+	names := make([]string, 0, len(keys))
+	for _, k := range keys {
+		names = append(names, targetName(targets, k))
+	}
+	if len(names) == 1 {
+		return "SyncTarget " + names[0]
+	}
+	return "SyncTargets " + strings.Join(names, ", ")
+}
+
+// requeueAt tracks the earliest moment a reconcile must run again.
+type requeueAt struct{ t time.Time }
+
+func (r *requeueAt) at(t time.Time) {
+	if !t.IsZero() && (r.t.IsZero() || t.Before(r.t)) {
+		r.t = t
+	}
+}
+
+// after returns the delay until the earliest moment (0: none); waitingRemoval adds the
+// removal recheck.
+func (r *requeueAt) after(now time.Time, waitingRemoval bool) time.Duration {
+	if waitingRemoval {
+		r.at(now.Add(removalRecheck))
+	}
+	if r.t.IsZero() {
+		return 0
+	}
+	if d := r.t.Sub(now); d > 0 {
+		return d
+	}
+	// Due now (a clock step between judging and returning): run again right away.
+	return time.Nanosecond
+}

@@ -1,0 +1,26 @@
+// Package resource is the tmc-controller's label propagation: every object of the synced
+// resource types in a workload workspace follows its namespace's placement.
+//
+//   - namespace label state.workload.kcp.io/<stKey>=Sync (and no deletion annotation for
+//     that key): the object gets the same label;
+//   - namespace annotation deletion.internal.workload.kcp.io/<stKey>: an object labelled for
+//     that key gets the same annotation;
+//   - object labelled Sync for a key the namespace has neither a label nor a deletion
+//     annotation for: the object gets the deletion annotation (now).
+//
+// Removal always goes through the deletion annotation, so that the workload-syncer deletes
+// the downstream copy (honouring soft finalizers) and then releases the object itself; this
+// controller never removes a label, annotation or finalizer. It writes with a JSON merge
+// patch of metadata.labels / metadata.annotations, guarded by the resourceVersion it
+// decided on, and never writes when the object is already right.
+//
+// Namespaces without any state label or deletion annotation are left alone entirely, so
+// that objects labelled by hand in unplaced namespaces keep working.
+//
+// The controller also answers, from its caches, which synced types are in use in a
+// namespace (TypesInUse, for placement) and which workspaces still hold objects labelled
+// for a SyncTarget (WorkspacesWithObjectsFor, for SyncTarget.status.workspaces).
+//
+// It uses pkg/workspaces and pkg/reconciler/workload/tmc and must not import the other
+// tmc-controller packages or the workload-syncer.
+package resource

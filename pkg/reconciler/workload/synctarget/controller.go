@@ -1,0 +1,277 @@
+package synctarget
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/klog/v2"
+
+	"github.com/tmc-dev/tmc/pkg/reconciler/workload/resource"
+	"github.com/tmc-dev/tmc/pkg/reconciler/workload/tmc"
+	"github.com/tmc-dev/tmc/pkg/workspaces"
+	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
+	workloadlisters "github.com/tmc-dev/tmc/sdk/client/listers/workload/v1alpha1"
+)
+
+const (
+	// WorkspacesControllerName names the controller in logs, the workqueue and TMC errors.
+	WorkspacesControllerName = "synctarget-workspaces"
+
+	// WorkspacesFieldManager is the server-side-apply field manager of status.workspaces
+	// and status.workspaceCount.
+	WorkspacesFieldManager = "tmc-controller-workspaces"
+)
+
+// namespaceKeysIndex indexes namespaces by the SyncTarget keys they are placed on or being
+// removed from.
+const namespaceKeysIndex = "tmc.synctarget/keys"
+
+// syncTargetKey names a SyncTarget in a location workspace.
+type syncTargetKey struct {
+	workspace string
+	name      string
+}
+
+func (k syncTargetKey) String() string { return k.workspace + "|" + k.name }
+
+// locationState is what the controller keeps per location workspace.
+type locationState struct {
+	workspace *workspaces.Workspace
+	lister    workloadlisters.SyncTargetLister
+}
+
+// WorkspacesController maintains SyncTarget.status.workspaces; see the package
+// documentation.
+type WorkspacesController struct {
+	queue     workqueue.TypedRateLimitingInterface[syncTargetKey]
+	locations map[string]*locationState
+	// namespaces are the namespace indexers of the workload workspaces, by path.
+	namespaces map[string]cache.Indexer
+	// objects answers which workspaces still hold labelled objects; nil means namespaces
+	// only.
+	objects interface {
+		WorkspacesWithObjectsFor(stKey string) []string
+	}
+	synced []cache.InformerSynced
+}
+
+// NewWorkspacesController registers the SyncTarget informers of the location workspaces
+// and the namespace informers of the workload workspaces of set. resourceController may be
+// nil: then only namespaces are considered, not objects still labelled.
+func NewWorkspacesController(set *workspaces.Set, resourceController *resource.Controller) (*WorkspacesController, error) {
+	if set == nil {
+		return nil, errors.New("a workspace set is required")
+	}
+	c := &WorkspacesController{
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[syncTargetKey](),
+			workqueue.TypedRateLimitingQueueConfig[syncTargetKey]{Name: WorkspacesControllerName}),
+		locations:  map[string]*locationState{},
+		namespaces: map[string]cache.Indexer{},
+	}
+	for path, ws := range set.Location {
+		if ws == nil || ws.Dynamic == nil || ws.TMCInformers == nil {
+			return nil, fmt.Errorf("location workspace %q lacks clients or informer factories", path)
+		}
+		syncTargets := ws.TMCInformers.Workload().V1alpha1().SyncTargets()
+		registration, err := syncTargets.Informer().AddEventHandler(c.syncTargetHandler(path))
+		if err != nil {
+			return nil, fmt.Errorf("failed to watch SyncTargets of workspace %s: %w", path, err)
+		}
+		c.locations[path] = &locationState{workspace: ws, lister: syncTargets.Lister()}
+		c.synced = append(c.synced, registration.HasSynced)
+	}
+	for path, ws := range set.Workload {
+		if ws == nil || ws.KubeInformers == nil {
+			return nil, fmt.Errorf("workload workspace %q lacks informer factories", path)
+		}
+		informer := ws.KubeInformers.Core().V1().Namespaces().Informer()
+		if _, exists := informer.GetIndexer().GetIndexers()[namespaceKeysIndex]; !exists {
+			if err := informer.AddIndexers(cache.Indexers{namespaceKeysIndex: namespaceKeysIndexFunc}); err != nil {
+				return nil, fmt.Errorf("failed to index namespaces of workspace %s: %w", path, err)
+			}
+		}
+		registration, err := informer.AddEventHandler(c.namespaceHandler())
+		if err != nil {
+			return nil, fmt.Errorf("failed to watch namespaces of workspace %s: %w", path, err)
+		}
+		c.namespaces[path] = informer.GetIndexer()
+		c.synced = append(c.synced, registration.HasSynced)
+	}
+	if resourceController != nil {
+		c.objects = resourceController
+		resourceController.AddObjectStateHandler(func(string) { c.enqueueAll() })
+		// Never drop a workspace because its objects are not listed yet: the syncer would
+		// stop watching it with objects still to release.
+		c.synced = append(c.synced, resourceController.HasSynced)
+	}
+	return c, nil
+}
+
+// Run processes SyncTargets with the given number of workers until ctx ends.
+func (c *WorkspacesController) Run(ctx context.Context, workers int) {
+	defer utilruntime.HandleCrash()
+	defer c.queue.ShutDown()
+	logger := klog.FromContext(ctx).WithValues("controller", WorkspacesControllerName)
+	ctx = klog.NewContext(ctx, logger)
+	logger.Info("Starting controller")
+	defer logger.Info("Shutting down controller")
+
+	if !cache.WaitForNamedCacheSyncWithContext(ctx, c.synced...) {
+		return
+	}
+	// Objects may have been counted before their namespaces were: decide again with
+	// every cache complete.
+	c.enqueueAll()
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			wait.UntilWithContext(ctx, c.worker, time.Second)
+		}()
+	}
+	<-ctx.Done()
+	c.queue.ShutDown()
+	wg.Wait()
+}
+
+func (c *WorkspacesController) worker(ctx context.Context) {
+	for c.processNextWorkItem(ctx) {
+	}
+}
+
+// processNextWorkItem reconciles one SyncTarget; failures back off per SyncTarget (default
+// controller rate limiter, up to 1000 s) and are retried until they succeed or the
+// SyncTarget is gone.
+func (c *WorkspacesController) processNextWorkItem(ctx context.Context) bool {
+	key, quit := c.queue.Get()
+	if quit {
+		return false
+	}
+	defer c.queue.Done(key)
+	logger := klog.FromContext(ctx).WithValues("workspace", key.workspace, "syncTarget", klog.KRef("", key.name))
+	ctx = klog.NewContext(ctx, logger)
+
+	err := c.reconcile(ctx, key)
+	if err == nil {
+		c.queue.Forget(key)
+		return true
+	}
+	classified := tmc.Classify(err).WithComponent(WorkspacesControllerName).WithWorkspace(key.workspace)
+	switch {
+	case classified.Type == tmc.TMCErrorTypeNotFound:
+		logger.V(4).Info("SyncTarget is gone, dropping it")
+		c.queue.Forget(key)
+	case classified.RetryAfter > 0:
+		logger.V(2).Info("Server asked to retry later", "err", err, "retryAfter", classified.RetryAfter)
+		c.queue.AddAfter(key, classified.RetryAfter)
+	default:
+		logger.Error(classified, "Failed to update SyncTarget workspaces", "errorType", classified.Type)
+		c.queue.AddRateLimited(key)
+	}
+	return true
+}
+
+// enqueueAll queues every SyncTarget of every location workspace; there are few.
+func (c *WorkspacesController) enqueueAll() {
+	for path, loc := range c.locations {
+		syncTargets, err := loc.lister.List(everything)
+		if err != nil {
+			continue
+		}
+		for _, st := range syncTargets {
+			c.queue.Add(syncTargetKey{workspace: path, name: st.Name})
+		}
+	}
+}
+
+// syncTargetHandler queues a SyncTarget when it appears, on resync, and when its
+// workspaces were changed by someone else; heartbeats alone do not queue it.
+func (c *WorkspacesController) syncTargetHandler(workspace string) cache.ResourceEventHandler {
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc: func(obj interface{}) {
+			if st, ok := obj.(*workloadv1alpha1.SyncTarget); ok {
+				c.queue.Add(syncTargetKey{workspace: workspace, name: st.Name})
+			}
+		},
+		UpdateFunc: func(oldObj, newObj interface{}) {
+			oldST, ok := oldObj.(*workloadv1alpha1.SyncTarget)
+			if !ok {
+				return
+			}
+			newST, ok := newObj.(*workloadv1alpha1.SyncTarget)
+			if !ok {
+				return
+			}
+			if oldST.ResourceVersion == newST.ResourceVersion ||
+				oldST.Status.WorkspaceCount != newST.Status.WorkspaceCount ||
+				!samePaths(pathsOf(oldST.Status.Workspaces), pathsOf(newST.Status.Workspaces)) {
+				c.queue.Add(syncTargetKey{workspace: workspace, name: newST.Name})
+			}
+		},
+	}
+}
+
+// namespaceHandler queues every SyncTarget when the set of keys a namespace is placed on or
+// being removed from changes: that set is all that status.workspaces depends on.
+func (c *WorkspacesController) namespaceHandler() cache.ResourceEventHandler {
+	keysOf := func(obj interface{}) []string {
+		if tombstone, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj = tombstone.Obj
+		}
+		keys, _ := namespaceKeysIndexFunc(obj)
+		return keys
+	}
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc: func(obj interface{}) {
+			if len(keysOf(obj)) > 0 {
+				c.enqueueAll()
+			}
+		},
+		UpdateFunc: func(oldObj, newObj interface{}) {
+			if !samePaths(keysOf(oldObj), keysOf(newObj)) {
+				c.enqueueAll()
+			}
+		},
+		DeleteFunc: func(obj interface{}) {
+			if len(keysOf(obj)) > 0 {
+				c.enqueueAll()
+			}
+		},
+	}
+}
+
+// namespaceKeysIndexFunc returns, sorted, the SyncTarget keys a namespace has a state label
+// (any value) or a deletion annotation for.
+func namespaceKeysIndexFunc(obj interface{}) ([]string, error) {
+	ns, ok := obj.(*corev1.Namespace)
+	if !ok {
+		return nil, nil
+	}
+	seen := map[string]bool{}
+	for k := range ns.Labels {
+		if stKey, ok := workloadv1alpha1.SyncTargetKeyFromLabel(workloadv1alpha1.ClusterResourceStateLabelPrefix, k); ok {
+			seen[stKey] = true
+		}
+	}
+	for k := range ns.Annotations {
+		if stKey, ok := workloadv1alpha1.SyncTargetKeyFromLabel(workloadv1alpha1.InternalClusterDeletionTimestampAnnotationPrefix, k); ok {
+			seen[stKey] = true
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for k := range seen {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out, nil
+}

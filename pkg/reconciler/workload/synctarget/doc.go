@@ -1,0 +1,15 @@
+// Package synctarget keeps SyncTarget.status.workspaces (and status.workspaceCount) of
+// every SyncTarget in the location workspaces equal to the sorted set of workload
+// workspaces that have, for the target's key, at least one namespace with the state label
+// (any value) or the deletion annotation, or at least one object still carrying the state
+// label. The workload-syncer watches exactly these workspaces, so a workspace stays listed
+// until the syncer has released every object in it.
+//
+// It writes with server-side apply on the status subresource under its own field manager
+// (WorkspacesFieldManager), with only those two fields, so that it never overwrites the
+// syncer's or the other controllers' status fields; it writes only when they differ.
+//
+// It uses pkg/workspaces, pkg/reconciler/workload/tmc and the resource (label propagation)
+// controller's caches, and must not import the other tmc-controller packages or the
+// workload-syncer.
+package synctarget
