@@ -42,6 +42,15 @@ test-e2e: ## Run the e2e tests: the real binaries as processes on real servers
 	$(GO) test -count=1 -timeout 45m ./test/e2e/...
 	@hack/check-no-leftover-processes.sh
 
+.PHONY: bench
+bench: test-binaries ## Run the benchmark harness (B0-B7, N=10,000, about 10 minutes), then the micro-benchmarks; see docs/benchmarks.md
+	$(GO) run ./test/bench $(BENCH_ARGS)
+	$(GO) test -run '^$$' -bench . -benchmem ./pkg/reconciler/workload/syncer/transform/ ./sdk/apis/workload/v1alpha1/
+
+.PHONY: bench-quick
+bench-quick: test-binaries ## Run the benchmark harness in quick mode (N=300, about 2 minutes): a smoke test that fails only if the harness breaks
+	$(GO) run ./test/bench -quick $(BENCH_ARGS)
+
 .PHONY: test-binaries
 test-binaries: ## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok into the version-keyed cache
 	hack/test-binaries.sh

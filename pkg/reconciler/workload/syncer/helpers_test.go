@@ -148,11 +148,12 @@ func newTestEnv(t *testing.T, objs testObjects) *testEnv {
 		errors:            newErrorLog(),
 		reconcileCh:       make(chan struct{}, 1),
 	}
-	// Jitter-free and short, so that re-queues are observable within a test.
+	// Jitter-free, and long enough that a loaded machine cannot see the re-queue before
+	// the test looks at the queue, short enough to wait for it.
 	s.recovery = tmc.NewRecoveryManager(tmc.RecoveryOptions{
 		Component:  "syncer",
 		Registerer: s.metrics.tmc.Registerer(),
-		Backoff:    tmc.BackoffConfig{BaseDelay: 10 * time.Millisecond, Factor: 2, MaxDelay: 100 * time.Millisecond},
+		Backoff:    tmc.BackoffConfig{BaseDelay: time.Second, Factor: 2, MaxDelay: 2 * time.Second},
 	})
 	if err := s.registerHealthChecks(); err != nil {
 		t.Fatalf("failed to register health checks: %v", err)
