@@ -48,7 +48,7 @@ func isEvicting(st *workloadv1alpha1.SyncTarget, now time.Time) bool {
 // spec.resource other than workload.kcp.io synctargets (empty means the default, which is
 // synctargets).
 func InstanceSelector(loc *schedulingv1alpha1.Location) (labels.Selector, error) {
-	if r := loc.Spec.Resource; r != (schedulingv1alpha1.GroupVersionResource{}) &&
+	if r := loc.Spec.Resource; r != nil && *r != (schedulingv1alpha1.GroupVersionResource{}) &&
 		(r.Group != workloadv1alpha1.GroupName || r.Resource != "synctargets") {
 		return nil, fmt.Errorf("%w: spec.resource %s.%s is not synctargets.%s", errUnsupportedResource, r.Resource, r.Group, workloadv1alpha1.GroupName)
 	}

@@ -31,7 +31,7 @@ func TestLocationInstanceSelector(t *testing.T) {
 		}, wantMatch: []string{"eu", "us"}},
 		{name: "default (empty) resource", loc: func() *schedulingv1alpha1.Location {
 			l := location("l", selector("region", "us"), nil, nil)
-			l.Spec.Resource = schedulingv1alpha1.GroupVersionResource{}
+			l.Spec.Resource = &schedulingv1alpha1.GroupVersionResource{}
 			return l
 		}, wantMatch: []string{"us"}},
 		{name: "invalid operator", loc: func() *schedulingv1alpha1.Location {
@@ -42,7 +42,7 @@ func TestLocationInstanceSelector(t *testing.T) {
 		}, wantErr: errInvalidSelector},
 		{name: "other resource", loc: func() *schedulingv1alpha1.Location {
 			l := location("l", nil, nil, nil)
-			l.Spec.Resource = schedulingv1alpha1.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
+			l.Spec.Resource = &schedulingv1alpha1.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
 			return l
 		}, wantErr: errUnsupportedResource},
 	}

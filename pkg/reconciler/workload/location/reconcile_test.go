@@ -117,7 +117,7 @@ func TestLocationReconcile(t *testing.T) {
 			name: "unsupported resource counts nothing and warns",
 			loc: func() *schedulingv1alpha1.Location {
 				l := location("deploy", nil, nil, nil)
-				l.Spec.Resource = schedulingv1alpha1.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
+				l.Spec.Resource = &schedulingv1alpha1.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
 				return l
 			}(),
 			targets:   []*workloadv1alpha1.SyncTarget{readyEU},

@@ -47,7 +47,7 @@ type LocationSpec struct {
 	// resource is the type of the instances; only workload.kcp.io/v1alpha1 synctargets.
 	// +optional
 	// +kubebuilder:default={group:"workload.kcp.io",version:"v1alpha1",resource:"synctargets"}
-	Resource GroupVersionResource `json:"resource"`
+	Resource *GroupVersionResource `json:"resource,omitempty"`
 
 	// description is a human-readable description of the location.
 	// +optional
@@ -136,7 +136,7 @@ type PlacementSpec struct {
 	// locationResource is the type of the Location's instances.
 	// +optional
 	// +kubebuilder:default={group:"workload.kcp.io",version:"v1alpha1",resource:"synctargets"}
-	LocationResource GroupVersionResource `json:"locationResource"`
+	LocationResource *GroupVersionResource `json:"locationResource,omitempty"`
 
 	// namespaceSelector selects the namespaces of this workspace to place. A nil selector
 	// selects none; an empty one selects all.
