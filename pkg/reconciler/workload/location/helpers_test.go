@@ -130,7 +130,7 @@ func location(name string, selector *metav1.LabelSelector, instances, available 
 	return &schedulingv1alpha1.Location{
 		ObjectMeta: metav1.ObjectMeta{Name: name, ResourceVersion: "1"},
 		Spec: schedulingv1alpha1.LocationSpec{
-			Resource:         schedulingv1alpha1.GroupVersionResource{Group: workloadv1alpha1.GroupName, Version: "v1alpha1", Resource: "synctargets"},
+			Resource:         &schedulingv1alpha1.GroupVersionResource{Group: workloadv1alpha1.GroupName, Version: "v1alpha1", Resource: "synctargets"},
 			InstanceSelector: selector,
 		},
 		Status: schedulingv1alpha1.LocationStatus{Instances: instances, AvailableInstances: available},
