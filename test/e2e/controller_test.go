@@ -307,6 +307,12 @@ func TestPlacement(t *testing.T) {
 	if _, err := tmcClient(t, pe.env.Workspace(locationWS).AdminConfig()).WorkloadV1alpha1().SyncTargets().Update(ctx, st, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// Wait until the controller has seen the cordon (the Location counts one available
+	// instance), then create namespaces.
+	eventually(t, 30*time.Second, "the Location did not see the cordon", func(ctx context.Context) (bool, error) {
+		loc, err := tmcClient(t, pe.env.Workspace(locationWS).AdminConfig()).SchedulingV1alpha1().Locations().Get(ctx, "everywhere", metav1.GetOptions{})
+		return err == nil && loc.Status.AvailableInstances != nil && *loc.Status.AvailableInstances == 1, nil
+	})
 	for i := 5; i <= 6; i++ {
 		ns := fmt.Sprintf("app-%d", i)
 		createNamespace(t, upA, ns, placed)
@@ -366,12 +372,18 @@ func TestPlacement(t *testing.T) {
 		t.Fatal(err)
 	}
 	moved := false
+	drainStart := time.Now()
+	samples, bothReady := 0, 0
 	deadline := time.Now().Add(120 * time.Second)
 	for time.Now().Before(deadline) {
+		samples++
 		oldReady := pe.readyReplicas(ctx, t, first, "app-1", "web")
 		newReady := pe.readyReplicas(ctx, t, other, "app-1", "web")
 		if oldReady < 2 && newReady < 2 {
 			t.Fatalf("no ready copy of app-1/web: %s has %d ready, %s has %d", first, oldReady, other, newReady)
+		}
+		if oldReady == 2 && newReady == 2 {
+			bothReady++
 		}
 		if newReady == 2 && strings.Join(pe.targetsOf(ctx, t, "app-1"), ",") == other {
 			moved = true
@@ -386,6 +398,8 @@ func TestPlacement(t *testing.T) {
 	if !moved {
 		t.Fatalf("app-1 did not move from %s to %s: labelled for %v", first, other, pe.targetsOf(ctx, t, "app-1"))
 	}
+	t.Logf("drain moved app-1 from %s to %s in %s; %d samples, %d with both copies ready, none with neither",
+		first, other, time.Since(drainStart).Round(100*time.Millisecond), samples, bothReady)
 	eventually(t, 60*time.Second, "the drained target's copy was not removed", func(ctx context.Context) (bool, error) {
 		return pe.readyReplicas(ctx, t, first, "app-1", "web") == -1, nil
 	})
