@@ -175,7 +175,7 @@ func (pe *placementEnv) startController(t *testing.T) {
 	pe.env.Track(pe.controller)
 	eventually(t, 60*time.Second, "tmc-controller did not become ready", func(ctx context.Context) (bool, error) {
 		if !pe.controller.Running() {
-			return false, fmt.Errorf("tmc-controller exited: %v", pe.controller.ExitError())
+			return false, fmt.Errorf("tmc-controller exited: %w", pe.controller.ExitError())
 		}
 		code, _ := httpGet(ctx, fmt.Sprintf("http://127.0.0.1:%d/readyz", healthPort))
 		return code == 200, nil
