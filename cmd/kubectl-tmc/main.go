@@ -5,7 +5,9 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/tmc-dev/tmc/pkg/cliplugins/workload"
 	"github.com/tmc-dev/tmc/pkg/cliutil"
 )
 
@@ -33,5 +35,7 @@ func newCommand() *cobra.Command {
 	}
 	logging.AddFlags(cmd.PersistentFlags())
 	cliutil.AddVersionFlag(cmd)
+	streams := genericiooptions.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}
+	cmd.AddCommand(workload.NewCommand(streams))
 	return cmd
 }

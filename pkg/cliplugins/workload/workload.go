@@ -1,0 +1,28 @@
+// Package workload assembles `kubectl tmc workload`: registering a physical cluster (sync),
+// seeing what TMC does (status, preview) and scheduling controls (cordon, uncordon, drain).
+// The subcommands live in subpackages; this package only wires them.
+package workload
+
+import (
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/tmc-dev/tmc/pkg/cliplugins/workload/inspect"
+)
+
+// NewCommand returns `kubectl tmc workload`.
+func NewCommand(streams genericiooptions.IOStreams, extra ...*cobra.Command) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "workload",
+		Short: "Register physical clusters, inspect SyncTargets, preview and drain",
+	}
+	cmd.AddCommand(
+		inspect.NewStatusCommand(streams),
+		inspect.NewCordonCommand(streams),
+		inspect.NewUncordonCommand(streams),
+		inspect.NewDrainCommand(streams),
+		inspect.NewPreviewCommand(streams),
+	)
+	cmd.AddCommand(extra...)
+	return cmd
+}
