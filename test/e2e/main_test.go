@@ -31,7 +31,7 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	for _, cmd := range []string{"workload-syncer", "tmc-controller"} {
+	for _, cmd := range []string{"workload-syncer", "tmc-controller", "kubectl-tmc"} {
 		build := exec.Command("go", "build", "-o", filepath.Join(dir, cmd), "./cmd/"+cmd)
 		build.Dir = root
 		build.Stdout, build.Stderr = os.Stderr, os.Stderr
