@@ -109,8 +109,11 @@ type Chain struct {
 // Transformers (after the fixed clean-up described on Down):
 //  1. MetadataTransformer: drops every per-target state label and the kcp, per-target,
 //     last-applied and policy annotations; adds the ownership label.
-//  2. SpecDiffTransformer: applies this target's experimental.spec-diff patch to .spec.
-//  3. DownstreamOwnedFieldsTransformer: removes the fields downstream controllers own. It
+//  2. AllocatedFieldsTransformer: drops fields the upstream apiserver allocated for its own
+//     cluster (a Service's cluster IPs and node ports, a Job's generated selector), which
+//     the physical cluster allocates itself and would reject.
+//  3. SpecDiffTransformer: applies this target's experimental.spec-diff patch to .spec.
+//  4. DownstreamOwnedFieldsTransformer: removes the fields downstream controllers own. It
 //     runs last so that the policy wins over a spec-diff touching the same field.
 //
 // Extensions added with With run after these, and filters added with WithFilter after the
@@ -120,6 +123,7 @@ func DefaultChain() *Chain {
 		Filters: []Filter{ServiceAccountTokenSecretFilter{}},
 		Transformers: []Transformer{
 			MetadataTransformer{},
+			AllocatedFieldsTransformer{},
 			SpecDiffTransformer{},
 			DownstreamOwnedFieldsTransformer{},
 		},
