@@ -87,8 +87,8 @@ func TestChainExtension(t *testing.T) {
 		if len(base.Transformers) != 4 || len(base.Filters) != 1 {
 			t.Fatalf("base chain modified: %d filters, %d transformers", len(base.Filters), len(base.Transformers))
 		}
-		if a.Transformers[3].Name() != "a" || b.Transformers[3].Name() != "b" {
-			t.Errorf("extensions of one base chain overwrote each other: %s, %s", a.Transformers[3].Name(), b.Transformers[3].Name())
+		if a.Transformers[4].Name() != "a" || b.Transformers[4].Name() != "b" {
+			t.Errorf("extensions of one base chain overwrote each other: %s, %s", a.Transformers[4].Name(), b.Transformers[4].Name())
 		}
 		if _, err := base.Down(t.Context(), namespacedContext(configMapsGVR), obj(t, configMap)); err != nil {
 			t.Errorf("base chain Down() error = %v", err)
