@@ -8,6 +8,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/tmc-dev/tmc/pkg/cliplugins/workload/inspect"
+	"github.com/tmc-dev/tmc/pkg/cliplugins/workload/sync"
 )
 
 // NewCommand returns `kubectl tmc workload`.
@@ -17,6 +18,7 @@ func NewCommand(streams genericiooptions.IOStreams, extra ...*cobra.Command) *co
 		Short: "Register physical clusters, inspect SyncTargets, preview and drain",
 	}
 	cmd.AddCommand(
+		sync.NewCommand(streams),
 		inspect.NewStatusCommand(streams),
 		inspect.NewCordonCommand(streams),
 		inspect.NewUncordonCommand(streams),

@@ -1,0 +1,13 @@
+// Package sync implements `kubectl tmc workload sync <name>`: it registers a physical
+// cluster with TMC. In the current (location) workspace it creates or updates the SyncTarget
+// and a ServiceAccount whose RBAC is scoped to that one SyncTarget, mints a token for it, and
+// writes the manifest to apply to the physical cluster: the syncer's namespace, identity,
+// least-privilege RBAC, a ValidatingAdmissionPolicy that confines the syncer to the
+// namespaces it owns, the upstream kubeconfig and the Deployment.
+//
+// DownstreamManifests and Render are exported so that integration tests can apply exactly
+// what the command writes. The package talks to the upstream through client-go and the
+// generated TMC clientset only; it must not import controller code (pkg/reconciler/...) or
+// the syncer's command packages (its tests do, to check that the Deployment's arguments
+// parse with the syncer's own flags).
+package sync

@@ -1,0 +1,108 @@
+package sync
+
+import (
+	"fmt"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/utils/ptr"
+
+	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
+)
+
+// admissionPolicy returns the ValidatingAdmissionPolicy and its binding that confine the
+// syncer's ServiceAccount on the physical cluster, whatever its RBAC grants: it may write
+// namespaced objects only in namespaces carrying its ownership label
+// (internal.workload.kcp.io/cluster=<stKey>), create and delete only namespaces carrying
+// that label, write its leader-election Lease in its own namespace, and write no other
+// cluster-scoped object. This is what lets the syncer run without cluster-admin (kcp's
+// syncer needed "*" on every synced type in every namespace).
+//
+// The policy matches every resource and subresource, so permissions granted to the
+// ServiceAccount later by someone else stay confined too. Only the self-reviews the syncer
+// uses to check its own permissions are excluded: they write nothing.
+func admissionPolicy(n names, labels map[string]string, syncTargetName string) []runtime.Object {
+	owned := func(obj string) string {
+		return fmt.Sprintf("%[1]s != null && has(%[1]s.metadata.labels) && '%[2]s' in %[1]s.metadata.labels && %[1]s.metadata.labels['%[2]s'] == '%[3]s'",
+			obj, workloadv1alpha1.InternalDownstreamClusterLabel, n.stKey)
+	}
+	label := workloadv1alpha1.InternalDownstreamClusterLabel + "=" + n.stKey
+	who := fmt.Sprintf("the workload-syncer of SyncTarget %s (%s)", syncTargetName, n.user)
+
+	policy := &admissionregistrationv1.ValidatingAdmissionPolicy{
+		TypeMeta:   metav1.TypeMeta{APIVersion: admissionregistrationv1.SchemeGroupVersion.String(), Kind: "ValidatingAdmissionPolicy"},
+		ObjectMeta: meta(n.cluster, "", labels),
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
+			FailurePolicy: ptr.To(admissionregistrationv1.Fail),
+			MatchConstraints: &admissionregistrationv1.MatchResources{
+				ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{
+					RuleWithOperations: admissionregistrationv1.RuleWithOperations{
+						Operations: []admissionregistrationv1.OperationType{
+							admissionregistrationv1.Create, admissionregistrationv1.Update, admissionregistrationv1.Delete,
+						},
+						Rule: admissionregistrationv1.Rule{
+							APIGroups: []string{"*"}, APIVersions: []string{"*"}, Resources: []string{"*/*"},
+						},
+					},
+				}},
+				ExcludeResourceRules: []admissionregistrationv1.NamedRuleWithOperations{
+					selfReviews("authorization.k8s.io", "selfsubjectaccessreviews", "selfsubjectrulesreviews"),
+					selfReviews("authentication.k8s.io", "selfsubjectreviews"),
+				},
+			},
+			MatchConditions: []admissionregistrationv1.MatchCondition{{
+				Name:       "syncer-service-account",
+				Expression: fmt.Sprintf("request.userInfo.username == '%s'", n.user),
+			}},
+			Variables: []admissionregistrationv1.Variable{
+				{Name: "isNamespace", Expression: "request.resource.group == '' && request.resource.resource == 'namespaces'"},
+				{Name: "newObjectOwned", Expression: owned("object")},
+				{Name: "oldObjectOwned", Expression: owned("oldObject")},
+				{Name: "namespaceOwned", Expression: owned("namespaceObject")},
+				{Name: "ownLease", Expression: fmt.Sprintf(
+					"request.namespace == '%s' && request.resource.group == 'coordination.k8s.io' && request.resource.resource == 'leases'", n.namespace)},
+			},
+			Validations: []admissionregistrationv1.Validation{
+				{
+					// A Namespace request carries the namespace's own name in
+					// request.namespace and has no namespaceObject: check the object itself.
+					Expression: "!variables.isNamespace || (request.operation == 'CREATE' ? variables.newObjectOwned : " +
+						"(request.operation == 'DELETE' ? variables.oldObjectOwned : variables.oldObjectOwned && variables.newObjectOwned))",
+					Message: fmt.Sprintf("%s may only create, change or delete namespaces labelled %s", who, label),
+					Reason:  ptr.To(metav1.StatusReasonForbidden),
+				},
+				{
+					Expression: "variables.isNamespace || request.namespace == '' || variables.namespaceOwned || variables.ownLease",
+					Message:    fmt.Sprintf("%s may only write objects in namespaces labelled %s", who, label),
+					Reason:     ptr.To(metav1.StatusReasonForbidden),
+				},
+				{
+					Expression: "variables.isNamespace || request.namespace != ''",
+					Message:    fmt.Sprintf("%s may not write cluster-scoped objects other than its namespaces", who),
+					Reason:     ptr.To(metav1.StatusReasonForbidden),
+				},
+			},
+		},
+	}
+	binding := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{
+		TypeMeta:   metav1.TypeMeta{APIVersion: admissionregistrationv1.SchemeGroupVersion.String(), Kind: "ValidatingAdmissionPolicyBinding"},
+		ObjectMeta: meta(n.cluster, "", labels),
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{
+			PolicyName:        n.cluster,
+			ValidationActions: []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny},
+		},
+	}
+	return []runtime.Object{policy, binding}
+}
+
+func selfReviews(group string, resources ...string) admissionregistrationv1.NamedRuleWithOperations {
+	return admissionregistrationv1.NamedRuleWithOperations{
+		RuleWithOperations: admissionregistrationv1.RuleWithOperations{
+			Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
+			Rule: admissionregistrationv1.Rule{
+				APIGroups: []string{group}, APIVersions: []string{"*"}, Resources: resources,
+			},
+		},
+	}
+}
