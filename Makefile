@@ -55,6 +55,14 @@ bench-quick: test-binaries ## Run the benchmark harness in quick mode (N=300, ab
 test-binaries: ## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok into the version-keyed cache
 	hack/test-binaries.sh
 
+.PHONY: dev-up
+dev-up: ## Start the local environment: control plane, two kwok clusters, controller, syncers, sample app
+	$(GO) run ./cmd/kubectl-tmc dev up
+
+.PHONY: dev-down
+dev-down: ## Stop the local environment; nothing is left running
+	$(GO) run ./cmd/kubectl-tmc dev down
+
 .PHONY: codegen
 codegen: ## Regenerate deepcopy, CRDs, clientset, listers and informers
 	hack/update-codegen.sh
