@@ -4,11 +4,16 @@
 // up, removes downstream copies before releasing the upstream finalizer, and reports
 // heartbeats, synced resources and health on the SyncTarget.
 //
-// Layout (the PRD's): engine.go (lifecycle, discovery, informers), resource_controller.go
-// (spec, status and deletion controllers), status_reporter.go (heartbeat and SyncTarget
-// status), health.go, metrics.go, syncer.go (wiring). Object transformation lives in
-// the transform subpackage so that others can extend it.
+// One upstream object's way down reads in engine.go (informer event → specKey) →
+// spec.go (specController.reconcile: get → gone? → removal? → finalizer → namespace →
+// desired → compare → apply) → transform/; removals continue in deletion.go. Status up
+// reads in engine.go (downstream event → statusKey) → status.go. Each piece is built in
+// syncer.go (newDataPath) with exactly the listers, clients and funcs it uses; none holds
+// a pointer to the Syncer. namespace.go creates and cleans downstream namespaces,
+// status_reporter.go heartbeats and writes the SyncTarget status, upstream.go holds the
+// per-workspace clients, discovery.go the accepted types, health.go and metrics.go the
+// checks and series. Every queue is a pkg/reconciler/queue with the TMC retry rule.
 //
 // It uses pkg/reconciler/workload/tmc for errors, metrics, health and recovery, and must not
-// import the control-plane controllers.
+// import the control-plane controllers or anything under test/.
 package syncer

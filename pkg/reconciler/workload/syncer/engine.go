@@ -9,20 +9,18 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 
-	"github.com/tmc-dev/tmc/sdk/apis/logicalcluster"
 	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
 )
 
@@ -30,8 +28,30 @@ import (
 // kcp's /clusters/ URLs) in locators, metrics and logs.
 const hubWorkspace = "hub"
 
-// informerHandle is one running dynamic informer with its own stop function, so that the
-// engine can start and stop informers one (workspace, resource) at a time.
+// upstreamView is what the spec and status controllers see of one resource type in one
+// upstream workspace: the label-filtered cache, the client and the Event recorder.
+type upstreamView struct {
+	lister   cache.GenericLister
+	synced   func() bool
+	client   dynamic.NamespaceableResourceInterface
+	recorder record.EventRecorder
+}
+
+// downstreamView is the cache of the syncer's own objects of one type downstream.
+type downstreamView struct {
+	lister cache.GenericLister
+	synced func() bool
+}
+
+// upstreamWorkspace holds the upstream clients of one workload workspace.
+type upstreamWorkspace struct {
+	dynamic    dynamic.Interface
+	recorder   record.EventRecorder
+	stopEvents func()
+}
+
+// informerHandle is one running informer with its own stop function, so that informers
+// start and stop one (workspace, resource) at a time.
 type informerHandle struct {
 	lister    cache.GenericLister
 	hasSynced func() bool
@@ -39,7 +59,59 @@ type informerHandle struct {
 	done      chan struct{}
 }
 
-func (h *informerHandle) synced() bool { return h.hasSynced() }
+type upstreamInformerKey struct {
+	workspace string
+	gvr       schema.GroupVersionResource
+}
+
+// engineEvents are called from informer goroutines for every change; they only queue keys.
+type engineEvents struct {
+	upstreamChanged   func(workspace string, gvr schema.GroupVersionResource, upstreamObj *unstructured.Unstructured)
+	downstreamChanged func(gvr schema.GroupVersionResource, downstreamObj *unstructured.Unstructured, deleted bool)
+	namespaceAdded    func(downstreamNamespace string)
+}
+
+// engine owns the informers: per (workspace, resource) upstream, label-selected on the
+// state label; per resource downstream, label-selected on the ownership label; and the
+// downstream namespaces this SyncTarget owns. It starts and stops them as the SyncTarget's
+// workspaces and accepted resources change, and answers the controllers' lookups.
+type engine struct {
+	stKey               string
+	downstreamDynamic   dynamic.Interface
+	downstreamKube      kubernetes.Interface
+	newUpstreamWorkspace func(ctx context.Context, workspace string) (*upstreamWorkspace, error)
+	resync              time.Duration
+	events              engineEvents
+	metrics             *syncerMetrics
+
+	mu                  sync.RWMutex
+	resources           map[schema.GroupVersionResource]resourceInfo
+	upstreamInformers   map[upstreamInformerKey]*informerHandle
+	downstreamInformers map[schema.GroupVersionResource]*informerHandle
+	upstreamWorkspaces  map[string]*upstreamWorkspace
+	resourceStates      []workloadv1alpha1.SyncedResource
+
+	namespacesSynced func() bool
+	namespaceLister  corelisters.NamespaceLister
+}
+
+func newEngine(stKey string, downstreamDynamic dynamic.Interface, downstreamKube kubernetes.Interface,
+	newUpstreamWorkspace func(context.Context, string) (*upstreamWorkspace, error), resync time.Duration, events engineEvents, metrics *syncerMetrics) *engine {
+	return &engine{
+		stKey:                stKey,
+		downstreamDynamic:    downstreamDynamic,
+		downstreamKube:       downstreamKube,
+		newUpstreamWorkspace: newUpstreamWorkspace,
+		resync:               resync,
+		events:               events,
+		metrics:              metrics,
+		resources:            map[schema.GroupVersionResource]resourceInfo{},
+		upstreamInformers:    map[upstreamInformerKey]*informerHandle{},
+		downstreamInformers:  map[schema.GroupVersionResource]*informerHandle{},
+		upstreamWorkspaces:   map[string]*upstreamWorkspace{},
+		namespacesSynced:     func() bool { return false },
+	}
+}
 
 func startInformer(ctx context.Context, client dynamic.Interface, gvr schema.GroupVersionResource, selector string, resync time.Duration, handler cache.ResourceEventHandler) (*informerHandle, error) {
 	inf := dynamicinformer.NewFilteredDynamicInformer(client, gvr, metav1.NamespaceAll, resync, cache.Indexers{
@@ -57,63 +129,39 @@ func startInformer(ctx context.Context, client dynamic.Interface, gvr schema.Gro
 	return h, nil
 }
 
-type upstreamKey struct {
-	workspace string
-	gvr       schema.GroupVersionResource
-}
-
-// workspaceClients are the upstream clients of one workload workspace.
-type workspaceClients struct {
-	path       string
-	dynamic    dynamic.Interface
-	kube       kubernetes.Interface
-	recorder   record.EventRecorder
-	stopEvents func()
-}
-
-// engine owns the informers: per (workspace, resource) upstream, label-selected on the state
-// label; per resource downstream, label-selected on the ownership label; and the downstream
-// namespaces this SyncTarget owns. It starts and stops them as the SyncTarget's workspaces
-// and accepted resources change.
-type engine struct {
-	syncer *Syncer
-
-	mu                  sync.RWMutex
-	resources           map[schema.GroupVersionResource]resourceInfo
-	upstream            map[upstreamKey]*informerHandle
-	downstream          map[schema.GroupVersionResource]*informerHandle
-	workspaces          map[string]*workspaceClients
-	syncedResourceState []workloadv1alpha1.SyncedResource
-
-	namespacesSynced func() bool
-	namespaceLister  corelisters.NamespaceLister
-}
-
-func newEngine(s *Syncer) *engine {
-	return &engine{
-		syncer:     s,
-		resources:  map[schema.GroupVersionResource]resourceInfo{},
-		upstream:   map[upstreamKey]*informerHandle{},
-		downstream: map[schema.GroupVersionResource]*informerHandle{},
-		workspaces: map[string]*workspaceClients{},
+// objectHandler calls fn with every added, updated and deleted object.
+func objectHandler(fn func(obj *unstructured.Unstructured, deleted bool)) cache.ResourceEventHandler {
+	call := func(obj any, deleted bool) {
+		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj = d.Obj
+		}
+		if u, ok := obj.(*unstructured.Unstructured); ok {
+			fn(u, deleted)
+		}
+	}
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { call(obj, false) },
+		UpdateFunc: func(_, obj any) { call(obj, false) },
+		DeleteFunc: func(obj any) { call(obj, true) },
 	}
 }
 
 // startNamespaceInformer watches the downstream namespaces that carry this target's
 // ownership label.
 func (e *engine) startNamespaceInformer(ctx context.Context) {
-	s := e.syncer
-	factory := informers.NewSharedInformerFactoryWithOptions(s.downstreamKube, s.cfg.ResyncPeriod,
+	factory := informers.NewSharedInformerFactoryWithOptions(e.downstreamKube, e.resync,
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-			o.LabelSelector = workloadv1alpha1.InternalDownstreamClusterLabel + "=" + s.stKey
+			o.LabelSelector = workloadv1alpha1.InternalDownstreamClusterLabel + "=" + e.stKey
 		}))
 	nsInformer := factory.Core().V1().Namespaces()
+	e.mu.Lock()
 	e.namespacesSynced = nsInformer.Informer().HasSynced
 	e.namespaceLister = nsInformer.Lister()
+	e.mu.Unlock()
 	_, _ = nsInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: func(obj interface{}) {
+		AddFunc: func(obj any) {
 			if ns, ok := obj.(*corev1.Namespace); ok {
-				s.namespaces.consider(ns.Name)
+				e.events.namespaceAdded(ns.Name)
 			}
 		},
 	})
@@ -123,89 +171,115 @@ func (e *engine) startNamespaceInformer(ctx context.Context) {
 // reconcile brings informers in line with the accepted resources and the workspaces.
 // servedUpstream tells, for the (workspace, resource) pairs without an informer, whether the
 // workspace serves the resource; pairs it does not serve are retried on the next reconcile.
-func (e *engine) reconcile(ctx context.Context, accepted []resourceInfo, states []workloadv1alpha1.SyncedResource, workspaces []string, servedUpstream map[upstreamKey]bool) error {
-	logger := klog.FromContext(ctx)
-	s := e.syncer
+func (e *engine) reconcile(ctx context.Context, accepted []resourceInfo, states []workloadv1alpha1.SyncedResource, workspaces []string, servedUpstream map[upstreamInformerKey]bool) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-
-	e.syncedResourceState = states
+	e.resourceStates = states
 	want := map[schema.GroupVersionResource]resourceInfo{}
 	for _, r := range accepted {
 		want[r.gvr] = r
 	}
-	// Downstream informers per accepted resource.
-	for gvr, h := range e.downstream {
+	if err := e.reconcileDownstreamLocked(ctx, want); err != nil {
+		return err
+	}
+	e.resources = want
+	wantWorkspaces, err := e.reconcileWorkspacesLocked(ctx, workspaces)
+	if err != nil {
+		return err
+	}
+	if err := e.reconcileUpstreamLocked(ctx, want, wantWorkspaces, servedUpstream); err != nil {
+		return err
+	}
+	e.metrics.informers.WithLabelValues(e.metrics.clusterName, sideUpstream).Set(float64(len(e.upstreamInformers)))
+	e.metrics.informers.WithLabelValues(e.metrics.clusterName, sideDownstream).Set(float64(len(e.downstreamInformers)))
+	return nil
+}
+
+// reconcileDownstreamLocked runs one downstream informer per accepted resource.
+func (e *engine) reconcileDownstreamLocked(ctx context.Context, want map[schema.GroupVersionResource]resourceInfo) error {
+	logger := klog.FromContext(ctx)
+	for gvr, h := range e.downstreamInformers {
 		if _, ok := want[gvr]; !ok {
 			logger.Info("Stopping downstream informer", "resource", gvr.String())
 			h.stop()
-			delete(e.downstream, gvr)
+			delete(e.downstreamInformers, gvr)
 		}
 	}
 	for gvr := range want {
-		if _, ok := e.downstream[gvr]; ok {
+		if _, ok := e.downstreamInformers[gvr]; ok {
 			continue
 		}
-		h, err := startInformer(ctx, s.downstreamDynamic, gvr, workloadv1alpha1.InternalDownstreamClusterLabel+"="+s.stKey, s.cfg.ResyncPeriod, s.controllers.downstreamHandler(gvr))
+		handler := objectHandler(func(downstreamObj *unstructured.Unstructured, deleted bool) {
+			e.events.downstreamChanged(gvr, downstreamObj, deleted)
+		})
+		h, err := startInformer(ctx, e.downstreamDynamic, gvr, workloadv1alpha1.InternalDownstreamClusterLabel+"="+e.stKey, e.resync, handler)
 		if err != nil {
 			return err
 		}
 		logger.Info("Started downstream informer", "resource", gvr.String())
-		e.downstream[gvr] = h
+		e.downstreamInformers[gvr] = h
 	}
-	e.resources = want
+	return nil
+}
 
-	// Upstream clients per workspace.
-	wantWS := map[string]bool{}
+// reconcileWorkspacesLocked keeps upstream clients for exactly the given workspaces.
+func (e *engine) reconcileWorkspacesLocked(ctx context.Context, workspaces []string) (map[string]bool, error) {
+	want := map[string]bool{}
 	for _, ws := range workspaces {
-		wantWS[ws] = true
-		if _, ok := e.workspaces[ws]; ok {
+		want[ws] = true
+		if _, ok := e.upstreamWorkspaces[ws]; ok {
 			continue
 		}
-		wc, err := s.newWorkspaceClients(ctx, ws)
+		upstream, err := e.newUpstreamWorkspace(ctx, ws)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		e.workspaces[ws] = wc
+		e.upstreamWorkspaces[ws] = upstream
 	}
-	for ws := range e.workspaces {
-		if !wantWS[ws] {
-			logger.Info("Workspace no longer placed on this SyncTarget; stopping its informers (downstream objects are kept)", "workspace", ws)
-			e.workspaces[ws].stopEvents()
-			delete(e.workspaces, ws)
-			s.metrics.forgetWorkspace(ws)
+	for ws, upstream := range e.upstreamWorkspaces {
+		if !want[ws] {
+			klog.FromContext(ctx).Info("Workspace no longer placed on this SyncTarget; stopping its informers (downstream objects are kept)", "workspace", ws)
+			upstream.stopEvents()
+			delete(e.upstreamWorkspaces, ws)
+			e.metrics.forgetWorkspace(ws)
 		}
 	}
+	return want, nil
+}
 
-	// Upstream informers per (workspace, resource).
-	selector := workloadv1alpha1.ClusterResourceStateLabel(s.stKey) + "=" + workloadv1alpha1.ResourceStateSync
-	for key, h := range e.upstream {
-		if _, ok := want[key.gvr]; !ok || !wantWS[key.workspace] {
+// reconcileUpstreamLocked runs one upstream informer per (workspace, accepted resource)
+// that the workspace serves.
+func (e *engine) reconcileUpstreamLocked(ctx context.Context, want map[schema.GroupVersionResource]resourceInfo, wantWorkspaces map[string]bool, servedUpstream map[upstreamInformerKey]bool) error {
+	logger := klog.FromContext(ctx)
+	selector := workloadv1alpha1.ClusterResourceStateLabel(e.stKey) + "=" + workloadv1alpha1.ResourceStateSync
+	for key, h := range e.upstreamInformers {
+		if _, ok := want[key.gvr]; !ok || !wantWorkspaces[key.workspace] {
 			logger.Info("Stopping upstream informer", "workspace", key.workspace, "resource", key.gvr.String())
 			h.stop()
-			delete(e.upstream, key)
+			delete(e.upstreamInformers, key)
 		}
 	}
-	for ws := range wantWS {
+	for ws := range wantWorkspaces {
 		for gvr := range want {
-			key := upstreamKey{workspace: ws, gvr: gvr}
-			if _, ok := e.upstream[key]; ok {
+			key := upstreamInformerKey{workspace: ws, gvr: gvr}
+			if _, ok := e.upstreamInformers[key]; ok {
 				continue
 			}
 			if !servedUpstream[key] {
 				logger.V(2).Info("Resource not served in the workspace (yet); not watching it", "workspace", ws, "resource", gvr.String())
 				continue
 			}
-			h, err := startInformer(ctx, e.workspaces[ws].dynamic, gvr, selector, s.cfg.ResyncPeriod, s.controllers.upstreamHandler(ws, gvr))
+			handler := objectHandler(func(upstreamObj *unstructured.Unstructured, _ bool) {
+				e.events.upstreamChanged(ws, gvr, upstreamObj)
+			})
+			h, err := startInformer(ctx, e.upstreamWorkspaces[ws].dynamic, gvr, selector, e.resync, handler)
 			if err != nil {
 				return err
 			}
 			logger.Info("Started upstream informer", "workspace", ws, "resource", gvr.String())
-			e.upstream[key] = h
+			e.upstreamInformers[key] = h
 		}
 	}
-	s.metrics.informers.WithLabelValues(s.metrics.clusterName, sideUpstream).Set(float64(len(e.upstream)))
-	s.metrics.informers.WithLabelValues(s.metrics.clusterName, sideDownstream).Set(float64(len(e.downstream)))
 	return nil
 }
 
@@ -214,21 +288,22 @@ func (e *engine) stopAll() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var handles []*informerHandle
-	for k, h := range e.upstream {
+	for k, h := range e.upstreamInformers {
 		h.stop()
 		handles = append(handles, h)
-		delete(e.upstream, k)
+		delete(e.upstreamInformers, k)
 	}
-	for k, h := range e.downstream {
+	for k, h := range e.downstreamInformers {
 		h.stop()
 		handles = append(handles, h)
-		delete(e.downstream, k)
+		delete(e.downstreamInformers, k)
 	}
 	for _, h := range handles {
 		<-h.done
 	}
 }
 
+// resource returns the accepted resource type gvr.
 func (e *engine) resource(gvr schema.GroupVersionResource) (resourceInfo, bool) {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
@@ -236,28 +311,41 @@ func (e *engine) resource(gvr schema.GroupVersionResource) (resourceInfo, bool) 
 	return r, ok
 }
 
-func (e *engine) upstreamInformer(ws string, gvr schema.GroupVersionResource) (*informerHandle, bool) {
+// upstream returns the view of resource gvr in upstream workspace ws, if it is watched.
+func (e *engine) upstream(ws string, gvr schema.GroupVersionResource) (upstreamView, bool) {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	h, ok := e.upstream[upstreamKey{workspace: ws, gvr: gvr}]
-	return h, ok
+	h, ok := e.upstreamInformers[upstreamInformerKey{workspace: ws, gvr: gvr}]
+	if !ok {
+		return upstreamView{}, false
+	}
+	upstream, ok := e.upstreamWorkspaces[ws]
+	if !ok {
+		return upstreamView{}, false
+	}
+	return upstreamView{lister: h.lister, synced: h.hasSynced, client: upstream.dynamic.Resource(gvr), recorder: upstream.recorder}, true
 }
 
-func (e *engine) downstreamInformer(gvr schema.GroupVersionResource) (*informerHandle, bool) {
+// downstream returns the view of resource gvr downstream, if it is watched.
+func (e *engine) downstream(gvr schema.GroupVersionResource) (downstreamView, bool) {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	h, ok := e.downstream[gvr]
-	return h, ok
+	h, ok := e.downstreamInformers[gvr]
+	if !ok {
+		return downstreamView{}, false
+	}
+	return downstreamView{lister: h.lister, synced: h.hasSynced}, true
 }
 
-func (e *engine) workspaceClients(ws string) (*workspaceClients, bool) {
+// namespaces returns the lister of the downstream namespaces this target owns, nil until
+// the namespace informer runs.
+func (e *engine) namespaces() corelisters.NamespaceLister {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	wc, ok := e.workspaces[ws]
-	return wc, ok
+	return e.namespaceLister
 }
 
-// resourceList returns the accepted resources.
+// resourceList returns the accepted resources, sorted.
 func (e *engine) resourceList() []resourceInfo {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
@@ -269,20 +357,27 @@ func (e *engine) resourceList() []resourceInfo {
 	return out
 }
 
+// syncedResources returns the per-type states for SyncTarget.status.syncedResources.
+func (e *engine) syncedResources() []workloadv1alpha1.SyncedResource {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return append([]workloadv1alpha1.SyncedResource(nil), e.resourceStates...)
+}
+
 // allSynced reports whether every informer has synced, and names the first that has not.
 func (e *engine) allSynced() (bool, string) {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	if e.namespacesSynced == nil || !e.namespacesSynced() {
+	if !e.namespacesSynced() {
 		return false, "downstream namespaces"
 	}
-	for gvr, h := range e.downstream {
-		if !h.synced() {
+	for gvr, h := range e.downstreamInformers {
+		if !h.hasSynced() {
 			return false, "downstream " + gvr.String()
 		}
 	}
-	for k, h := range e.upstream {
-		if !h.synced() {
+	for k, h := range e.upstreamInformers {
+		if !h.hasSynced() {
 			return false, "upstream " + k.workspace + " " + k.gvr.String()
 		}
 	}
@@ -293,125 +388,54 @@ func (e *engine) allSynced() (bool, string) {
 func (e *engine) upstreamSynced(ws string) bool {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	if _, ok := e.workspaces[ws]; !ok {
+	if _, ok := e.upstreamWorkspaces[ws]; !ok {
 		return false
 	}
-	for k, h := range e.upstream {
-		if k.workspace == ws && !h.synced() {
+	for k, h := range e.upstreamInformers {
+		if k.workspace == ws && !h.hasSynced() {
 			return false
 		}
 	}
 	return true
 }
 
-// downstreamObjectsIn counts the synced objects cached in downstream namespace ns.
-func (e *engine) downstreamObjectsIn(ns string) int {
+// downstreamObjectsIn counts the synced objects cached in a downstream namespace.
+func (e *engine) downstreamObjectsIn(downstreamNamespace string) int {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	n := 0
-	for _, h := range e.downstream {
-		objs, _ := h.lister.ByNamespace(ns).List(labels.Everything())
+	for _, h := range e.downstreamInformers {
+		objs, _ := h.lister.ByNamespace(downstreamNamespace).List(labels.Everything())
 		n += len(objs)
 	}
 	return n
 }
 
-// upstreamObjectsIn counts the synced objects cached in upstream namespace ns of ws.
-func (e *engine) upstreamObjectsIn(ws, ns string) int {
+// upstreamObjectsIn counts the synced objects cached in an upstream namespace of ws.
+func (e *engine) upstreamObjectsIn(ws, upstreamNamespace string) int {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	n := 0
-	for k, h := range e.upstream {
+	for k, h := range e.upstreamInformers {
 		if k.workspace != ws {
 			continue
 		}
-		objs, _ := h.lister.ByNamespace(ns).List(labels.Everything())
+		objs, _ := h.lister.ByNamespace(upstreamNamespace).List(labels.Everything())
 		n += len(objs)
 	}
 	return n
 }
 
-// newWorkspaceClients builds the upstream clients for workload workspace ws.
-func (s *Syncer) newWorkspaceClients(ctx context.Context, ws string) (*workspaceClients, error) {
-	cfg := rest.CopyConfig(s.cfg.UpstreamConfig)
-	if ws != hubWorkspace {
-		u, err := logicalcluster.WorkspaceURL(cfg.Host, logicalcluster.NewPath(ws))
-		if err != nil {
-			return nil, err
-		}
-		cfg.Host = u
-	}
-	dyn, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("failed to create upstream client for workspace %s: %w", ws, err)
-	}
-	kube, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("failed to create upstream client for workspace %s: %w", ws, err)
-	}
-	recorder, stop := newEventRecorder(ctx, kube, s.cfg.SyncTargetName)
-	return &workspaceClients{path: ws, dynamic: dyn, kube: kube, recorder: recorder, stopEvents: stop}, nil
-}
-
-// resourceStates returns the per-type states for SyncTarget.status.syncedResources.
-func (e *engine) resourceStates() []workloadv1alpha1.SyncedResource {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	return append([]workloadv1alpha1.SyncedResource(nil), e.syncedResourceState...)
-}
-
 // missingUpstream returns the (workspace, resource) pairs that have no informer yet.
-func (e *engine) missingUpstream(workspaces []string, accepted []resourceInfo) []upstreamKey {
+func (e *engine) missingUpstream(workspaces []string, accepted []resourceInfo) []upstreamInformerKey {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	var out []upstreamKey
+	var out []upstreamInformerKey
 	for _, ws := range workspaces {
 		for _, r := range accepted {
-			key := upstreamKey{workspace: ws, gvr: r.gvr}
-			if _, ok := e.upstream[key]; !ok {
+			key := upstreamInformerKey{workspace: ws, gvr: r.gvr}
+			if _, ok := e.upstreamInformers[key]; !ok {
 				out = append(out, key)
-			}
-		}
-	}
-	return out
-}
-
-// servedUpstream checks with discovery, outside the engine lock and with a timeout, which of
-// the given pairs their workspace serves.
-func (s *Syncer) servedUpstream(ctx context.Context, keys []upstreamKey) map[upstreamKey]bool {
-	out := map[upstreamKey]bool{}
-	lists := map[string]*metav1.APIResourceList{}
-	for _, key := range keys {
-		gv := key.gvr.GroupVersion().String()
-		id := key.workspace + "|" + gv
-		list, ok := lists[id]
-		if !ok {
-			cfg := rest.CopyConfig(s.cfg.UpstreamConfig)
-			cfg.Timeout = 10 * time.Second
-			if key.workspace != hubWorkspace {
-				u, err := logicalcluster.WorkspaceURL(cfg.Host, logicalcluster.NewPath(key.workspace))
-				if err != nil {
-					continue
-				}
-				cfg.Host = u
-			}
-			dc, err := discovery.NewDiscoveryClientForConfig(cfg)
-			if err != nil {
-				continue
-			}
-			list, err = dc.ServerResourcesForGroupVersion(gv)
-			if err != nil {
-				klog.FromContext(ctx).V(2).Info("Cannot discover upstream resources", "workspace", key.workspace, "groupVersion", gv, "err", err)
-				list = nil
-			}
-			lists[id] = list
-		}
-		if list == nil {
-			continue
-		}
-		for _, r := range list.APIResources {
-			if r.Name == key.gvr.Resource {
-				out[key] = true
 			}
 		}
 	}

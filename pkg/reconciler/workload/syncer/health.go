@@ -7,8 +7,10 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 
 	"github.com/tmc-dev/tmc/pkg/reconciler/workload/tmc"
+	tmcclient "github.com/tmc-dev/tmc/sdk/client/clientset/versioned"
 )
 
 // Health component names (the PRD's).
@@ -18,29 +20,38 @@ const (
 	HealthResourceControllers = "resource-controllers"
 )
 
-// registerHealthChecks registers the syncer's components on the TMC health manager. All
-// three are readiness checks: a syncer cut off from either side should stop being Ready,
-// but restarting it would not help, so none of them fails liveness.
-func (s *Syncer) registerHealthChecks() error {
-	s.health = tmc.NewComponentHealthManager("syncer", tmc.WithHealthRegisterer(s.metrics.tmc.Registerer()))
-	return errors.Join(
-		s.health.RegisterComponent(HealthKCPConnection, s.checkKCPConnection, tmc.ReadinessOnly(), tmc.WithCheckTimeout(4*time.Second)),
-		s.health.RegisterComponent(HealthClusterConnection, s.checkClusterConnection, tmc.ReadinessOnly(), tmc.WithCheckTimeout(4*time.Second)),
-		s.health.RegisterComponent(HealthResourceControllers, s.checkResourceControllers, tmc.ReadinessOnly()),
+// healthChecks are the syncer's readiness checks, each built from what it reads.
+type healthChecks struct {
+	syncTargetName string
+	locationClient tmcclient.Interface
+	downstreamREST rest.Interface
+	started        func() bool
+	allSynced      func() (bool, string)
+}
+
+// register registers the checks on a TMC health manager. All three are readiness checks: a
+// syncer cut off from either side should stop being Ready, but restarting it would not
+// help, so none of them fails liveness.
+func (h healthChecks) register(metrics *tmc.TMCMetrics) (*tmc.ComponentHealthManager, error) {
+	health := tmc.NewComponentHealthManager("syncer", tmc.WithHealthRegisterer(metrics.Registerer()))
+	return health, errors.Join(
+		health.RegisterComponent(HealthKCPConnection, h.checkKCPConnection, tmc.ReadinessOnly(), tmc.WithCheckTimeout(4*time.Second)),
+		health.RegisterComponent(HealthClusterConnection, h.checkClusterConnection, tmc.ReadinessOnly(), tmc.WithCheckTimeout(4*time.Second)),
+		health.RegisterComponent(HealthResourceControllers, h.checkResourceControllers, tmc.ReadinessOnly()),
 	)
 }
 
 // checkKCPConnection reads the SyncTarget from the control plane.
-func (s *Syncer) checkKCPConnection(ctx context.Context) error {
-	if _, err := s.locationClient.WorkloadV1alpha1().SyncTargets().Get(ctx, s.cfg.SyncTargetName, metav1.GetOptions{}); err != nil {
-		return fmt.Errorf("cannot read SyncTarget %s: %w", s.cfg.SyncTargetName, err)
+func (h healthChecks) checkKCPConnection(ctx context.Context) error {
+	if _, err := h.locationClient.WorkloadV1alpha1().SyncTargets().Get(ctx, h.syncTargetName, metav1.GetOptions{}); err != nil {
+		return fmt.Errorf("cannot read SyncTarget %s: %w", h.syncTargetName, err)
 	}
 	return nil
 }
 
 // checkClusterConnection asks the physical cluster's apiserver whether it is ready.
-func (s *Syncer) checkClusterConnection(ctx context.Context) error {
-	body, err := s.downstreamKube.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+func (h healthChecks) checkClusterConnection(ctx context.Context) error {
+	body, err := h.downstreamREST.Get().AbsPath("/readyz").DoRaw(ctx)
 	if err != nil {
 		return fmt.Errorf("physical cluster not reachable: %w", err)
 	}
@@ -51,11 +62,11 @@ func (s *Syncer) checkClusterConnection(ctx context.Context) error {
 }
 
 // checkResourceControllers is healthy once the controllers run and every informer synced.
-func (s *Syncer) checkResourceControllers(context.Context) error {
-	if !s.started() {
+func (h healthChecks) checkResourceControllers(context.Context) error {
+	if !h.started() {
 		return errors.New("controllers not started")
 	}
-	if ok, what := s.engine.allSynced(); !ok {
+	if ok, what := h.allSynced(); !ok {
 		return fmt.Errorf("waiting for caches to sync: %s", what)
 	}
 	return nil

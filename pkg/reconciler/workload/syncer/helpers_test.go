@@ -1,6 +1,7 @@
 package syncer
 
 import (
+	"context"
 	"encoding/json"
 	"slices"
 	"strings"
@@ -17,15 +18,18 @@ import (
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	kubefake "k8s.io/client-go/kubernetes/fake"
 	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/rest"
 	clienttesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 
+	"github.com/tmc-dev/tmc/pkg/reconciler/queue"
 	"github.com/tmc-dev/tmc/pkg/reconciler/workload/syncer/transform"
 	"github.com/tmc-dev/tmc/pkg/reconciler/workload/tmc"
 	"github.com/tmc-dev/tmc/sdk/apis/logicalcluster"
 	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
 	tmcfake "github.com/tmc-dev/tmc/sdk/client/clientset/versioned/fake"
+	workloadlisters "github.com/tmc-dev/tmc/sdk/client/listers/workload/v1alpha1"
 )
 
 const (
@@ -62,14 +66,24 @@ type testObjects struct {
 	downstreamKubeLiveOnly []runtime.Object
 }
 
-// testEnv is a Syncer wired to fake clients and plain-indexer informer caches: one watched
-// workspace (testWorkspace) and two accepted types (configmaps without and deployments
-// with a status subresource).
+// testEnv is the syncer's data path wired by newDataPath to fake clients and plain-indexer
+// informer caches: one watched workspace (testWorkspace) and two accepted types
+// (configmaps without and deployments with a status subresource).
 type testEnv struct {
-	s                 *Syncer
+	engine     *engine
+	spec       *specController
+	status     *statusController
+	namespaces *namespaceManager
+	reporter   *statusReporter
+	metrics    *syncerMetrics
+	errors     *errorLog
+	started    *atomic.Bool
+	recovery   tmc.RecoveryOptions
+
 	upstreamDynamic   *dynamicfake.FakeDynamicClient
 	downstreamDynamic *dynamicfake.FakeDynamicClient
 	downstreamKube    *kubefake.Clientset
+	locationClient    *tmcfake.Clientset
 	recorder          *record.FakeRecorder
 
 	upstreamCaches   map[schema.GroupVersionResource]cache.Indexer
@@ -93,11 +107,64 @@ func newTestEnv(t *testing.T, objs testObjects) *testEnv {
 		namespaceCache:   newIndexer(),
 		informersSynced:  &atomic.Bool{},
 		namespacesSynced: &atomic.Bool{},
+		started:          &atomic.Bool{},
 		recorder:         record.NewFakeRecorder(100),
+		metrics:          newSyncerMetrics(testSyncTargetName),
+		errors:           newErrorLog(),
+		// Jitter-free, and long enough that a loaded machine cannot see the re-queue before
+		// the test looks at the queue, short enough to wait for it.
+		recovery: tmc.RecoveryOptions{Backoff: tmc.BackoffConfig{BaseDelay: time.Second, MaxDelay: 2 * time.Second}},
 	}
 	env.informersSynced.Store(true)
 	env.namespacesSynced.Store(true)
+	env.newClients(objs)
 
+	target := syncTarget{workspace: testLocationWorkspace, name: testSyncTargetName, key: testStKey, uid: testSyncTargetUID}
+	cfg := &Config{
+		UpstreamConfig:                &rest.Config{Host: "https://upstream.invalid"},
+		SyncTargetName:                testSyncTargetName,
+		Workers:                       1,
+		HeartbeatInterval:             time.Second,
+		DownstreamNamespaceCleanDelay: time.Hour,
+		PodName:                       "tmc-system/syncer-0",
+	}
+	d := newDataPath(target, transform.DefaultChain(), cfg, env.downstreamDynamic, env.downstreamKube, env.metrics, env.errors, env.recovery)
+	env.engine, env.spec, env.status, env.namespaces = d.engine, d.spec, d.status, d.namespaces
+	env.reporter = &statusReporter{
+		target:           target,
+		interval:         cfg.HeartbeatInterval,
+		podName:          cfg.PodName,
+		syncTargetLister: func() workloadlisters.SyncTargetLister { return nil },
+		downstreamNodes:  env.downstreamKube.CoreV1().Nodes(),
+		caches:           d.engine,
+		started:          env.started.Load,
+		errors:           env.errors,
+		metrics:          env.metrics,
+		startTime:        metav1.NewTime(time.Now().Truncate(time.Second)),
+	}
+	env.fakeInformers()
+	t.Cleanup(func() {
+		env.spec.queue.ShutDown()
+		env.status.queue.ShutDown()
+		env.namespaces.queue.ShutDown()
+	})
+
+	for _, o := range objs.upstream {
+		env.addToCache(t, env.upstreamCaches, o)
+	}
+	for _, o := range objs.downstream {
+		env.addToCache(t, env.downstreamCaches, o)
+	}
+	for _, ns := range objs.namespaces {
+		if err := env.namespaceCache.Add(ns.DeepCopy()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return env
+}
+
+// newClients builds the fake clients holding the objects of both sides.
+func (env *testEnv) newClients(objs testObjects) {
 	var upstreamLive, downstreamLive []runtime.Object
 	for _, o := range append(slices.Clone(objs.upstream), objs.upstreamLiveOnly...) {
 		upstreamLive = append(upstreamLive, o.DeepCopy())
@@ -120,47 +187,19 @@ func newTestEnv(t *testing.T, objs testObjects) *testEnv {
 		}
 		return true, applied, nil
 	})
-
 	var kubeObjs []runtime.Object
 	for _, ns := range append(slices.Clone(objs.namespaces), objs.namespacesLiveOnly...) {
 		kubeObjs = append(kubeObjs, ns.DeepCopy())
 	}
 	env.downstreamKube = kubefake.NewClientset(append(kubeObjs, objs.downstreamKubeLiveOnly...)...)
-
-	s := &Syncer{
-		cfg: &Config{
-			SyncTargetName:                testSyncTargetName,
-			Workers:                       1,
-			HeartbeatInterval:             time.Second,
-			DownstreamNamespaceCleanDelay: time.Hour,
-			PodName:                       "tmc-system/syncer-0",
-		},
-		chain:             transform.DefaultChain(),
-		locationWorkspace: testLocationWorkspace,
-		stKey:             testStKey,
-		stUID:             testSyncTargetUID,
-		locationClient: tmcfake.NewSimpleClientset(&workloadv1alpha1.SyncTarget{
-			ObjectMeta: metav1.ObjectMeta{Name: testSyncTargetName, UID: testSyncTargetUID},
-		}),
-		downstreamDynamic: env.downstreamDynamic,
-		downstreamKube:    env.downstreamKube,
-		metrics:           newSyncerMetrics(testSyncTargetName),
-		errors:            newErrorLog(),
-		reconcileCh:       make(chan struct{}, 1),
-	}
-	// Jitter-free, and long enough that a loaded machine cannot see the re-queue before
-	// the test looks at the queue, short enough to wait for it.
-	s.recovery = tmc.NewRecoveryManager(tmc.RecoveryOptions{
-		Component:  "syncer",
-		Registerer: s.metrics.tmc.Registerer(),
-		Backoff:    tmc.BackoffConfig{BaseDelay: time.Second, Factor: 2, MaxDelay: 2 * time.Second},
+	env.locationClient = tmcfake.NewSimpleClientset(&workloadv1alpha1.SyncTarget{
+		ObjectMeta: metav1.ObjectMeta{Name: testSyncTargetName, UID: testSyncTargetUID},
 	})
-	if err := s.registerHealthChecks(); err != nil {
-		t.Fatalf("failed to register health checks: %v", err)
-	}
-	env.s = s
+}
 
-	e := newEngine(s)
+// fakeInformers puts plain indexers where the engine keeps its informers.
+func (env *testEnv) fakeInformers() {
+	e := env.engine
 	e.resources = map[schema.GroupVersionResource]resourceInfo{
 		configMapsGVR:  {gvr: configMapsGVR, kind: "ConfigMap"},
 		deploymentsGVR: {gvr: deploymentsGVR, kind: "Deployment", hasStatus: true},
@@ -168,40 +207,29 @@ func newTestEnv(t *testing.T, objs testObjects) *testEnv {
 	for gvr := range e.resources {
 		env.upstreamCaches[gvr] = newIndexer()
 		env.downstreamCaches[gvr] = newIndexer()
-		e.upstream[upstreamKey{workspace: testWorkspace, gvr: gvr}] = env.handle(env.upstreamCaches[gvr], gvr)
-		e.downstream[gvr] = env.handle(env.downstreamCaches[gvr], gvr)
+		e.upstreamInformers[upstreamInformerKey{workspace: testWorkspace, gvr: gvr}] = env.handle(env.upstreamCaches[gvr], gvr)
+		e.downstreamInformers[gvr] = env.handle(env.downstreamCaches[gvr], gvr)
 	}
-	e.workspaces[testWorkspace] = &workspaceClients{
-		path:       testWorkspace,
-		dynamic:    env.upstreamDynamic,
-		kube:       kubefake.NewClientset(),
-		recorder:   env.recorder,
-		stopEvents: func() {},
-	}
+	e.upstreamWorkspaces[testWorkspace] = &upstreamWorkspace{dynamic: env.upstreamDynamic, recorder: env.recorder, stopEvents: func() {}}
 	e.namespaceLister = corelisters.NewNamespaceLister(env.namespaceCache)
 	e.namespacesSynced = env.namespacesSynced.Load
-	s.engine = e
-	s.controllers = newControllers(s)
-	s.namespaces = newNamespaceManager(s)
-	s.reporter = newStatusReporter(s)
-	t.Cleanup(func() {
-		s.controllers.specQueue.ShutDown()
-		s.controllers.statusQueue.ShutDown()
-		s.namespaces.queue.ShutDown()
-	})
+}
 
-	for _, o := range objs.upstream {
-		env.addToCache(t, env.upstreamCaches, o)
+// healthHandler serves the syncer's health checks on the env's current clients.
+func (env *testEnv) healthChecks(downstreamREST rest.Interface) healthChecks {
+	return healthChecks{
+		syncTargetName: testSyncTargetName,
+		locationClient: env.locationClient,
+		downstreamREST: downstreamREST,
+		started:        env.started.Load,
+		allSynced:      env.engine.allSynced,
 	}
-	for _, o := range objs.downstream {
-		env.addToCache(t, env.downstreamCaches, o)
-	}
-	for _, ns := range objs.namespaces {
-		if err := env.namespaceCache.Add(ns.DeepCopy()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return env
+}
+
+// specQueue returns a queue wired like the spec controller's, around reconcile.
+func (env *testEnv) specQueue(reconcile func(context.Context, specKey) (time.Duration, error)) *queue.Queue[specKey] {
+	q := newSyncerQueue("spec", reconcile, env.metrics, env.errors, env.recovery)
+	return q
 }
 
 func (env *testEnv) handle(indexer cache.Indexer, gvr schema.GroupVersionResource) *informerHandle {

@@ -1,10 +1,14 @@
 package syncer
 
 import (
+	"context"
+	"fmt"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tmc-dev/tmc/pkg/reconciler/queue"
 	"github.com/tmc-dev/tmc/pkg/reconciler/workload/tmc"
 )
 
@@ -131,4 +135,50 @@ func (m *syncerMetrics) skipped(direction string) {
 // forgetWorkspace drops the series of a workspace that is no longer watched.
 func (m *syncerMetrics) forgetWorkspace(workspace string) {
 	m.tmc.DeletePartialMatchAll(prometheus.Labels{"workspace": workspace})
+}
+
+// latencyTracker remembers when the change that queued a key was seen, for the end-to-end
+// latency of the write it leads to.
+type latencyTracker struct {
+	mu        sync.Mutex
+	firstSeen map[string]time.Time
+}
+
+func newLatencyTracker() *latencyTracker { return &latencyTracker{firstSeen: map[string]time.Time{}} }
+
+// seen records the first time a change of id was seen since its last write.
+func (l *latencyTracker) seen(id string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.firstSeen[id]; !ok {
+		l.firstSeen[id] = time.Now()
+	}
+}
+
+// take returns and forgets when a change of id was first seen (zero if never).
+func (l *latencyTracker) take(id string) time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	t := l.firstSeen[id]
+	delete(l.firstSeen, id)
+	return t
+}
+
+// newSyncerQueue returns a queue of the syncer whose failures are counted in the error
+// metric and in errs (the SyncTarget's error summary and ResourcesSynced condition).
+func newSyncerQueue[K comparable](name string, reconcile queue.ReconcileFunc[K], metrics *syncerMetrics, errs *errorLog, recovery tmc.RecoveryOptions) *queue.Queue[K] {
+	return queue.New(reconcile, queue.Options[K]{
+		Name:            name,
+		Component:       "syncer",
+		MetricsProvider: metrics.tmc.WorkqueueMetricsProvider(),
+		Recovery:        recovery,
+		LogValues:       func(k K) []any { return []any{"key", fmt.Sprint(k)} },
+		OnError: func(_ context.Context, key K, err *tmc.TMCError, _ queue.Decision) {
+			err = err.WithOperation(name)
+			metrics.error(err.Type)
+			errs.record(err)
+			errs.setFailing(name+"|"+fmt.Sprint(key), err.Type)
+		},
+		OnSuccess: func(key K) { errs.clearFailing(name + "|" + fmt.Sprint(key)) },
+	})
 }

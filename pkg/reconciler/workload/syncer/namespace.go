@@ -9,14 +9,26 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/util/workqueue"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 
+	"github.com/tmc-dev/tmc/pkg/reconciler/queue"
 	"github.com/tmc-dev/tmc/pkg/reconciler/workload/tmc"
 	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
 )
+
+// namespaceCaches is what the cleanup must know about the informer caches before it may
+// decide that a namespace is no longer needed.
+type namespaceCaches interface {
+	allSynced() (bool, string)
+	resourceList() []resourceInfo
+	syncedResources() []workloadv1alpha1.SyncedResource
+	downstreamObjectsIn(downstreamNamespace string) int
+	upstreamSynced(workspace string) bool
+	upstreamObjectsIn(workspace, upstreamNamespace string) int
+}
 
 // namespaceManager creates downstream namespaces (named by the hash of their locator, and
 // carrying it) and deletes them once they are no longer needed: only after the clean delay,
@@ -24,23 +36,25 @@ import (
 // downstream or in their upstream namespace. Startup never deletes a namespace that holds
 // anything (kcp bug #2041).
 type namespaceManager struct {
-	syncer *Syncer
-	queue  workqueue.TypedDelayingInterface[string]
+	target               syncTarget
+	namespaceLister      func() corelisters.NamespaceLister
+	downstreamNamespaces typedcorev1.NamespaceInterface
+	caches               namespaceCaches
+	cleanDelay           time.Duration
+	metrics              *syncerMetrics
+	queue                *queue.Queue[string]
 }
 
-func newNamespaceManager(s *Syncer) *namespaceManager {
-	return &namespaceManager{
-		syncer: s,
-		queue: workqueue.NewTypedDelayingQueueWithConfig(workqueue.TypedDelayingQueueConfig[string]{
-			Name:            "namespace-cleanup",
-			MetricsProvider: s.metrics.tmc.WorkqueueMetricsProvider(),
-		}),
-	}
-}
+// notYetError says that the cleanup cannot decide yet; it looks again after the delay.
+type notYetError struct{ reason string }
+
+func (e *notYetError) Error() string { return e.reason }
+
+func notYet(format string, args ...any) error { return &notYetError{reason: fmt.Sprintf(format, args...)} }
 
 // locatorOf returns the locator of a downstream namespace this target owns.
 func (m *namespaceManager) locatorOf(downstreamNamespace string) (workloadv1alpha1.NamespaceLocator, bool) {
-	lister := m.syncer.engine.namespaceLister
+	lister := m.namespaceLister()
 	if lister == nil {
 		return workloadv1alpha1.NamespaceLocator{}, false
 	}
@@ -49,7 +63,7 @@ func (m *namespaceManager) locatorOf(downstreamNamespace string) (workloadv1alph
 		return workloadv1alpha1.NamespaceLocator{}, false
 	}
 	loc, err := workloadv1alpha1.ParseNamespaceLocator(ns.Annotations[workloadv1alpha1.NamespaceLocatorAnnotation])
-	if err != nil || !loc.SameSyncTarget(m.syncer.locator("", "")) {
+	if err != nil || !loc.SameSyncTarget(m.target.locator("", "")) {
 		return workloadv1alpha1.NamespaceLocator{}, false
 	}
 	return loc, true
@@ -57,90 +71,83 @@ func (m *namespaceManager) locatorOf(downstreamNamespace string) (workloadv1alph
 
 // ensure makes sure the downstream namespace for locator exists and is ours. A namespace of
 // that name with another locator (or none) is a collision: reported, never merged.
-func (m *namespaceManager) ensure(ctx context.Context, locator workloadv1alpha1.NamespaceLocator, name string) error {
-	s := m.syncer
+func (m *namespaceManager) ensure(ctx context.Context, locator workloadv1alpha1.NamespaceLocator, downstreamNamespace string) error {
 	want, err := locator.MarshalAnnotation()
 	if err != nil {
 		return err
 	}
-	ns, err := s.engine.namespaceLister.Get(name)
+	lister := m.namespaceLister()
+	if lister == nil {
+		return notYet("downstream namespaces not watched yet")
+	}
+	ns, err := lister.Get(downstreamNamespace)
 	if apierrors.IsNotFound(err) {
-		_, err = s.downstreamKube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{
+		_, err = m.downstreamNamespaces.Create(ctx, &corev1.Namespace{
 			ObjectMeta: metav1.ObjectMeta{
-				Name:        name,
-				Labels:      map[string]string{workloadv1alpha1.InternalDownstreamClusterLabel: s.stKey},
+				Name:        downstreamNamespace,
+				Labels:      map[string]string{workloadv1alpha1.InternalDownstreamClusterLabel: m.target.key},
 				Annotations: map[string]string{workloadv1alpha1.NamespaceLocatorAnnotation: want},
 			},
 		}, metav1.CreateOptions{})
 		if err == nil {
-			s.metrics.downstreamWrite(operationCreateNamespace)
+			m.metrics.downstreamWrite(operationCreateNamespace)
 			klog.FromContext(ctx).V(2).Info("Created downstream namespace")
 			return nil
 		}
 		if !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("failed to create downstream namespace %s: %w", name, err)
+			return fmt.Errorf("failed to create downstream namespace %s: %w", downstreamNamespace, err)
 		}
-		ns, err = s.downstreamKube.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
+		ns, err = m.downstreamNamespaces.Get(ctx, downstreamNamespace, metav1.GetOptions{})
 	}
 	if err != nil {
-		return fmt.Errorf("failed to get downstream namespace %s: %w", name, err)
+		return fmt.Errorf("failed to get downstream namespace %s: %w", downstreamNamespace, err)
 	}
 	got, err := workloadv1alpha1.ParseNamespaceLocator(ns.Annotations[workloadv1alpha1.NamespaceLocatorAnnotation])
 	if err != nil || got != locator {
-		msg := fmt.Sprintf("downstream namespace %s exists but belongs to %q, not to %s", name, ns.Annotations[workloadv1alpha1.NamespaceLocatorAnnotation], want)
+		msg := fmt.Sprintf("downstream namespace %s exists but belongs to %q, not to %s", downstreamNamespace, ns.Annotations[workloadv1alpha1.NamespaceLocatorAnnotation], want)
 		return tmc.NewTMCError(tmc.TMCErrorTypeNamespaceCollision, errors.New(msg), "namespace collision", tmc.TMCErrorSeverityHigh)
 	}
 	if ns.DeletionTimestamp != nil {
-		return fmt.Errorf("downstream namespace %s is being deleted; waiting", name)
+		return fmt.Errorf("downstream namespace %s is being deleted; waiting", downstreamNamespace)
 	}
 	return nil
 }
 
 // consider schedules a cleanup check of a downstream namespace after the clean delay.
-func (m *namespaceManager) consider(name string) {
-	m.queue.AddAfter(name, m.syncer.cfg.DownstreamNamespaceCleanDelay)
+func (m *namespaceManager) consider(downstreamNamespace string) {
+	m.queue.AddAfter(downstreamNamespace, m.cleanDelay)
 }
 
-func (m *namespaceManager) run(ctx context.Context) {
-	defer m.queue.ShutDown()
-	go wait.UntilWithContext(ctx, func(ctx context.Context) {
-		for m.processNext(ctx) {
-		}
-	}, time.Second)
-	<-ctx.Done()
+// reconcile runs the cleanup check of one namespace: one that cannot be decided yet is
+// looked at again after the clean delay; API failures follow the queue's retry rule.
+func (m *namespaceManager) reconcile(ctx context.Context, downstreamNamespace string) (time.Duration, error) {
+	logger := klog.FromContext(ctx).WithValues("downstreamNamespace", downstreamNamespace)
+	err := m.clean(klog.NewContext(ctx, logger), downstreamNamespace)
+	var wait *notYetError
+	if errors.As(err, &wait) {
+		logger.V(2).Info("Namespace cleanup cannot decide yet; will look again", "reason", wait.reason)
+		return m.cleanDelay, nil
+	}
+	return 0, err
 }
 
-func (m *namespaceManager) processNext(ctx context.Context) bool {
-	name, quit := m.queue.Get()
-	if quit {
-		return false
+// clean deletes a downstream namespace if it is ours and no longer needed.
+func (m *namespaceManager) clean(ctx context.Context, downstreamNamespace string) error {
+	if ok, what := m.caches.allSynced(); !ok {
+		return notYet("informers not synced yet (%s)", what)
 	}
-	defer m.queue.Done(name)
-	logger := klog.FromContext(ctx).WithValues("downstreamNamespace", name)
-	if err := m.clean(klog.NewContext(ctx, logger), name); err != nil {
-		logger.V(2).Info("Namespace cleanup failed; will retry", "err", err)
-		m.queue.AddAfter(name, m.syncer.cfg.DownstreamNamespaceCleanDelay)
-	}
-	return true
-}
-
-func (m *namespaceManager) clean(ctx context.Context, name string) error {
-	s := m.syncer
-	if ok, what := s.engine.allSynced(); !ok {
-		return fmt.Errorf("informers not synced yet (%s)", what)
-	}
-	if len(s.engine.resourceList()) == 0 {
+	if len(m.caches.resourceList()) == 0 {
 		// Until a discovery succeeds no object informer runs, so every namespace would look
 		// empty; this is exactly the startup deletion of kcp bug #2041.
-		return errors.New("no resource types accepted yet")
+		return notYet("no resource types accepted yet")
 	}
-	for _, st := range s.engine.resourceStates() {
+	for _, st := range m.caches.syncedResources() {
 		if st.State == workloadv1alpha1.ResourceStateUnauthorized {
 			// Objects of a type the syncer may no longer read could still be in there.
-			return fmt.Errorf("cannot tell whether namespace is empty: %s is unauthorized", st.String())
+			return notYet("cannot tell whether namespace is empty: %s is unauthorized", st.String())
 		}
 	}
-	ns, err := s.engine.namespaceLister.Get(name)
+	ns, err := m.namespaceLister().Get(downstreamNamespace)
 	if apierrors.IsNotFound(err) {
 		return nil
 	}
@@ -150,25 +157,25 @@ func (m *namespaceManager) clean(ctx context.Context, name string) error {
 	if ns.DeletionTimestamp != nil {
 		return nil
 	}
-	loc, ok := m.locatorOf(name)
+	loc, ok := m.locatorOf(downstreamNamespace)
 	if !ok {
 		return nil
 	}
-	if n := s.engine.downstreamObjectsIn(name); n > 0 {
+	if n := m.caches.downstreamObjectsIn(downstreamNamespace); n > 0 {
 		klog.FromContext(ctx).V(4).Info("Keeping downstream namespace: it holds synced objects", "objects", n)
 		return nil
 	}
-	if s.engine.upstreamSynced(loc.ClusterName) && s.engine.upstreamObjectsIn(loc.ClusterName, loc.Namespace) > 0 {
+	if m.caches.upstreamSynced(loc.ClusterName) && m.caches.upstreamObjectsIn(loc.ClusterName, loc.Namespace) > 0 {
 		klog.FromContext(ctx).V(4).Info("Keeping downstream namespace: its upstream namespace holds synced objects")
 		return nil
 	}
-	err = s.downstreamKube.CoreV1().Namespaces().Delete(ctx, name, metav1.DeleteOptions{
+	err = m.downstreamNamespaces.Delete(ctx, downstreamNamespace, metav1.DeleteOptions{
 		Preconditions: &metav1.Preconditions{UID: ptr.To(ns.UID)},
 	})
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("failed to delete downstream namespace: %w", err)
 	}
-	s.metrics.downstreamWrite(operationDeleteNamespace)
+	m.metrics.downstreamWrite(operationDeleteNamespace)
 	klog.FromContext(ctx).V(2).Info("Deleted empty downstream namespace", "workspace", loc.ClusterName, "upstreamNamespace", loc.Namespace)
 	return nil
 }

@@ -148,13 +148,13 @@ func TestResourceControllerNamespaceCleanup(t *testing.T) {
 			env.informersSynced.Store(!tc.informersNotSynced)
 			env.namespacesSynced.Store(!tc.namespacesNotSync)
 			if tc.notReconciled {
-				e := env.s.engine
+				e := env.engine
 				clear(e.resources)
-				clear(e.upstream)
-				clear(e.downstream)
+				clear(e.upstreamInformers)
+				clear(e.downstreamInformers)
 			}
 			if tc.unauthorizedType {
-				env.s.engine.syncedResourceState = []workloadv1alpha1.SyncedResource{{
+				env.engine.resourceStates = []workloadv1alpha1.SyncedResource{{
 					ResourceToSync: workloadv1alpha1.ResourceToSync{Resource: "secrets"},
 					State:          workloadv1alpha1.ResourceStateUnauthorized,
 				}}
@@ -163,7 +163,7 @@ func TestResourceControllerNamespaceCleanup(t *testing.T) {
 			if name == "" {
 				name = dsNS
 			}
-			err := env.s.namespaces.clean(t.Context(), name)
+			err := env.namespaces.clean(t.Context(), name)
 			if (err != nil) != tc.wantErr {
 				t.Errorf("got error %v, want error: %v", err, tc.wantErr)
 			}
@@ -230,7 +230,7 @@ func TestResourceControllerNamespaceEnsure(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			env := newTestEnv(t, tc.objs(t))
-			err := env.s.namespaces.ensure(t.Context(), testLocator(testWorkspace, testNamespace), dsNS)
+			err := env.namespaces.ensure(t.Context(), testLocator(testWorkspace, testNamespace), dsNS)
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("got error %v, want error: %v", err, tc.wantErr)
 			}
@@ -246,15 +246,15 @@ func TestResourceControllerNamespaceEnsure(t *testing.T) {
 func TestResourceControllerNamespaceLocatorOf(t *testing.T) {
 	dsNS := downstreamNamespaceFor(t, testWorkspace, testNamespace)
 	env := newTestEnv(t, testObjects{namespaces: []*corev1.Namespace{ownedNamespace(t)}})
-	loc, ok := env.s.namespaces.locatorOf(dsNS)
+	loc, ok := env.namespaces.locatorOf(dsNS)
 	if !ok || loc != testLocator(testWorkspace, testNamespace) {
 		t.Errorf("locatorOf(%s) = %+v, %v; want %+v", dsNS, loc, ok, testLocator(testWorkspace, testNamespace))
 	}
-	if _, ok := env.s.namespaces.locatorOf("kcp-unknown"); ok {
+	if _, ok := env.namespaces.locatorOf("kcp-unknown"); ok {
 		t.Error("locatorOf must not find a namespace missing from the cache")
 	}
-	env.s.engine.namespaceLister = nil // before the namespace informer starts
-	if _, ok := env.s.namespaces.locatorOf(dsNS); ok {
+	env.engine.namespaceLister = nil // before the namespace informer starts
+	if _, ok := env.namespaces.locatorOf(dsNS); ok {
 		t.Error("locatorOf must not find anything before the namespace informer starts")
 	}
 }

@@ -15,11 +15,14 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/dynamic"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/klog/v2"
 
 	"github.com/tmc-dev/tmc/pkg/reconciler/workload/tmc"
 	"github.com/tmc-dev/tmc/pkg/version"
 	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
+	workloadlisters "github.com/tmc-dev/tmc/sdk/client/listers/workload/v1alpha1"
 )
 
 // statusFieldManager owns the SyncTarget status fields the syncer reports. The
@@ -28,13 +31,42 @@ import (
 const statusFieldManager = "tmc-workload-syncer-status"
 
 // errorLog keeps error counts by TMC type and the latest errors for the SyncTarget status.
+// It also tracks which queue keys are failing right now, for the ResourcesSynced condition.
 type errorLog struct {
-	mu     sync.Mutex
-	counts map[string]int64
-	recent []workloadv1alpha1.SyncerError
+	mu      sync.Mutex
+	counts  map[string]int64
+	recent  []workloadv1alpha1.SyncerError
+	failing map[string]tmc.TMCErrorType
 }
 
-func newErrorLog() *errorLog { return &errorLog{counts: map[string]int64{}} }
+func newErrorLog() *errorLog {
+	return &errorLog{counts: map[string]int64{}, failing: map[string]tmc.TMCErrorType{}}
+}
+
+// setFailing marks queue key id as failing with error type t.
+func (l *errorLog) setFailing(id string, t tmc.TMCErrorType) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.failing[id] = t
+}
+
+// clearFailing marks queue key id as succeeding.
+func (l *errorLog) clearFailing(id string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.failing, id)
+}
+
+// failingCounts returns the number of keys currently failing, by error type.
+func (l *errorLog) failingCounts() map[tmc.TMCErrorType]int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := map[tmc.TMCErrorType]int{}
+	for _, t := range l.failing {
+		out[t]++
+	}
+	return out
+}
 
 func (l *errorLog) record(e *tmc.TMCError) {
 	l.mu.Lock()
@@ -74,13 +106,28 @@ func (l *errorLog) summary() *workloadv1alpha1.ErrorSummary {
 	return s
 }
 
+// reporterCaches is what the status reporter reads of the informer caches.
+type reporterCaches interface {
+	syncedResources() []workloadv1alpha1.SyncedResource
+	allSynced() (bool, string)
+}
+
 // statusReporter sends heartbeats and the syncer's part of the SyncTarget status: synced
 // resources, conditions (SyncerReady, SyncerAuthorized, ResourcesSynced), node capacity,
 // the syncer's identity and its error summary. Each report is one server-side apply of the
 // status subresource, guarded by the SyncTarget's UID.
 type statusReporter struct {
-	syncer    *Syncer
-	startTime metav1.Time
+	target           syncTarget
+	interval         time.Duration
+	podName          string
+	syncTargetLister func() workloadlisters.SyncTargetLister
+	syncTargets      dynamic.NamespaceableResourceInterface // in the location workspace
+	downstreamNodes  typedcorev1.NodeInterface
+	caches           reporterCaches
+	started          func() bool
+	errors           *errorLog
+	metrics          *syncerMetrics
+	startTime        metav1.Time
 
 	mu             sync.Mutex
 	lastSuccess    time.Time
@@ -88,15 +135,11 @@ type statusReporter struct {
 	nodesForbidden bool
 }
 
-func newStatusReporter(s *Syncer) *statusReporter {
-	return &statusReporter{syncer: s, startTime: metav1.NewTime(time.Now().Truncate(time.Second))}
-}
-
 // run reports every heartbeat interval (with ±10 % jitter, so that many syncers restarted
 // together spread out) and backs off exponentially from 1s after a failure, capped at the
 // interval.
 func (r *statusReporter) run(ctx context.Context) {
-	interval := r.syncer.cfg.HeartbeatInterval
+	interval := r.interval
 	for {
 		err := r.report(ctx)
 		var wait time.Duration
@@ -121,10 +164,12 @@ func (r *statusReporter) run(ctx context.Context) {
 }
 
 func (r *statusReporter) report(ctx context.Context) error {
-	s := r.syncer
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	current, _ := s.syncTargetLister.Get(s.cfg.SyncTargetName)
+	var current *workloadv1alpha1.SyncTarget
+	if lister := r.syncTargetLister(); lister != nil {
+		current, _ = lister.Get(r.target.name)
+	}
 	status := r.buildStatus(ctx, current)
 	raw, err := json.Marshal(status)
 	if err != nil {
@@ -137,18 +182,17 @@ func (r *statusReporter) report(ctx context.Context) error {
 	apply := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": workloadv1alpha1.SchemeGroupVersion.String(),
 		"kind":       "SyncTarget",
-		"metadata":   map[string]any{"name": s.cfg.SyncTargetName, "uid": string(s.stUID)},
+		"metadata":   map[string]any{"name": r.target.name, "uid": string(r.target.uid)},
 		"status":     statusMap,
 	}}
-	_, err = s.locationDynamic.Resource(workloadv1alpha1.SchemeGroupVersion.WithResource("synctargets")).
-		Apply(ctx, s.cfg.SyncTargetName, apply, metav1.ApplyOptions{FieldManager: statusFieldManager, Force: true}, "status")
+	_, err = r.syncTargets.Apply(ctx, r.target.name, apply, metav1.ApplyOptions{FieldManager: statusFieldManager, Force: true}, "status")
 	if err != nil {
-		s.metrics.heartbeats.WithLabelValues(s.metrics.clusterName, heartbeatResultFailure).Inc()
+		r.metrics.heartbeats.WithLabelValues(r.metrics.clusterName, heartbeatResultFailure).Inc()
 		return fmt.Errorf("failed to report SyncTarget status: %w", err)
 	}
 	now := time.Now()
-	s.metrics.heartbeats.WithLabelValues(s.metrics.clusterName, heartbeatResultSuccess).Inc()
-	s.metrics.lastHeartbeat.WithLabelValues(s.metrics.clusterName).Set(float64(now.Unix()))
+	r.metrics.heartbeats.WithLabelValues(r.metrics.clusterName, heartbeatResultSuccess).Inc()
+	r.metrics.lastHeartbeat.WithLabelValues(r.metrics.clusterName).Set(float64(now.Unix()))
 	r.mu.Lock()
 	r.lastSuccess = now
 	r.mu.Unlock()
@@ -158,13 +202,12 @@ func (r *statusReporter) report(ctx context.Context) error {
 // buildStatus computes the fields the syncer owns. Only these appear in the apply, so the
 // controller's fields are untouched.
 func (r *statusReporter) buildStatus(ctx context.Context, current *workloadv1alpha1.SyncTarget) map[string]any {
-	s := r.syncer
 	now := metav1.NewTime(time.Now())
 	var existing []metav1.Condition
 	if current != nil {
 		existing = current.Status.Conditions
 	}
-	states := s.engine.resourceStates()
+	states := r.caches.syncedResources()
 	accepted := int32(0)
 	var unauthorized []string
 	for _, st := range states {
@@ -186,18 +229,18 @@ func (r *statusReporter) buildStatus(ctx context.Context, current *workloadv1alp
 		}
 		conds = append(conds, c)
 	}
-	synced, what := s.engine.allSynced()
+	synced, what := r.caches.allSynced()
 	readyMsg := "The syncer is running and its caches are synced"
 	if !synced {
 		readyMsg = "Waiting for caches to sync: " + what
 	}
-	setCond(workloadv1alpha1.SyncTargetSyncerReady, synced && s.started(), workloadv1alpha1.ReasonSyncerStarted, workloadv1alpha1.ReasonSyncerStarting, readyMsg)
+	setCond(workloadv1alpha1.SyncTargetSyncerReady, synced && r.started(), workloadv1alpha1.ReasonSyncerStarted, workloadv1alpha1.ReasonSyncerStarting, readyMsg)
 	authMsg := "The syncer may sync every accepted resource type"
 	if len(unauthorized) > 0 {
 		authMsg = "The syncer lacks permissions in the physical cluster for: " + strings.Join(unauthorized, ", ")
 	}
 	setCond(workloadv1alpha1.SyncTargetSyncerAuthorized, len(unauthorized) == 0, workloadv1alpha1.ReasonSyncerAuthorized, workloadv1alpha1.ReasonSyncerUnauthorized, authMsg)
-	failing := s.controllers.failingCounts()
+	failing := r.errors.failingCounts()
 	syncMsg := "Every object is in sync"
 	if len(failing) > 0 {
 		parts := make([]string, 0, len(failing))
@@ -216,7 +259,7 @@ func (r *statusReporter) buildStatus(ctx context.Context, current *workloadv1alp
 		"acceptedResourceCount":   accepted,
 		"syncer": workloadv1alpha1.SyncerInfo{
 			Version:   version.Get().GitVersion,
-			Pod:       s.cfg.PodName,
+			Pod:       r.podName,
 			StartTime: &r.startTime,
 		},
 	}
@@ -224,7 +267,7 @@ func (r *statusReporter) buildStatus(ctx context.Context, current *workloadv1alp
 		status["allocatable"] = allocatable
 		status["capacity"] = capacity
 	}
-	if e := s.errors.summary(); e != nil {
+	if e := r.errors.summary(); e != nil {
 		status["errors"] = e
 	}
 	return status
@@ -238,7 +281,7 @@ func (r *statusReporter) nodeSummary(ctx context.Context) (corev1.ResourceList, 
 	if forbidden {
 		return nil, nil, false
 	}
-	nodes, err := r.syncer.downstreamKube.CoreV1().Nodes().List(ctx, metav1.ListOptions{ResourceVersion: "0"})
+	nodes, err := r.downstreamNodes.List(ctx, metav1.ListOptions{ResourceVersion: "0"})
 	if err != nil {
 		if tmc.TypeOf(err) == tmc.TMCErrorTypeForbidden {
 			klog.FromContext(ctx).Info("The syncer may not list nodes; SyncTarget capacity is not reported")

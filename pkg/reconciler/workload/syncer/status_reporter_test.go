@@ -100,15 +100,14 @@ func TestTMCIntegrationStatusConditions(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			env := newTestEnv(t, testObjects{})
-			s := env.s
-			s.isStarted.Store(!tc.notStarted)
+			env.started.Store(!tc.notStarted)
 			env.namespacesSynced.Store(!tc.notSynced)
-			s.engine.syncedResourceState = tc.states
+			env.engine.resourceStates = tc.states
 			for id, typ := range tc.failing {
-				s.controllers.setFailing(id, typ)
+				env.errors.setFailing(id, typ)
 			}
 
-			status := s.reporter.buildStatus(t.Context(), nil)
+			status := env.reporter.buildStatus(t.Context(), nil)
 			conds := status["conditions"].([]metav1.Condition)
 			if len(conds) != 3 {
 				t.Errorf("got %d conditions, want SyncerReady, SyncerAuthorized and ResourcesSynced", len(conds))
@@ -144,10 +143,9 @@ func TestTMCIntegrationStatusConditions(t *testing.T) {
 
 func TestTMCIntegrationStatusKeepsTransitionTime(t *testing.T) {
 	env := newTestEnv(t, testObjects{})
-	s := env.s
-	s.isStarted.Store(true)
-	s.engine.syncedResourceState = []workloadv1alpha1.SyncedResource{acceptedConfigMaps}
-	s.controllers.setFailing("spec|a", tmc.TMCErrorTypeQuotaExceeded)
+	env.started.Store(true)
+	env.engine.resourceStates = []workloadv1alpha1.SyncedResource{acceptedConfigMaps}
+	env.errors.setFailing("spec|a", tmc.TMCErrorTypeQuotaExceeded)
 
 	before := metav1.NewTime(time.Date(2025, time.June, 1, 0, 0, 0, 0, time.UTC))
 	current := &workloadv1alpha1.SyncTarget{Status: workloadv1alpha1.SyncTargetStatus{Conditions: []metav1.Condition{
@@ -155,7 +153,7 @@ func TestTMCIntegrationStatusKeepsTransitionTime(t *testing.T) {
 		{Type: workloadv1alpha1.SyncTargetSyncerAuthorized, Status: metav1.ConditionTrue, Reason: workloadv1alpha1.ReasonSyncerAuthorized, LastTransitionTime: before},
 		{Type: workloadv1alpha1.SyncTargetResourcesSynced, Status: metav1.ConditionTrue, Reason: workloadv1alpha1.ReasonAllResourcesSynced, LastTransitionTime: before},
 	}}}
-	conds := s.reporter.buildStatus(t.Context(), current)["conditions"].([]metav1.Condition)
+	conds := env.reporter.buildStatus(t.Context(), current)["conditions"].([]metav1.Condition)
 	for typ, wantKept := range map[string]bool{
 		workloadv1alpha1.SyncTargetSyncerReady:      true,
 		workloadv1alpha1.SyncTargetSyncerAuthorized: true,
@@ -185,10 +183,9 @@ func TestTMCIntegrationStatusCapacityAndErrors(t *testing.T) {
 		node("a", "1500m", "1Gi", "2", "2Gi"),
 		node("b", "2", "3Gi", "4", "4Gi"),
 	}})
-	s := env.s
-	s.errors.record(tmc.NewTMCError(tmc.TMCErrorTypeResourceConflict, errors.New("exists"), "", "").WithResource("configmaps default/web").WithWorkspace(testWorkspace))
+	env.errors.record(tmc.NewTMCError(tmc.TMCErrorTypeResourceConflict, errors.New("exists"), "", "").WithResource("configmaps default/web").WithWorkspace(testWorkspace))
 
-	status := s.reporter.buildStatus(t.Context(), nil)
+	status := env.reporter.buildStatus(t.Context(), nil)
 	expectResources(t, "allocatable", status["allocatable"], corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("3500m"), corev1.ResourceMemory: resource.MustParse("4Gi")})
 	expectResources(t, "capacity", status["capacity"], corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("6"), corev1.ResourceMemory: resource.MustParse("6Gi")})
 	summary, ok := status["errors"].(*workloadv1alpha1.ErrorSummary)
@@ -203,7 +200,7 @@ func TestTMCIntegrationStatusNodesForbidden(t *testing.T) {
 		return true, nil, apierrors.NewForbidden(corev1.Resource("nodes"), "", errors.New(`User "syncer" cannot list resource "nodes"`))
 	})
 	for range 2 {
-		status := env.s.reporter.buildStatus(t.Context(), nil)
+		status := env.reporter.buildStatus(t.Context(), nil)
 		if _, ok := status["allocatable"]; ok {
 			t.Errorf("got allocatable %v without permission to list nodes", status["allocatable"])
 		}

@@ -6,61 +6,49 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+	"sync"
 	"sync/atomic"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/tools/leaderelection"
-	"k8s.io/client-go/tools/leaderelection/resourcelock"
-	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 
 	"github.com/tmc-dev/tmc/pkg/cliutil"
 	"github.com/tmc-dev/tmc/pkg/reconciler/workload/syncer/transform"
 	"github.com/tmc-dev/tmc/pkg/reconciler/workload/tmc"
-	"github.com/tmc-dev/tmc/sdk/apis/logicalcluster"
 	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
 	tmcclient "github.com/tmc-dev/tmc/sdk/client/clientset/versioned"
 	tmcinformers "github.com/tmc-dev/tmc/sdk/client/informers/externalversions"
 	workloadlisters "github.com/tmc-dev/tmc/sdk/client/listers/workload/v1alpha1"
 )
 
-// Syncer is one workload-syncer: it serves one SyncTarget.
+// Syncer is one workload-syncer: it serves one SyncTarget. New builds the clients, metrics
+// and health checks; Run reads the SyncTarget and then wires the data path (engine, spec,
+// status, namespaces, status reporter), each piece given exactly what it uses.
 type Syncer struct {
-	cfg   *Config
-	chain *transform.Chain
-
-	locationWorkspace string
-	stKey             string
-	stUID             types.UID
+	cfg    *Config
+	chain  *transform.Chain
+	target syncTarget
 
 	locationClient    tmcclient.Interface
 	locationDynamic   dynamic.Interface
-	syncTargetLister  workloadlisters.SyncTargetLister
 	downstreamDynamic dynamic.Interface
 	downstreamKube    kubernetes.Interface
 
-	engine      *engine
-	controllers *controllers
-	namespaces  *namespaceManager
-	reporter    *statusReporter
-	metrics     *syncerMetrics
-	health      *tmc.ComponentHealthManager
-	recovery    *tmc.RecoveryManager
-	errors      *errorLog
-	isStarted   atomic.Bool
-	reconcileCh chan struct{}
+	metrics   *syncerMetrics
+	health    *tmc.ComponentHealthManager
+	errors    *errorLog
+	isStarted atomic.Bool
+	// engine is set by runControllers before isStarted; health checks read it after.
+	engine *engine
 }
 
 // Option customises a Syncer.
@@ -85,23 +73,19 @@ func New(cfg *Config, opts ...Option) (*Syncer, error) {
 	case cfg.HeartbeatInterval <= 0:
 		return nil, errors.New("the heartbeat interval must be positive")
 	}
-	s := &Syncer{cfg: cfg, chain: transform.DefaultChain(), errors: newErrorLog(), reconcileCh: make(chan struct{}, 1)}
+	s := &Syncer{cfg: cfg, chain: transform.DefaultChain(), errors: newErrorLog()}
 	for _, o := range opts {
 		o(s)
 	}
-	s.locationWorkspace = cfg.SyncTargetWorkspace.String()
-	locationConfig := rest.CopyConfig(cfg.UpstreamConfig)
+	s.target = syncTarget{workspace: cfg.SyncTargetWorkspace.String(), name: cfg.SyncTargetName}
 	if cfg.SyncTargetWorkspace.Empty() {
-		s.locationWorkspace = hubWorkspace
-	} else {
-		u, err := logicalcluster.WorkspaceURL(locationConfig.Host, cfg.SyncTargetWorkspace)
-		if err != nil {
-			return nil, err
-		}
-		locationConfig.Host = u
+		s.target.workspace = hubWorkspace
 	}
-	s.stKey = workloadv1alpha1.ToSyncTargetKey(s.locationWorkspace, cfg.SyncTargetName)
-	var err error
+	s.target.key = workloadv1alpha1.ToSyncTargetKey(s.target.workspace, cfg.SyncTargetName)
+	locationConfig, err := upstreamConfig(cfg.UpstreamConfig, s.target.workspace)
+	if err != nil {
+		return nil, err
+	}
 	if s.locationClient, err = tmcclient.NewForConfig(locationConfig); err != nil {
 		return nil, fmt.Errorf("failed to create location workspace client: %w", err)
 	}
@@ -115,19 +99,21 @@ func New(cfg *Config, opts ...Option) (*Syncer, error) {
 		return nil, fmt.Errorf("failed to create downstream client: %w", err)
 	}
 	s.metrics = newSyncerMetrics(cfg.SyncTargetName)
-	s.recovery = tmc.NewRecoveryManager(tmc.RecoveryOptions{Component: "syncer", Registerer: s.metrics.tmc.Registerer()})
-	if err := s.registerHealthChecks(); err != nil {
+	checks := healthChecks{
+		syncTargetName: cfg.SyncTargetName,
+		locationClient: s.locationClient,
+		downstreamREST: s.downstreamKube.Discovery().RESTClient(),
+		started:        s.isStarted.Load,
+		allSynced:      func() (bool, string) { return s.engine.allSynced() },
+	}
+	if s.health, err = checks.register(s.metrics.tmc); err != nil {
 		return nil, err
 	}
-	s.engine = newEngine(s)
-	s.controllers = newControllers(s)
-	s.namespaces = newNamespaceManager(s)
-	s.reporter = newStatusReporter(s)
 	return s, nil
 }
 
 // SyncTargetKey returns the key of the served SyncTarget.
-func (s *Syncer) SyncTargetKey() string { return s.stKey }
+func (s *Syncer) SyncTargetKey() string { return s.target.key }
 
 // MetricsHandler serves the syncer's Prometheus metrics.
 func (s *Syncer) MetricsHandler() http.Handler { return s.metrics.tmc.Handler() }
@@ -135,48 +121,31 @@ func (s *Syncer) MetricsHandler() http.Handler { return s.metrics.tmc.Handler() 
 // HealthHandler serves /healthz, /livez and /readyz.
 func (s *Syncer) HealthHandler() http.Handler { return s.health.Handler() }
 
-func (s *Syncer) started() bool { return s.isStarted.Load() }
-
-// locator returns the namespace locator of upstream namespace ns in workspace ws.
-func (s *Syncer) locator(ws, ns string) workloadv1alpha1.NamespaceLocator {
-	return workloadv1alpha1.NewNamespaceLocator(s.locationWorkspace, s.cfg.SyncTargetName, s.stUID, ws, ns)
-}
-
 // Run runs the syncer until ctx ends. Metrics and health are served at once; the
 // controllers start once the SyncTarget is found (and this replica leads, with leader
 // election).
 func (s *Syncer) Run(ctx context.Context) error {
-	logger := klog.FromContext(ctx).WithValues("syncTarget", s.cfg.SyncTargetName, "syncTargetWorkspace", s.locationWorkspace, "syncTargetKey", s.stKey)
+	logger := klog.FromContext(ctx).WithValues("syncTarget", s.target.name, "syncTargetWorkspace", s.target.workspace, "syncTargetKey", s.target.key)
 	ctx = klog.NewContext(ctx, logger)
 	logger.Info("Starting workload-syncer")
 
-	servers, err := s.serve(ctx)
-	if err != nil {
+	var servers cliutil.Servers
+	defer servers.Shutdown()
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", s.MetricsHandler())
+	if err := servers.Serve(ctx, s.cfg.MetricsBindAddress, mux, "metrics"); err != nil {
 		return err
 	}
-	defer servers.Shutdown()
-
+	if err := servers.Serve(ctx, s.cfg.HealthProbeBindAddress, s.HealthHandler(), "health probes"); err != nil {
+		return err
+	}
 	if err := s.waitForSyncTarget(ctx); err != nil {
 		return err
 	}
 	if s.cfg.LeaderElection == nil {
 		return s.runControllers(ctx)
 	}
-	return s.runWithLeaderElection(ctx)
-}
-
-func (s *Syncer) serve(ctx context.Context) (cliutil.Servers, error) {
-	var servers cliutil.Servers
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", s.MetricsHandler())
-	if err := servers.Serve(ctx, s.cfg.MetricsBindAddress, mux, "metrics"); err != nil {
-		return nil, err
-	}
-	if err := servers.Serve(ctx, s.cfg.HealthProbeBindAddress, s.HealthHandler(), "health probes"); err != nil {
-		servers.Shutdown()
-		return nil, err
-	}
-	return servers, nil
+	return runWithLeaderElection(ctx, s.downstreamKube, s.cfg.LeaderElection, s.runControllers)
 }
 
 // waitForSyncTarget waits until the SyncTarget exists, checks the UID guard, and records
@@ -185,7 +154,7 @@ func (s *Syncer) waitForSyncTarget(ctx context.Context) error {
 	logger := klog.FromContext(ctx)
 	var st *workloadv1alpha1.SyncTarget
 	err := wait.PollUntilContextCancel(ctx, 2*time.Second, true, func(ctx context.Context) (bool, error) {
-		got, err := s.locationClient.WorkloadV1alpha1().SyncTargets().Get(ctx, s.cfg.SyncTargetName, metav1.GetOptions{})
+		got, err := s.locationClient.WorkloadV1alpha1().SyncTargets().Get(ctx, s.target.name, metav1.GetOptions{})
 		if err != nil {
 			if apierrors.IsNotFound(err) {
 				logger.Info("Waiting for the SyncTarget to be created")
@@ -198,47 +167,86 @@ func (s *Syncer) waitForSyncTarget(ctx context.Context) error {
 		return true, nil
 	})
 	if err != nil {
-		return fmt.Errorf("SyncTarget %s not available: %w", s.cfg.SyncTargetName, err)
+		return fmt.Errorf("SyncTarget %s not available: %w", s.target.name, err)
 	}
 	if s.cfg.SyncTargetUID != "" && string(st.UID) != s.cfg.SyncTargetUID {
-		return fmt.Errorf("SyncTarget %s has UID %s, but --sync-target-uid is %s: it was deleted and re-created; re-register the cluster", s.cfg.SyncTargetName, st.UID, s.cfg.SyncTargetUID)
+		return fmt.Errorf("SyncTarget %s has UID %s, but --sync-target-uid is %s: it was deleted and re-created; re-register the cluster", s.target.name, st.UID, s.cfg.SyncTargetUID)
 	}
-	s.stUID = st.UID
+	s.target.uid = st.UID
 	return nil
 }
 
-func (s *Syncer) runWithLeaderElection(ctx context.Context) error {
-	le := s.cfg.LeaderElection
-	lock, err := resourcelock.New(resourcelock.LeasesResourceLock, le.Namespace, le.Name,
-		s.downstreamKube.CoreV1(), s.downstreamKube.CoordinationV1(), resourcelock.ResourceLockConfig{Identity: le.Identity})
-	if err != nil {
-		return fmt.Errorf("failed to create the leader-election lock: %w", err)
+// dataPath is the syncer's data path, wired for one run.
+type dataPath struct {
+	engine     *engine
+	spec       *specController
+	status     *statusController
+	namespaces *namespaceManager
+}
+
+// newDataPath wires the engine and the controllers: informer events queue keys; each
+// controller reads the engine's caches through the funcs it is given.
+func newDataPath(target syncTarget, chain *transform.Chain, cfg *Config, downstreamDynamic dynamic.Interface, downstreamKube kubernetes.Interface,
+	metrics *syncerMetrics, errs *errorLog, recovery tmc.RecoveryOptions) *dataPath {
+	d := &dataPath{}
+	latency := newLatencyTracker()
+	d.engine = newEngine(target.key, downstreamDynamic, downstreamKube, newUpstreamWorkspaceFunc(cfg.UpstreamConfig, target.name), cfg.ResyncPeriod, engineEvents{
+		upstreamChanged:   d.upstreamChanged,
+		downstreamChanged: d.downstreamChanged,
+		namespaceAdded:    func(ns string) { d.namespaces.consider(ns) },
+	}, metrics)
+	d.namespaces = &namespaceManager{
+		target:               target,
+		namespaceLister:      d.engine.namespaces,
+		downstreamNamespaces: downstreamKube.CoreV1().Namespaces(),
+		caches:               d.engine,
+		cleanDelay:           cfg.DownstreamNamespaceCleanDelay,
+		metrics:              metrics,
 	}
-	errCh := make(chan error, 1)
-	leaderelection.RunOrDie(ctx, leaderelection.LeaderElectionConfig{
-		Lock:            lock,
-		LeaseDuration:   le.LeaseDuration,
-		RenewDeadline:   le.RenewDeadline,
-		RetryPeriod:     le.RetryPeriod,
-		ReleaseOnCancel: true,
-		Name:            le.Name,
-		Callbacks: leaderelection.LeaderCallbacks{
-			OnStartedLeading: func(ctx context.Context) { errCh <- s.runControllers(ctx) },
-			OnStoppedLeading: func() { klog.FromContext(ctx).Info("Lost leadership") },
-		},
-	})
-	select {
-	case err := <-errCh:
-		return err
-	default:
-		if ctx.Err() != nil {
-			return nil
-		}
-		return errors.New("lost leadership")
+	d.namespaces.queue = newSyncerQueue("namespace-cleanup", d.namespaces.reconcile, metrics, errs, recovery)
+	d.spec = &specController{
+		target:           target,
+		chain:            chain,
+		resource:         d.engine.resource,
+		upstream:         d.engine.upstream,
+		downstream:       d.engine.downstream,
+		downstreamClient: downstreamDynamic,
+		namespaces:       d.namespaces,
+		remover:          &downstreamRemover{target: target, downstreamClient: downstreamDynamic, considerNamespace: d.namespaces.consider, metrics: metrics},
+		metrics:          metrics,
+		latency:          latency,
+	}
+	d.spec.queue = newSyncerQueue("spec", d.spec.reconcile, metrics, errs, recovery)
+	d.status = &statusController{
+		target:     target,
+		resource:   d.engine.resource,
+		downstream: d.engine.downstream,
+		upstream:   d.engine.upstream,
+		locatorOf:  d.namespaces.locatorOf,
+		metrics:    metrics,
+		latency:    latency,
+	}
+	d.status.queue = newSyncerQueue("status", d.status.reconcile, metrics, errs, recovery)
+	return d
+}
+
+// upstreamChanged queues the spec key of an upstream change.
+func (d *dataPath) upstreamChanged(ws string, gvr schema.GroupVersionResource, upstreamObj *unstructured.Unstructured) {
+	d.spec.enqueue(specKey{workspace: ws, gvr: gvr, upstreamNamespace: upstreamObj.GetNamespace(), name: upstreamObj.GetName()})
+}
+
+// downstreamChanged queues the status key of a downstream change, and the spec key of its
+// upstream object so that drift is reverted and deletions complete.
+func (d *dataPath) downstreamChanged(gvr schema.GroupVersionResource, downstreamObj *unstructured.Unstructured, deleted bool) {
+	if !deleted {
+		d.status.enqueue(statusKey{gvr: gvr, downstreamNamespace: downstreamObj.GetNamespace(), name: downstreamObj.GetName()})
+	}
+	if locator, ok := d.namespaces.locatorOf(downstreamObj.GetNamespace()); ok {
+		d.spec.enqueue(specKey{workspace: locator.ClusterName, gvr: gvr, upstreamNamespace: locator.Namespace, name: downstreamObj.GetName()})
 	}
 }
 
-// runControllers starts informers, controllers and the status reporter.
+// runControllers wires the data path and runs it with the status reporter until ctx ends.
 func (s *Syncer) runControllers(ctx context.Context) error {
 	logger := klog.FromContext(ctx)
 	ctx, cancel := context.WithCancel(ctx)
@@ -246,44 +254,64 @@ func (s *Syncer) runControllers(ctx context.Context) error {
 
 	factory := tmcinformers.NewSharedInformerFactoryWithOptions(s.locationClient, 0,
 		tmcinformers.WithTweakListOptions(func(o *metav1.ListOptions) {
-			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", s.cfg.SyncTargetName).String()
+			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", s.target.name).String()
 		}))
 	stInformer := factory.Workload().V1alpha1().SyncTargets()
-	s.syncTargetLister = stInformer.Lister()
+	syncTargetLister := stInformer.Lister()
+	changed := make(chan struct{}, 1)
+	trigger := func() {
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	}
 	_, _ = stInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(interface{}) { s.triggerReconcile() },
-		UpdateFunc: func(interface{}, interface{}) { s.triggerReconcile() },
+		AddFunc:    func(any) { trigger() },
+		UpdateFunc: func(any, any) { trigger() },
 	})
 	factory.Start(ctx.Done())
+	defer factory.Shutdown()
 	if !cache.WaitForCacheSync(ctx.Done(), stInformer.Informer().HasSynced) {
 		return ctx.Err()
 	}
-	s.engine.startNamespaceInformer(ctx)
 
-	if err := s.reconcileEngine(ctx); err != nil {
+	d := newDataPath(s.target, s.chain, s.cfg, s.downstreamDynamic, s.downstreamKube, s.metrics, s.errors, tmc.RecoveryOptions{})
+	s.engine = d.engine
+	d.engine.startNamespaceInformer(ctx)
+	reporter := &statusReporter{
+		target:           s.target,
+		interval:         s.cfg.HeartbeatInterval,
+		podName:          s.cfg.PodName,
+		syncTargetLister: func() workloadlisters.SyncTargetLister { return syncTargetLister },
+		syncTargets:      s.locationDynamic.Resource(workloadv1alpha1.SchemeGroupVersion.WithResource("synctargets")),
+		downstreamNodes:  s.downstreamKube.CoreV1().Nodes(),
+		caches:           d.engine,
+		started:          s.isStarted.Load,
+		errors:           s.errors,
+		metrics:          s.metrics,
+		startTime:        metav1.NewTime(time.Now().Truncate(time.Second)),
+	}
+	discover := func(ctx context.Context) error { return s.reconcileEngine(ctx, d.engine, syncTargetLister) }
+	if err := discover(ctx); err != nil {
 		logger.Error(err, "Initial discovery failed; retrying")
 	}
-	go s.engineLoop(ctx)
-	go s.namespaces.run(ctx)
-	go s.reporter.run(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { s.engineLoop(ctx, changed, discover) })
+	wg.Go(func() { reporter.run(ctx) })
+	wg.Go(func() { d.namespaces.queue.Run(ctx, 1) })
+	wg.Go(func() { d.status.queue.Run(ctx, s.cfg.Workers) })
 	s.isStarted.Store(true)
 	logger.Info("Syncer started")
-	s.controllers.run(ctx, s.cfg.Workers)
-	s.engine.stopAll()
-	factory.Shutdown()
+	d.spec.queue.Run(ctx, s.cfg.Workers)
+	cancel()
+	wg.Wait()
+	d.engine.stopAll()
 	return nil
-}
-
-func (s *Syncer) triggerReconcile() {
-	select {
-	case s.reconcileCh <- struct{}{}:
-	default:
-	}
 }
 
 // engineLoop re-runs discovery and informer reconciliation when the SyncTarget changes and
 // every discovery interval (to notice new downstream CRDs and RBAC changes).
-func (s *Syncer) engineLoop(ctx context.Context) {
+func (s *Syncer) engineLoop(ctx context.Context, changed <-chan struct{}, discover func(context.Context) error) {
 	interval := s.cfg.DiscoveryInterval
 	if interval <= 0 {
 		interval = 30 * time.Second
@@ -295,24 +323,26 @@ func (s *Syncer) engineLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-ticker.C:
-		case <-s.reconcileCh:
+		case <-changed:
 		}
-		if err := s.reconcileEngine(ctx); err != nil {
+		if err := discover(ctx); err != nil {
 			klog.FromContext(ctx).Error(err, "Failed to reconcile resources and workspaces")
 		}
 	}
 }
 
-func (s *Syncer) reconcileEngine(ctx context.Context) error {
+// reconcileEngine discovers the accepted resource types downstream and the placed
+// workspaces, and brings the engine's informers in line with them.
+func (s *Syncer) reconcileEngine(ctx context.Context, e *engine, syncTargetLister workloadlisters.SyncTargetLister) error {
 	// Never let an unreachable side block the loop; informers started below live on ctx.
 	discoveryCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	st, err := s.syncTargetLister.Get(s.cfg.SyncTargetName)
+	st, err := syncTargetLister.Get(s.target.name)
 	if err != nil {
 		return fmt.Errorf("failed to get SyncTarget from cache: %w", err)
 	}
-	if st.UID != s.stUID {
-		return fmt.Errorf("SyncTarget %s was re-created (UID %s, expected %s); not syncing for it", st.Name, st.UID, s.stUID)
+	if st.UID != s.target.uid {
+		return fmt.Errorf("SyncTarget %s was re-created (UID %s, expected %s); not syncing for it", st.Name, st.UID, s.target.uid)
 	}
 	requested := s.cfg.Resources
 	if len(requested) == 0 {
@@ -325,13 +355,21 @@ func (s *Syncer) reconcileEngine(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	workspaces := s.workspaces(st)
+	served := servedUpstream(discoveryCtx, s.cfg.UpstreamConfig, e.missingUpstream(workspaces, accepted))
+	return e.reconcile(ctx, accepted, states, workspaces, served)
+}
+
+// workspaces returns the workload workspaces to sync from, sorted: the static list, the
+// hub itself, or the SyncTarget's status.workspaces.
+func (s *Syncer) workspaces(st *workloadv1alpha1.SyncTarget) []string {
 	var workspaces []string
 	switch {
 	case len(s.cfg.Workspaces) > 0:
 		for _, p := range s.cfg.Workspaces {
 			workspaces = append(workspaces, p.String())
 		}
-	case s.locationWorkspace == hubWorkspace:
+	case s.target.workspace == hubWorkspace:
 		workspaces = []string{hubWorkspace}
 	default:
 		for _, w := range st.Status.Workspaces {
@@ -339,14 +377,5 @@ func (s *Syncer) reconcileEngine(ctx context.Context) error {
 		}
 	}
 	sort.Strings(workspaces)
-	served := s.servedUpstream(discoveryCtx, s.engine.missingUpstream(workspaces, accepted))
-	return s.engine.reconcile(ctx, accepted, states, workspaces, served)
-}
-
-// newEventRecorder records Events into an upstream workspace.
-func newEventRecorder(ctx context.Context, kube kubernetes.Interface, syncTargetName string) (record.EventRecorder, func()) {
-	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
-	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
-	recorder := broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "workload-syncer", Host: syncTargetName})
-	return recorder, broadcaster.Shutdown
+	return workspaces
 }

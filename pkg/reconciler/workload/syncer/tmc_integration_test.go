@@ -89,50 +89,56 @@ func TestTMCIntegrationProcessNext(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			env := newTestEnv(t, testObjects{})
-			s, c := env.s, env.s.controllers
-			id := "spec|" + webKey.String()
 			if got := tmc.Classify(tc.err).Type; got != tc.wantType {
 				t.Fatalf("test error classified as %s, want %s", got, tc.wantType)
 			}
 
-			c.specQueue.Add(webKey)
-			if !processNext(t.Context(), c, c.specQueue, "spec", func(context.Context, specKey) error { return tc.err }) {
-				t.Fatal("processNext stopped")
+			fail := true
+			specQueue := env.specQueue(func(context.Context, specKey) (time.Duration, error) {
+				if fail {
+					return 0, tc.err
+				}
+				return 0, nil
+			})
+			specQueue.Add(webKey)
+			if !specQueue.ProcessNext(t.Context()) {
+				t.Fatal("ProcessNext stopped")
 			}
 
-			if got := testutil.ToFloat64(s.metrics.errors.WithLabelValues(testSyncTargetName, string(tc.wantType))); got != 1 {
+			if got := testutil.ToFloat64(env.metrics.errors.WithLabelValues(testSyncTargetName, string(tc.wantType))); got != 1 {
 				t.Errorf("got %v errors of type %s counted, want 1", got, tc.wantType)
 			}
-			if got := scrapeSample(t, s.MetricsHandler(), MetricErrors, `cluster="east"`, fmt.Sprintf("type=%q", tc.wantType)); got != "1" {
+			if got := scrapeSample(t, env.metrics.tmc.Handler(), MetricErrors, `cluster="east"`, fmt.Sprintf("type=%q", tc.wantType)); got != "1" {
 				t.Errorf("/metrics serves %s{type=%q} = %q, want 1", MetricErrors, tc.wantType, got)
 			}
-			summary := s.errors.summary()
+			summary := env.errors.summary()
 			if summary == nil || summary.Counts[string(tc.wantType)] != 1 || len(summary.Recent) != 1 || summary.Recent[0].Type != string(tc.wantType) {
 				t.Errorf("got error summary %+v, want one %s", summary, tc.wantType)
 			}
-			if got := c.failingCounts(); len(got) != 1 || got[tc.wantType] != 1 {
+			if got := env.errors.failingCounts(); len(got) != 1 || got[tc.wantType] != 1 {
 				t.Errorf("got failing keys %v, want one %s", got, tc.wantType)
 			}
-			if got := s.recovery.Failures(id); got != tc.wantFailures {
-				t.Errorf("the recovery manager remembers %d failures, want %d", got, tc.wantFailures)
+			if got := specQueue.Failures(webKey); got != tc.wantFailures {
+				t.Errorf("the queue remembers %d failures, want %d", got, tc.wantFailures)
 			}
 
 			if !tc.wantRequeue {
-				if n := c.specQueue.Len(); n != 0 {
+				if n := specQueue.Len(); n != 0 {
 					t.Errorf("the key was re-queued at once (queue length %d)", n)
 				}
 				return
 			}
-			if n := c.specQueue.Len(); n != 0 {
+			if n := specQueue.Len(); n != 0 {
 				t.Errorf("the key must wait for its backoff, but the queue length is %d", n)
 			}
-			waitForQueueLength(t, c.specQueue.Len, 1)
-			processNext(t.Context(), c, c.specQueue, "spec", func(context.Context, specKey) error { return nil })
-			if got := c.failingCounts(); len(got) != 0 {
+			waitForQueueLength(t, specQueue.Len, 1)
+			fail = false
+			specQueue.ProcessNext(t.Context())
+			if got := env.errors.failingCounts(); len(got) != 0 {
 				t.Errorf("got failing keys %v after a success, want none", got)
 			}
-			if got := s.recovery.Failures(id); got != 0 {
-				t.Errorf("the recovery manager remembers %d failures after a success, want 0", got)
+			if got := specQueue.Failures(webKey); got != 0 {
+				t.Errorf("the queue remembers %d failures after a success, want 0", got)
 			}
 		})
 	}
@@ -140,46 +146,45 @@ func TestTMCIntegrationProcessNext(t *testing.T) {
 
 func TestTMCIntegrationProcessNextRequeueAfterIsNotAFailure(t *testing.T) {
 	env := newTestEnv(t, testObjects{})
-	c := env.s.controllers
-	c.specQueue.Add(webKey)
-	processNext(t.Context(), c, c.specQueue, "spec", func(context.Context, specKey) error { return requeueAfter(10 * time.Millisecond) })
-	if got := env.s.errors.summary(); got != nil {
+	specQueue := env.specQueue(func(context.Context, specKey) (time.Duration, error) { return 10 * time.Millisecond, nil })
+	specQueue.Add(webKey)
+	specQueue.ProcessNext(t.Context())
+	if got := env.errors.summary(); got != nil {
 		t.Errorf("got error summary %+v, want none", got)
 	}
-	if got := c.failingCounts(); len(got) != 0 {
+	if got := env.errors.failingCounts(); len(got) != 0 {
 		t.Errorf("got failing keys %v, want none", got)
 	}
-	waitForQueueLength(t, c.specQueue.Len, 1)
+	waitForQueueLength(t, specQueue.Len, 1)
 }
 
 // A failing object backs off on its own: the next key is processed at once, and the failing
 // one comes back after its delay.
 func TestTMCIntegrationProcessNextFailingKeyDoesNotBlockOthers(t *testing.T) {
 	env := newTestEnv(t, testObjects{})
-	c := env.s.controllers
 	bad := webKey
-	good := specKey{workspace: testWorkspace, gvr: configMapsGVR, namespace: testNamespace, name: "good"}
+	good := specKey{workspace: testWorkspace, gvr: configMapsGVR, upstreamNamespace: testNamespace, name: "good"}
 	var mu sync.Mutex
 	var processed []string
-	process := func(_ context.Context, k specKey) error {
+	specQueue := env.specQueue(func(_ context.Context, k specKey) (time.Duration, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		processed = append(processed, k.name)
 		if k == bad {
-			return connectionRefused()
+			return 0, connectionRefused()
 		}
-		return nil
-	}
-	c.specQueue.Add(bad)
-	c.specQueue.Add(good)
-	processNext(t.Context(), c, c.specQueue, "spec", process)
-	processNext(t.Context(), c, c.specQueue, "spec", process)
-	waitForQueueLength(t, c.specQueue.Len, 1)
-	processNext(t.Context(), c, c.specQueue, "spec", process)
+		return 0, nil
+	})
+	specQueue.Add(bad)
+	specQueue.Add(good)
+	specQueue.ProcessNext(t.Context())
+	specQueue.ProcessNext(t.Context())
+	waitForQueueLength(t, specQueue.Len, 1)
+	specQueue.ProcessNext(t.Context())
 	if want := []string{"web", "good", "web"}; strings.Join(processed, ",") != strings.Join(want, ",") {
 		t.Errorf("processed %v, want %v", processed, want)
 	}
-	if got := c.failingCounts()[tmc.TMCErrorTypeClusterUnreachable]; got != 1 {
+	if got := env.errors.failingCounts()[tmc.TMCErrorTypeClusterUnreachable]; got != 1 {
 		t.Errorf("got %d keys failing with ClusterUnreachable, want 1", got)
 	}
 }
@@ -221,12 +226,12 @@ func scrapeSample(t *testing.T, h http.Handler, name string, labels ...string) s
 
 func TestTMCIntegrationHealthResourceControllers(t *testing.T) {
 	env := newTestEnv(t, testObjects{})
-	s := env.s
+	checks := env.healthChecks(nil)
 	env.namespacesSynced.Store(false)
 	env.informersSynced.Store(false)
 	check := func(want string) {
 		t.Helper()
-		err := s.checkResourceControllers(t.Context())
+		err := checks.checkResourceControllers(t.Context())
 		switch {
 		case want == "" && err != nil:
 			t.Errorf("unexpected error: %v", err)
@@ -235,7 +240,7 @@ func TestTMCIntegrationHealthResourceControllers(t *testing.T) {
 		}
 	}
 	check("controllers not started")
-	s.isStarted.Store(true)
+	env.started.Store(true)
 	check("waiting for caches to sync: downstream namespaces")
 	env.namespacesSynced.Store(true)
 	check("waiting for caches to sync")
@@ -309,17 +314,20 @@ func TestTMCIntegrationHealthEndpoints(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			env := newTestEnv(t, testObjects{})
-			s := env.s
-			s.isStarted.Store(tc.started)
-			s.downstreamKube = &readyzClientset{
+			env.started.Store(tc.started)
+			downstreamKube := &readyzClientset{
 				Clientset: env.downstreamKube,
 				discovery: &readyzDiscovery{FakeDiscovery: env.downstreamKube.Discovery().(*fakediscovery.FakeDiscovery), body: tc.clusterReadyz},
 			}
 			if tc.noSyncTarget {
-				s.locationClient = tmcfake.NewSimpleClientset()
+				env.locationClient = tmcfake.NewSimpleClientset()
+			}
+			health, err := env.healthChecks(downstreamKube.Discovery().RESTClient()).register(env.metrics.tmc)
+			if err != nil {
+				t.Fatal(err)
 			}
 
-			code, body := get(t, s.HealthHandler(), "/readyz?verbose")
+			code, body := get(t, health.Handler(), "/readyz?verbose")
 			if code != tc.wantCode {
 				t.Errorf("GET /readyz?verbose: got %d, want %d\n%s", code, tc.wantCode, body)
 			}
@@ -329,7 +337,7 @@ func TestTMCIntegrationHealthEndpoints(t *testing.T) {
 				}
 			}
 			// Readiness-only: a syncer cut off from either side is not restarted.
-			if code, body := get(t, s.HealthHandler(), "/livez"); code != http.StatusOK {
+			if code, body := get(t, health.Handler(), "/livez"); code != http.StatusOK {
 				t.Errorf("GET /livez: got %d, want 200\n%s", code, body)
 			}
 		})

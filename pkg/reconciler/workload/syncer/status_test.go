@@ -62,7 +62,7 @@ func TestResourceControllerStatus(t *testing.T) {
 				if !equality.Semantic.DeepEqual(obj.Object["status"], readyStatus) {
 					t.Errorf("got status %v, want %v", obj.Object["status"], readyStatus)
 				}
-				if got := testutil.ToFloat64(env.s.metrics.resourcesSynced.WithLabelValues(testSyncTargetName, testWorkspace, "deployments.apps/v1", directionUp)); got != 1 {
+				if got := testutil.ToFloat64(env.metrics.resourcesSynced.WithLabelValues(testSyncTargetName, testWorkspace, "deployments.apps/v1", directionUp)); got != 1 {
 					t.Errorf("got %v status syncs counted, want 1", got)
 				}
 			},
@@ -79,7 +79,7 @@ func TestResourceControllerStatus(t *testing.T) {
 				}
 			},
 			check: func(t *testing.T, env *testEnv) {
-				if got := testutil.ToFloat64(env.s.metrics.skippedWrites.WithLabelValues(testSyncTargetName, directionUp)); got != 1 {
+				if got := testutil.ToFloat64(env.metrics.skippedWrites.WithLabelValues(testSyncTargetName, directionUp)); got != 1 {
 					t.Errorf("got %v skipped status writes, want 1", got)
 				}
 			},
@@ -96,7 +96,7 @@ func TestResourceControllerStatus(t *testing.T) {
 					namespaces: []*corev1.Namespace{downstreamNamespace(t, otherNS, otherTarget)},
 				}
 			},
-			key: &statusKey{gvr: deploymentsGVR, namespace: otherNS, name: "web"},
+			key: &statusKey{gvr: deploymentsGVR, downstreamNamespace: otherNS, name: "web"},
 		},
 		{
 			name: "downstream namespace unknown: no write",
@@ -198,17 +198,17 @@ func TestResourceControllerStatus(t *testing.T) {
 					namespaces: []*corev1.Namespace{ownedNamespace(t)},
 				}
 			},
-			key: &statusKey{gvr: configMapsGVR, namespace: dsNS, name: "web"},
+			key: &statusKey{gvr: configMapsGVR, downstreamNamespace: dsNS, name: "web"},
 		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			env := newTestEnv(t, tc.objs(t))
-			key := statusKey{gvr: deploymentsGVR, namespace: dsNS, name: "web"}
+			key := statusKey{gvr: deploymentsGVR, downstreamNamespace: dsNS, name: "web"}
 			if tc.key != nil {
 				key = *tc.key
 			}
-			if err := env.s.controllers.processStatus(t.Context(), key); err != nil {
+			if _, err := env.status.reconcile(t.Context(), key); err != nil {
 				t.Fatalf("unexpected error: %v", err)
 			}
 			expectWrites(t, "upstream", env.upstreamDynamic.Actions(), tc.wantUpstreamWrites)

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
@@ -19,7 +20,7 @@ import (
 	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
 )
 
-var webKey = specKey{workspace: testWorkspace, gvr: configMapsGVR, namespace: testNamespace, name: "web"}
+var webKey = specKey{workspace: testWorkspace, gvr: configMapsGVR, upstreamNamespace: testNamespace, name: "web"}
 
 func TestResourceControllerSpec(t *testing.T) {
 	dsNS := downstreamNamespaceFor(t, testWorkspace, testNamespace)
@@ -129,7 +130,7 @@ func TestResourceControllerSpec(t *testing.T) {
 				}
 			},
 			check: func(t *testing.T, env *testEnv) {
-				if got := testutil.ToFloat64(env.s.metrics.skippedWrites.WithLabelValues(testSyncTargetName, directionDown)); got != 1 {
+				if got := testutil.ToFloat64(env.metrics.skippedWrites.WithLabelValues(testSyncTargetName, directionDown)); got != 1 {
 					t.Errorf("got %v skipped writes, want 1", got)
 				}
 			},
@@ -179,7 +180,7 @@ func TestResourceControllerSpec(t *testing.T) {
 			wantErrType: tmc.TMCErrorTypeResourceConflict,
 			wantEvents:  []string{"Warning ResourceConflict"},
 			check: func(t *testing.T, env *testEnv) {
-				if got := testutil.ToFloat64(env.s.metrics.conflicts.WithLabelValues(testSyncTargetName, testWorkspace, "configmaps/v1")); got != 1 {
+				if got := testutil.ToFloat64(env.metrics.conflicts.WithLabelValues(testSyncTargetName, testWorkspace, "configmaps/v1")); got != 1 {
 					t.Errorf("got %v conflicts counted, want 1", got)
 				}
 			},
@@ -345,7 +346,7 @@ func TestResourceControllerSpec(t *testing.T) {
 			objs: func(t *testing.T) testObjects {
 				return testObjects{downstream: []*unstructured.Unstructured{syncedCopy(t, upstreamConfigMap("web"))}}
 			},
-			key: &specKey{workspace: "root:org:gone", gvr: configMapsGVR, namespace: testNamespace, name: "web"},
+			key: &specKey{workspace: "root:org:gone", gvr: configMapsGVR, upstreamNamespace: testNamespace, name: "web"},
 			check: func(t *testing.T, env *testEnv) {
 				if n := len(env.upstreamDynamic.Actions()) + len(env.downstreamDynamic.Actions()) + len(env.downstreamKube.Actions()); n != 0 {
 					t.Errorf("got %d requests, want none", n)
@@ -400,7 +401,7 @@ func TestResourceControllerSpec(t *testing.T) {
 		},
 		{
 			name: "resource type not accepted: nothing",
-			key:  &specKey{workspace: testWorkspace, gvr: configMapsGVR.GroupVersion().WithResource("secrets"), namespace: testNamespace, name: "web"},
+			key:  &specKey{workspace: testWorkspace, gvr: configMapsGVR.GroupVersion().WithResource("secrets"), upstreamNamespace: testNamespace, name: "web"},
 			objs: func(t *testing.T) testObjects { return testObjects{} },
 		},
 	}
@@ -411,8 +412,8 @@ func TestResourceControllerSpec(t *testing.T) {
 			if tc.key != nil {
 				key = *tc.key
 			}
-			err := env.s.controllers.processSpec(t.Context(), key)
-			expectProcessError(t, err, tc.wantErrType, tc.wantRequeue)
+			requeue, err := env.spec.reconcile(t.Context(), key)
+			expectProcessError(t, requeue, err, tc.wantErrType, tc.wantRequeue)
 			expectWrites(t, "upstream", env.upstreamDynamic.Actions(), tc.wantUpstreamWrites)
 			expectWrites(t, "downstream", env.downstreamDynamic.Actions(), tc.wantDownstreamWrites)
 			expectWrites(t, "downstream kube", env.downstreamKube.Actions(), tc.wantKubeWrites)
@@ -440,10 +441,9 @@ func TestResourceControllerSpecRemovalRequested(t *testing.T) {
 		{"state label removed while holding our finalizer", upstreamConfigMap("web", withLabel(testStateKey, "")), true},
 		{"state label removed, no finalizer", upstreamConfigMap("web", withLabel(testStateKey, ""), withoutFinalizer), false},
 	}
-	env := newTestEnv(t, testObjects{})
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := env.s.controllers.removalRequested(tc.obj); got != tc.want {
+			if got := removalRequested(testStKey, tc.obj); got != tc.want {
 				t.Errorf("removalRequested = %v, want %v", got, tc.want)
 			}
 		})
@@ -464,14 +464,13 @@ func expectDownstreamDeleteWithUID(t *testing.T, env *testEnv) {
 	}
 }
 
-func expectProcessError(t *testing.T, err error, wantType tmc.TMCErrorType, wantRequeue bool) {
+func expectProcessError(t *testing.T, requeue time.Duration, err error, wantType tmc.TMCErrorType, wantRequeue bool) {
 	t.Helper()
-	var requeue *requeueAfterError
 	var tmcErr *tmc.TMCError
 	switch {
 	case wantRequeue:
-		if !errors.As(err, &requeue) {
-			t.Errorf("got error %v, want a requeue", err)
+		if requeue <= 0 || err != nil {
+			t.Errorf("got requeue %s and error %v, want a requeue", requeue, err)
 		}
 	case wantType != "":
 		if !errors.As(err, &tmcErr) || tmcErr.Type != wantType {

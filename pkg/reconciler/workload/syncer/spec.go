@@ -1,0 +1,281 @@
+package syncer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/klog/v2"
+
+	"github.com/tmc-dev/tmc/pkg/reconciler/queue"
+	"github.com/tmc-dev/tmc/pkg/reconciler/workload/syncer/transform"
+	"github.com/tmc-dev/tmc/pkg/reconciler/workload/tmc"
+	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
+)
+
+// FieldManager is the server-side-apply field manager of everything the syncer writes.
+const FieldManager = "tmc-workload-syncer"
+
+// specKey names an upstream object: the spec controller syncs it down (or removes its
+// downstream copy).
+type specKey struct {
+	workspace         string
+	gvr               schema.GroupVersionResource
+	upstreamNamespace string
+	name              string
+}
+
+func (k specKey) String() string {
+	return k.workspace + "|" + k.gvr.String() + "|" + k.upstreamNamespace + "/" + k.name
+}
+
+// specRequest is what one reconcile of a specKey works on.
+type specRequest struct {
+	key                 specKey
+	resource            resourceInfo
+	upstream            upstreamView
+	downstreamNamespace string
+	locator             workloadv1alpha1.NamespaceLocator
+}
+
+// namespaceEnsurer creates the downstream namespace of a locator, or reports why it cannot.
+type namespaceEnsurer interface {
+	ensure(ctx context.Context, locator workloadv1alpha1.NamespaceLocator, downstreamNamespace string) error
+}
+
+// specController syncs upstream objects down: finalizer first, then the namespace, the
+// transformed object, and a server-side apply only when something changed. Removals go to
+// the downstreamRemover.
+type specController struct {
+	target           syncTarget
+	chain            *transform.Chain
+	resource         func(schema.GroupVersionResource) (resourceInfo, bool)
+	upstream         func(workspace string, gvr schema.GroupVersionResource) (upstreamView, bool)
+	downstream       func(schema.GroupVersionResource) (downstreamView, bool)
+	downstreamClient dynamic.Interface
+	namespaces       namespaceEnsurer
+	remover          *downstreamRemover
+	metrics          *syncerMetrics
+	latency          *latencyTracker
+	queue            *queue.Queue[specKey]
+}
+
+// enqueue queues an upstream object, remembering when its change was seen.
+func (c *specController) enqueue(key specKey) {
+	c.latency.seen("spec|" + key.String())
+	c.queue.Add(key)
+}
+
+// reconcile syncs one upstream object down, phase by phase: gone upstream → remove the
+// copy (after a live confirmation); removal requested → remove, then release; finalizer;
+// namespace; desired object; compare; apply.
+func (c *specController) reconcile(ctx context.Context, key specKey) (time.Duration, error) {
+	req, ok, err := c.request(key)
+	if !ok || err != nil {
+		return 0, err
+	}
+	logger := klog.FromContext(ctx).WithValues("workspace", key.workspace, "upstreamNamespace", key.upstreamNamespace,
+		"downstreamNamespace", req.downstreamNamespace, "name", key.name, "resource", key.gvr.Resource)
+	ctx = klog.NewContext(ctx, logger)
+	defer func(began time.Time) { c.metrics.observeSync(key.workspace, req.resource.label(), time.Since(began)) }(time.Now())
+
+	obj, err := req.upstream.lister.ByNamespace(key.upstreamNamespace).Get(key.name)
+	if apierrors.IsNotFound(err) {
+		return c.remover.upstreamGone(ctx, req)
+	}
+	if err != nil {
+		return 0, err
+	}
+	upstreamObj := obj.(*unstructured.Unstructured)
+	if removalRequested(c.target.key, upstreamObj) {
+		return c.remover.remove(ctx, req, upstreamObj)
+	}
+	if upstreamObj.GetLabels()[workloadv1alpha1.ClusterResourceStateLabel(c.target.key)] != workloadv1alpha1.ResourceStateSync {
+		return 0, nil
+	}
+	if added, err := c.ensureFinalizer(ctx, req, upstreamObj); added || err != nil {
+		return 0, err
+	}
+	if err := c.namespaces.ensure(ctx, req.locator, req.downstreamNamespace); err != nil {
+		event(req.upstream, upstreamObj, corev1.EventTypeWarning, "NamespaceError", err.Error())
+		return 0, err
+	}
+	desired, err := c.desired(ctx, req, upstreamObj)
+	if desired == nil || err != nil {
+		return 0, err
+	}
+	downstreamObj, err := c.current(ctx, req, upstreamObj)
+	if downstreamObj == nil || err != nil {
+		return 0, err
+	}
+	if downstreamObj.GetDeletionTimestamp() != nil {
+		// Wait until a previous deletion finishes before re-creating.
+		return time.Second, nil
+	}
+	return 0, c.apply(ctx, req, upstreamObj, desired, downstreamObj)
+}
+
+// request resolves the key: an accepted type, a watched workspace, a downstream namespace.
+// Without the first two there is nothing to do (and nothing downstream is touched).
+func (c *specController) request(key specKey) (specRequest, bool, error) {
+	res, ok := c.resource(key.gvr)
+	if !ok {
+		return specRequest{}, false, nil
+	}
+	upstream, ok := c.upstream(key.workspace, key.gvr)
+	if !ok {
+		return specRequest{}, false, nil
+	}
+	locator := c.target.locator(key.workspace, key.upstreamNamespace)
+	downstreamNamespace, err := locator.DownstreamNamespaceName()
+	if err != nil {
+		return specRequest{}, false, err
+	}
+	return specRequest{key: key, resource: res, upstream: upstream, downstreamNamespace: downstreamNamespace, locator: locator}, true, nil
+}
+
+// ensureFinalizer adds the syncer finalizer upstream before anything is written
+// downstream, so that an upstream delete can never leave an orphan behind. It reports
+// whether it wrote (the update comes back through the informer).
+func (c *specController) ensureFinalizer(ctx context.Context, req specRequest, upstreamObj *unstructured.Unstructured) (bool, error) {
+	finalizer := workloadv1alpha1.SyncerFinalizerName(c.target.key)
+	if slices.Contains(upstreamObj.GetFinalizers(), finalizer) {
+		return false, nil
+	}
+	updated := upstreamObj.DeepCopy()
+	updated.SetFinalizers(append(updated.GetFinalizers(), finalizer))
+	if _, err := req.upstream.client.Namespace(req.key.upstreamNamespace).Update(ctx, updated, metav1.UpdateOptions{}); err != nil {
+		return false, fmt.Errorf("failed to add finalizer to upstream %s: %w", req.key.gvr.Resource, err)
+	}
+	c.metrics.upstreamWrite(operationPatchFinalizer)
+	klog.FromContext(ctx).V(3).Info("Added syncer finalizer upstream")
+	return true, nil
+}
+
+// desired runs the transformation chain; nil means the chain filtered the object out.
+func (c *specController) desired(ctx context.Context, req specRequest, upstreamObj *unstructured.Unstructured) (*unstructured.Unstructured, error) {
+	tc := transform.Context{
+		SyncTargetKey:       c.target.key,
+		SyncTargetName:      c.target.name,
+		UpstreamWorkspace:   req.key.workspace,
+		UpstreamNamespace:   req.key.upstreamNamespace,
+		DownstreamNamespace: req.downstreamNamespace,
+		GVR:                 req.key.gvr,
+	}
+	desired, err := c.chain.Down(ctx, tc, upstreamObj)
+	switch {
+	case transform.IsFiltered(err):
+		klog.FromContext(ctx).V(4).Info("Not syncing object", "reason", err.Error())
+		return nil, nil
+	case transform.IsInvalidInput(err):
+		event(req.upstream, upstreamObj, corev1.EventTypeWarning, "InvalidSyncAnnotation", err.Error())
+		return nil, tmc.NewTMCError(tmc.TMCErrorTypeInvalidResource, err, "the object cannot be synced as annotated", tmc.TMCErrorSeverityMedium)
+	case err != nil:
+		return nil, err
+	}
+	if err := transform.SetHash(desired); err != nil {
+		return nil, err
+	}
+	return desired, nil
+}
+
+// noDownstreamObject stands for "no copy yet": an empty object NeedsApply always applies.
+var noDownstreamObject = &unstructured.Unstructured{}
+
+// current returns the downstream copy: from the ownership-filtered cache, else a live read
+// that finds objects we do not own. It returns noDownstreamObject when there is none, and
+// nil (with a ResourceConflict error) for an object that is not ours.
+func (c *specController) current(ctx context.Context, req specRequest, upstreamObj *unstructured.Unstructured) (*unstructured.Unstructured, error) {
+	downstream, ok := c.downstream(req.key.gvr)
+	if !ok {
+		return nil, nil
+	}
+	obj, err := downstream.lister.ByNamespace(req.downstreamNamespace).Get(req.key.name)
+	if err == nil {
+		return obj.(*unstructured.Unstructured), nil
+	}
+	if !apierrors.IsNotFound(err) {
+		return nil, err
+	}
+	downstreamObj, err := c.downstreamClient.Resource(req.key.gvr).Namespace(req.downstreamNamespace).Get(ctx, req.key.name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return noDownstreamObject, nil
+	case err != nil:
+		return nil, fmt.Errorf("failed to get downstream %s: %w", req.key.gvr.Resource, err)
+	case downstreamObj.GetLabels()[workloadv1alpha1.InternalDownstreamClusterLabel] != c.target.key:
+		return nil, c.conflict(ctx, req, upstreamObj)
+	}
+	return downstreamObj, nil
+}
+
+// apply writes desired downstream unless the copy is already up to date.
+func (c *specController) apply(ctx context.Context, req specRequest, upstreamObj, desired, downstreamObj *unstructured.Unstructured) error {
+	logger := klog.FromContext(ctx)
+	if downstreamObj == noDownstreamObject {
+		downstreamObj = nil
+	}
+	need, reason := transform.NeedsApply(desired, downstreamObj)
+	if !need {
+		c.metrics.skipped(directionDown)
+		c.latency.take("spec|" + req.key.String())
+		logger.V(4).Info("Downstream object up to date")
+		return nil
+	}
+	logger.V(3).Info("Applying downstream object", "reason", reason)
+	_, err := c.downstreamClient.Resource(req.key.gvr).Namespace(req.downstreamNamespace).
+		Apply(ctx, req.key.name, desired, metav1.ApplyOptions{FieldManager: FieldManager, Force: true})
+	if err != nil {
+		if reason := eventReasonFor(err); reason != "" {
+			event(req.upstream, upstreamObj, corev1.EventTypeWarning, reason, fmt.Sprintf("The physical cluster of SyncTarget %s rejected the object: %v", c.target.name, err))
+		}
+		return fmt.Errorf("failed to apply downstream %s: %w", req.key.gvr.Resource, err)
+	}
+	c.metrics.downstreamWrite(operationApply)
+	c.metrics.synced(req.key.workspace, req.resource.label(), directionDown)
+	c.metrics.observeEndToEnd(directionDown, c.latency.take("spec|"+req.key.String()))
+	return nil
+}
+
+// conflict reports a downstream object that exists without our ownership label: it is left
+// untouched, and the user learns about it from an Event, the error metric and the
+// SyncTarget's error summary.
+func (c *specController) conflict(ctx context.Context, req specRequest, upstreamObj *unstructured.Unstructured) error {
+	msg := fmt.Sprintf("%s %s/%s already exists in the physical cluster of SyncTarget %s without the label %s=%s; TMC leaves it untouched. Delete or label it to let TMC manage it.",
+		req.resource.kind, req.downstreamNamespace, req.key.name, c.target.name, workloadv1alpha1.InternalDownstreamClusterLabel, c.target.key)
+	event(req.upstream, upstreamObj, corev1.EventTypeWarning, "ResourceConflict", msg)
+	c.metrics.conflicts.WithLabelValues(c.metrics.clusterName, req.key.workspace, req.resource.label()).Inc()
+	klog.FromContext(ctx).V(2).Info("Downstream object exists without our ownership label; leaving it alone")
+	return tmc.NewTMCError(tmc.TMCErrorTypeResourceConflict, errors.New(msg), "downstream object not owned by TMC", tmc.TMCErrorSeverityMedium).
+		WithResource(req.key.gvr.Resource + " " + req.key.upstreamNamespace + "/" + req.key.name).WithWorkspace(req.key.workspace)
+}
+
+// eventReasonFor returns the Event reason for a downstream rejection the user can act on.
+func eventReasonFor(err error) string {
+	switch tmc.TypeOf(err) {
+	case tmc.TMCErrorTypeAdmissionDenied:
+		return "AdmissionDenied"
+	case tmc.TMCErrorTypeQuotaExceeded:
+		return "QuotaExceeded"
+	case tmc.TMCErrorTypeInvalidResource:
+		return "InvalidResource"
+	case tmc.TMCErrorTypeForbidden:
+		return "Forbidden"
+	}
+	return ""
+}
+
+// event records an Event on an upstream object, in its workspace.
+func event(upstream upstreamView, upstreamObj *unstructured.Unstructured, eventType, reason, message string) {
+	if upstream.recorder != nil {
+		upstream.recorder.Event(upstreamObj, eventType, reason, message)
+	}
+}

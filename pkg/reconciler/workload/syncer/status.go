@@ -1,0 +1,160 @@
+package syncer
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/klog/v2"
+
+	"github.com/tmc-dev/tmc/pkg/reconciler/queue"
+	"github.com/tmc-dev/tmc/pkg/reconciler/workload/syncer/transform"
+	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
+)
+
+// statusKey names a downstream object: the status controller copies its status up.
+type statusKey struct {
+	gvr                 schema.GroupVersionResource
+	downstreamNamespace string
+	name                string
+}
+
+func (k statusKey) String() string {
+	return k.gvr.String() + "|" + k.downstreamNamespace + "/" + k.name
+}
+
+// statusController copies the status of downstream objects to their upstream objects: the
+// status subresource for an object on one target, the per-target status annotation for an
+// object on several.
+type statusController struct {
+	target     syncTarget
+	resource   func(schema.GroupVersionResource) (resourceInfo, bool)
+	downstream func(schema.GroupVersionResource) (downstreamView, bool)
+	upstream   func(workspace string, gvr schema.GroupVersionResource) (upstreamView, bool)
+	locatorOf  func(downstreamNamespace string) (workloadv1alpha1.NamespaceLocator, bool)
+	metrics    *syncerMetrics
+	latency    *latencyTracker
+	queue      *queue.Queue[statusKey]
+}
+
+// enqueue queues a downstream object, remembering when its change was seen.
+func (c *statusController) enqueue(key statusKey) {
+	c.latency.seen("status|" + key.String())
+	c.queue.Add(key)
+}
+
+// reconcile copies the status of one downstream object up, only when it differs.
+func (c *statusController) reconcile(ctx context.Context, key statusKey) (time.Duration, error) {
+	res, ok := c.resource(key.gvr)
+	if !ok || !res.hasStatus {
+		return 0, nil
+	}
+	downstream, ok := c.downstream(key.gvr)
+	if !ok {
+		return 0, nil
+	}
+	obj, err := downstream.lister.ByNamespace(key.downstreamNamespace).Get(key.name)
+	if apierrors.IsNotFound(err) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	downstreamObj := obj.(*unstructured.Unstructured)
+	locator, ok := c.locatorOf(key.downstreamNamespace)
+	if !ok {
+		return 0, nil
+	}
+	upstream, ok := c.upstream(locator.ClusterName, key.gvr)
+	if !ok {
+		return 0, nil
+	}
+	defer func(began time.Time) { c.metrics.observeSync(locator.ClusterName, res.label(), time.Since(began)) }(time.Now())
+	up, err := upstream.lister.ByNamespace(locator.Namespace).Get(key.name)
+	if apierrors.IsNotFound(err) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	upstreamObj := up.(*unstructured.Unstructured)
+	if upstreamObj.GetDeletionTimestamp() != nil {
+		return 0, nil
+	}
+	upstreamClient := upstream.client.Namespace(locator.Namespace)
+	if onSeveralTargets(upstreamObj) {
+		return 0, c.writeStatusAnnotation(ctx, key, upstreamClient, upstreamObj, downstreamObj, locator.ClusterName, res)
+	}
+	return 0, c.writeStatus(ctx, key, upstreamClient, upstreamObj, downstreamObj, locator, res)
+}
+
+// writeStatus writes the downstream status to the upstream status subresource.
+func (c *statusController) writeStatus(ctx context.Context, key statusKey, upstreamClient dynamic.ResourceInterface, upstreamObj, downstreamObj *unstructured.Unstructured, locator workloadv1alpha1.NamespaceLocator, res resourceInfo) error {
+	updated, changed := transform.StatusForUpstream(upstreamObj, downstreamObj)
+	if !changed {
+		c.metrics.skipped(directionUp)
+		c.latency.take("status|" + key.String())
+		return nil
+	}
+	if _, err := upstreamClient.UpdateStatus(ctx, updated, metav1.UpdateOptions{}); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("failed to update upstream status: %w", err)
+	}
+	c.metrics.upstreamWrite(operationUpdateStatus)
+	c.metrics.synced(locator.ClusterName, res.label(), directionUp)
+	c.metrics.observeEndToEnd(directionUp, c.latency.take("status|"+key.String()))
+	klog.FromContext(ctx).V(3).Info("Updated upstream status", "workspace", locator.ClusterName, "upstreamNamespace", locator.Namespace)
+	return nil
+}
+
+// writeStatusAnnotation records the downstream status in the per-target status annotation,
+// used instead of .status when the object runs on several targets.
+func (c *statusController) writeStatusAnnotation(ctx context.Context, key statusKey, upstreamClient dynamic.ResourceInterface, upstreamObj, downstreamObj *unstructured.Unstructured, workspace string, res resourceInfo) error {
+	status, found, err := unstructured.NestedFieldNoCopy(downstreamObj.Object, "status")
+	if err != nil || !found {
+		return nil
+	}
+	b, err := json.Marshal(status)
+	if err != nil {
+		return fmt.Errorf("failed to marshal downstream status: %w", err)
+	}
+	annotation := workloadv1alpha1.StatusAnnotation(c.target.key)
+	if upstreamObj.GetAnnotations()[annotation] == string(b) {
+		c.metrics.skipped(directionUp)
+		return nil
+	}
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{annotation: string(b)}}})
+	if err != nil {
+		return fmt.Errorf("failed to build status annotation patch: %w", err)
+	}
+	if _, err := upstreamClient.Patch(ctx, key.name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("failed to write the per-target status annotation: %w", err)
+	}
+	c.metrics.upstreamWrite(operationUpdateStatus)
+	c.metrics.synced(workspace, res.label(), directionUp)
+	c.metrics.observeEndToEnd(directionUp, c.latency.take("status|"+key.String()))
+	return nil
+}
+
+// onSeveralTargets reports whether the upstream object is synced to more than one target.
+func onSeveralTargets(upstreamObj *unstructured.Unstructured) bool {
+	n := 0
+	for k, v := range upstreamObj.GetLabels() {
+		if _, ok := workloadv1alpha1.SyncTargetKeyFromLabel(workloadv1alpha1.ClusterResourceStateLabelPrefix, k); ok && v == workloadv1alpha1.ResourceStateSync {
+			n++
+		}
+	}
+	return n > 1
+}
