@@ -76,13 +76,13 @@ type engineEvents struct {
 // downstream namespaces this SyncTarget owns. It starts and stops them as the SyncTarget's
 // workspaces and accepted resources change, and answers the controllers' lookups.
 type engine struct {
-	stKey               string
-	downstreamDynamic   dynamic.Interface
-	downstreamKube      kubernetes.Interface
+	stKey                string
+	downstreamDynamic    dynamic.Interface
+	downstreamKube       kubernetes.Interface
 	newUpstreamWorkspace func(ctx context.Context, workspace string) (*upstreamWorkspace, error)
-	resync              time.Duration
-	events              engineEvents
-	metrics             *syncerMetrics
+	resync               time.Duration
+	events               engineEvents
+	metrics              *syncerMetrics
 
 	mu                  sync.RWMutex
 	resources           map[schema.GroupVersionResource]resourceInfo

@@ -50,7 +50,9 @@ type notYetError struct{ reason string }
 
 func (e *notYetError) Error() string { return e.reason }
 
-func notYet(format string, args ...any) error { return &notYetError{reason: fmt.Sprintf(format, args...)} }
+func notYet(format string, args ...any) error {
+	return &notYetError{reason: fmt.Sprintf(format, args...)}
+}
 
 // locatorOf returns the locator of a downstream namespace this target owns.
 func (m *namespaceManager) locatorOf(downstreamNamespace string) (workloadv1alpha1.NamespaceLocator, bool) {

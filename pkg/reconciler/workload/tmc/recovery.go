@@ -3,8 +3,8 @@ package tmc
 import (
 	"time"
 
-	"k8s.io/client-go/util/workqueue"
 	"golang.org/x/time/rate"
+	"k8s.io/client-go/util/workqueue"
 )
 
 // RecoveryStrategy says how a controller reacts to a failure of one key.
