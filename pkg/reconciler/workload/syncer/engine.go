@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/informers"
@@ -27,6 +28,22 @@ import (
 // hubWorkspace names the only workspace of a plain Kubernetes hub (an upstream without
 // kcp's /clusters/ URLs) in locators, metrics and logs.
 const hubWorkspace = "hub"
+
+// syncTarget identifies the served SyncTarget in keys, labels and namespace locators.
+type syncTarget struct {
+	// workspace is the location workspace (hubWorkspace on a plain hub).
+	workspace string
+	name      string
+	// key is the SyncTarget key of labels and finalizers.
+	key string
+	// uid is known once the SyncTarget was read; every locator carries it.
+	uid types.UID
+}
+
+// locator returns the namespace locator of upstream namespace ns in workspace ws.
+func (t syncTarget) locator(ws, ns string) workloadv1alpha1.NamespaceLocator {
+	return workloadv1alpha1.NewNamespaceLocator(t.workspace, t.name, t.uid, ws, ns)
+}
 
 // upstreamView is what the spec and status controllers see of one resource type in one
 // upstream workspace: the label-filtered cache, the client and the Event recorder.

@@ -7,7 +7,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -18,24 +17,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/tmc-dev/tmc/sdk/apis/logicalcluster"
-	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
 )
-
-// syncTarget identifies the served SyncTarget in keys, labels and namespace locators.
-type syncTarget struct {
-	// workspace is the location workspace (hubWorkspace on a plain hub).
-	workspace string
-	name      string
-	// key is the SyncTarget key of labels and finalizers.
-	key string
-	// uid is known once the SyncTarget was read; every locator carries it.
-	uid types.UID
-}
-
-// locator returns the namespace locator of upstream namespace ns in workspace ws.
-func (t syncTarget) locator(ws, ns string) workloadv1alpha1.NamespaceLocator {
-	return workloadv1alpha1.NewNamespaceLocator(t.workspace, t.name, t.uid, ws, ns)
-}
 
 // upstreamConfig returns the config of upstream workspace ws: the base config itself on a
 // plain hub, else its /clusters/<ws> URL.
