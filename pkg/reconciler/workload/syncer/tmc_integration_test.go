@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -17,6 +18,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/discovery"
@@ -207,18 +210,26 @@ func scrapeSample(t *testing.T, h http.Handler, name string, labels ...string) s
 	if code != http.StatusOK {
 		t.Fatalf("GET /metrics: %d %s", code, body)
 	}
-	for _, line := range strings.Split(body, "\n") {
-		series, value, ok := strings.Cut(line, " ")
-		if !ok || !strings.HasPrefix(series, name+"{") {
-			continue
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("invalid /metrics: %v", err)
+	}
+	for _, m := range families[name].GetMetric() {
+		have := map[string]bool{}
+		for _, l := range m.GetLabel() {
+			have[fmt.Sprintf("%s=%q", l.GetName(), l.GetValue())] = true
 		}
 		match := true
 		for _, l := range labels {
-			match = match && (strings.Contains(series, "{"+l+",") || strings.Contains(series, ","+l+",") ||
-				strings.Contains(series, ","+l+"}") || strings.Contains(series, "{"+l+"}"))
+			match = match && have[l]
 		}
-		if match {
-			return value
+		switch {
+		case !match:
+		case m.GetCounter() != nil:
+			return strconv.FormatFloat(m.GetCounter().GetValue(), 'g', -1, 64)
+		case m.GetGauge() != nil:
+			return strconv.FormatFloat(m.GetGauge().GetValue(), 'g', -1, 64)
 		}
 	}
 	return ""
