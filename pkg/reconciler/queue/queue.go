@@ -176,6 +176,7 @@ func (q *Queue[K]) handleError(ctx context.Context, key K, err error) {
 		q.queue.AddAfter(key, decision.After)
 		logger.V(2).Info("Reconcile failed; retrying", "errorType", tmcErr.Type, "retryAfter", decision.After, "err", err)
 	}
+	q.recovery.Observe(q.component, tmcErr.Type, decision.Strategy)
 	if q.onError != nil {
 		q.onError(ctx, key, tmcErr, decision)
 	}

@@ -275,7 +275,7 @@ func (s *Syncer) runControllers(ctx context.Context) error {
 		return ctx.Err()
 	}
 
-	d := newDataPath(s.target, s.chain, s.cfg, s.downstreamDynamic, s.downstreamKube, s.metrics, s.errors, tmc.RecoveryOptions{})
+	d := newDataPath(s.target, s.chain, s.cfg, s.downstreamDynamic, s.downstreamKube, s.metrics, s.errors, tmc.RecoveryOptions{Registerer: s.metrics.tmc.Registerer()})
 	s.engine = d.engine
 	d.engine.startNamespaceInformer(ctx)
 	reporter := &statusReporter{

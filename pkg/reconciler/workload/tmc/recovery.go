@@ -1,11 +1,18 @@
 package tmc
 
 import (
+	"errors"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 	"k8s.io/client-go/util/workqueue"
+	"k8s.io/klog/v2"
 )
+
+// MetricRecoveryAttempts counts the failures a queue handled, by component, error type and
+// the strategy the retry rule chose.
+const MetricRecoveryAttempts = "tmc_recovery_attempts_total"
 
 // RecoveryStrategy says how a controller reacts to a failure of one key.
 type RecoveryStrategy string
@@ -80,13 +87,16 @@ type RecoveryOptions struct {
 	// DefaultRetryBurst.
 	QPS   float64
 	Burst int
+	// Registerer receives MetricRecoveryAttempts; nil means no metric.
+	Registerer prometheus.Registerer
 }
 
 // Recovery is the retry rule derived from the TMC error classification: which strategy an
 // error gets, and the rate limiters that turn a strategy into a delay.
 type Recovery struct {
-	policy map[TMCErrorType]RecoveryStrategy
-	opts   RecoveryOptions
+	policy   map[TMCErrorType]RecoveryStrategy
+	opts     RecoveryOptions
+	attempts *prometheus.CounterVec
 }
 
 // NewRecovery returns the retry rule configured by opts.
@@ -109,7 +119,44 @@ func NewRecovery(opts RecoveryOptions) *Recovery {
 	if opts.Burst <= 0 {
 		opts.Burst = DefaultRetryBurst
 	}
-	return &Recovery{policy: policy, opts: opts}
+	r := &Recovery{policy: policy, opts: opts}
+	if opts.Registerer != nil {
+		r.attempts = registerAttempts(opts.Registerer)
+	}
+	return r
+}
+
+// registerAttempts registers the attempts counter, or returns the one already registered
+// so that several queues share it. Any other error is logged and the counter is used
+// unregistered: metrics must not stop a component from starting.
+func registerAttempts(registerer prometheus.Registerer) *prometheus.CounterVec {
+	attempts := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: MetricRecoveryAttempts,
+		Help: "Number of failures handled by the retry rule, by error type and chosen strategy.",
+	}, []string{"component", "error_type", "strategy"})
+	err := registerer.Register(attempts)
+	var alreadyRegistered prometheus.AlreadyRegisteredError
+	switch {
+	case err == nil:
+	case errors.As(err, &alreadyRegistered):
+		if existing, ok := alreadyRegistered.ExistingCollector.(*prometheus.CounterVec); ok {
+			return existing
+		}
+	default:
+		klog.Background().Error(err, "Failed to register the recovery metric")
+	}
+	return attempts
+}
+
+// Observe counts one handled failure of component.
+func (r *Recovery) Observe(component string, errType TMCErrorType, strategy RecoveryStrategy) {
+	if r.attempts == nil {
+		return
+	}
+	if !errType.IsKnown() {
+		errType = TMCErrorTypeUnknown
+	}
+	r.attempts.WithLabelValues(component, string(errType), string(strategy)).Inc()
 }
 
 // StrategyFor returns the strategy for a classified error. An error marked not Retryable
