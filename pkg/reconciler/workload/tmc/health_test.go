@@ -244,14 +244,14 @@ func TestHealthCheckTimeout(t *testing.T) {
 		"[-]kcp-connection failed: check timed out after 50ms\n")
 }
 
-func TestHealthChecksRunConcurrently(t *testing.T) {
-	// Each check waits until both have started; run one after the other,
-	// the first would time out.
+// rendezvousCheck returns a check that waits until n checks have started:
+// run one after the other instead of concurrently, the first times out.
+func rendezvousCheck(n int) HealthCheck {
 	var started sync.WaitGroup
-	started.Add(2)
+	started.Add(n)
 	allStarted := make(chan struct{})
 	go func() { started.Wait(); close(allStarted) }()
-	rendezvous := func(ctx context.Context) error {
+	return func(ctx context.Context) error {
 		started.Done()
 		select {
 		case <-allStarted:
@@ -260,13 +260,43 @@ func TestHealthChecksRunConcurrently(t *testing.T) {
 			return ctx.Err()
 		}
 	}
+}
+
+func TestHealthChecksRunConcurrently(t *testing.T) {
 	m := NewComponentHealthManager("syncer")
+	rendezvous := rendezvousCheck(2)
 	mustRegister(t, m, "a", rendezvous)
 	mustRegister(t, m, "b", rendezvous)
 
 	if report := m.Status(t.Context()); !report.Healthy {
 		t.Fatalf("Status = %+v, want healthy", report)
 	}
+}
+
+func TestHealthEndpointChecksRunConcurrently(t *testing.T) {
+	// The healthz library runs the checks of a request one after the other;
+	// the wrapper evaluates them up front, concurrently.
+	m := NewComponentHealthManager("syncer", WithDefaultCheckTimeout(time.Second))
+	rendezvous := rendezvousCheck(2)
+	mustRegister(t, m, "a", rendezvous)
+	mustRegister(t, m, "b", rendezvous)
+	srv := newHealthServer(t, m)
+
+	expectProbe(t, srv, "/readyz?verbose", http.StatusOK, "[+]a ok\n[+]b ok\nreadyz check passed\n")
+}
+
+func TestHealthEndpointWithoutChecks(t *testing.T) {
+	// As in Kubernetes, an endpoint without checks is served by the
+	// library's ping check, so /livez stays meaningful for the syncer, whose
+	// checks are all readiness-only.
+	m := NewComponentHealthManager("syncer")
+	mustRegister(t, m, "kcp-connection", failingCheck("connection refused"), ReadinessOnly())
+	srv := newHealthServer(t, m)
+
+	expectProbe(t, srv, "/livez", http.StatusOK, "ok")
+	expectProbe(t, srv, "/livez?verbose", http.StatusOK, "[+]ping ok\nlivez check passed\n")
+	expectProbe(t, srv, "/livez/ping", http.StatusOK, "ok")
+	expectProbe(t, srv, "/readyz?exclude=kcp-connection", http.StatusOK, "ok")
 }
 
 func TestHealthPanickingCheck(t *testing.T) {
