@@ -33,9 +33,9 @@ import (
 )
 
 // The component-base aggregate package .../metrics/prometheus/clientgo is
-// not imported on purpose: it also installs component-base's workqueue
-// provider into legacyregistry, whose workqueue_* series would collide with
-// the ones TMCMetrics exports (same names, plus the component label).
+// not imported on purpose: it also makes component-base the default
+// workqueue metrics provider, so queues would record a second workqueue_*
+// set into legacyregistry beside the one of WorkqueueMetricsProvider.
 
 // clientGoMetricPrefixes lists the families that TMCMetrics.Handler serves
 // from component-base's global legacyregistry, where client-go's metrics
