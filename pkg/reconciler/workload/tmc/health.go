@@ -160,11 +160,11 @@ type healthComponent struct {
 }
 
 // ComponentHealthManager aggregates the health of the components of one TMC
-// binary and serves it on Kubernetes-style /healthz, /livez and /readyz
-// endpoints. Components are either polled (a HealthCheck run on every
-// request, concurrently, each under its own timeout) or push-style (their
-// status set with SetComponentStatus). All methods are safe for concurrent
-// use.
+// binary and serves it on /healthz, /livez and /readyz through the
+// apiserver's healthz library (see InstallHandlers). Components are either
+// polled (a HealthCheck run on every request, concurrently, each under its
+// own timeout) or push-style (their status set with SetComponentStatus). All
+// methods are safe for concurrent use.
 type ComponentHealthManager struct {
 	name           string
 	defaultTimeout time.Duration
@@ -173,6 +173,9 @@ type ComponentHealthManager struct {
 
 	mu         sync.RWMutex
 	components map[string]*healthComponent
+	// generation counts changes of the set of components, so the HTTP
+	// handler knows when to install the checks on the healthz library again.
+	generation uint64
 }
 
 // NewComponentHealthManager returns a manager for the named binary or
@@ -235,6 +238,7 @@ func (m *ComponentHealthManager) RegisterComponent(name string, check HealthChec
 		return fmt.Errorf("failed to register health component %q: already registered", name)
 	}
 	m.components[name] = &healthComponent{name: name, check: check, endpoints: cfg.endpoints, timeout: cfg.timeout}
+	m.generation++
 	return nil
 }
 
@@ -245,6 +249,9 @@ func (m *ComponentHealthManager) UnregisterComponent(name string) bool {
 	defer m.mu.Unlock()
 	_, ok := m.components[name]
 	delete(m.components, name)
+	if ok {
+		m.generation++
+	}
 	if ok && m.gauge != nil {
 		m.gauge.DeleteLabelValues(m.name, name)
 	}
@@ -266,6 +273,7 @@ func (m *ComponentHealthManager) SetComponentStatus(name string, err error) {
 	if !ok {
 		c = &healthComponent{name: name, endpoints: healthzEndpoint | readyzEndpoint, timeout: m.defaultTimeout}
 		m.components[name] = c
+		m.generation++
 	}
 	m.mu.Unlock()
 
@@ -302,18 +310,29 @@ func (m *ComponentHealthManager) componentsFor(eps healthEndpoint) []*healthComp
 			out = append(out, c)
 		}
 	}
-	slices.SortFunc(out, func(a, b *healthComponent) int { return strings.Compare(a.name, b.name) })
+	slices.SortFunc(out, compareHealthComponents)
 	return out
 }
 
-// component returns the named component if it is served on ep.
-func (m *ComponentHealthManager) component(name string, ep healthEndpoint) *healthComponent {
+func compareHealthComponents(a, b *healthComponent) int { return strings.Compare(a.name, b.name) }
+
+// snapshot returns the generation of the component set and, taken at that
+// generation, the components of every endpoint sorted by name.
+func (m *ComponentHealthManager) snapshot() (uint64, map[healthEndpoint][]*healthComponent) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	if c, ok := m.components[name]; ok && c.endpoints&ep != 0 {
-		return c
+	byEndpoint := make(map[healthEndpoint][]*healthComponent, len(healthEndpoints))
+	for _, c := range m.components {
+		for _, ep := range healthEndpoints {
+			if c.endpoints&ep != 0 {
+				byEndpoint[ep] = append(byEndpoint[ep], c)
+			}
+		}
 	}
-	return nil
+	for _, comps := range byEndpoint {
+		slices.SortFunc(comps, compareHealthComponents)
+	}
+	return m.generation, byEndpoint
 }
 
 // evaluate runs the given components concurrently; the result order matches

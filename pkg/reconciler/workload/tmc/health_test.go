@@ -21,7 +21,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -31,6 +30,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 func healthyCheck(context.Context) error { return nil }
@@ -244,14 +244,14 @@ func TestHealthCheckTimeout(t *testing.T) {
 		"[-]kcp-connection failed: check timed out after 50ms\n")
 }
 
-func TestHealthChecksRunConcurrently(t *testing.T) {
-	// Each check waits until both have started; run one after the other,
-	// the first would time out.
+// rendezvousCheck returns a check that waits until n checks have started:
+// run one after the other instead of concurrently, the first times out.
+func rendezvousCheck(n int) HealthCheck {
 	var started sync.WaitGroup
-	started.Add(2)
+	started.Add(n)
 	allStarted := make(chan struct{})
 	go func() { started.Wait(); close(allStarted) }()
-	rendezvous := func(ctx context.Context) error {
+	return func(ctx context.Context) error {
 		started.Done()
 		select {
 		case <-allStarted:
@@ -260,13 +260,43 @@ func TestHealthChecksRunConcurrently(t *testing.T) {
 			return ctx.Err()
 		}
 	}
+}
+
+func TestHealthChecksRunConcurrently(t *testing.T) {
 	m := NewComponentHealthManager("syncer")
+	rendezvous := rendezvousCheck(2)
 	mustRegister(t, m, "a", rendezvous)
 	mustRegister(t, m, "b", rendezvous)
 
 	if report := m.Status(t.Context()); !report.Healthy {
 		t.Fatalf("Status = %+v, want healthy", report)
 	}
+}
+
+func TestHealthEndpointChecksRunConcurrently(t *testing.T) {
+	// The healthz library runs the checks of a request one after the other;
+	// the wrapper evaluates them up front, concurrently.
+	m := NewComponentHealthManager("syncer", WithDefaultCheckTimeout(time.Second))
+	rendezvous := rendezvousCheck(2)
+	mustRegister(t, m, "a", rendezvous)
+	mustRegister(t, m, "b", rendezvous)
+	srv := newHealthServer(t, m)
+
+	expectProbe(t, srv, "/readyz?verbose", http.StatusOK, "[+]a ok\n[+]b ok\nreadyz check passed\n")
+}
+
+func TestHealthEndpointWithoutChecks(t *testing.T) {
+	// As in Kubernetes, an endpoint without checks is served by the
+	// library's ping check, so /livez stays meaningful for the syncer, whose
+	// checks are all readiness-only.
+	m := NewComponentHealthManager("syncer")
+	mustRegister(t, m, "kcp-connection", failingCheck("connection refused"), ReadinessOnly())
+	srv := newHealthServer(t, m)
+
+	expectProbe(t, srv, "/livez", http.StatusOK, "ok")
+	expectProbe(t, srv, "/livez?verbose", http.StatusOK, "[+]ping ok\nlivez check passed\n")
+	expectProbe(t, srv, "/livez/ping", http.StatusOK, "ok")
+	expectProbe(t, srv, "/readyz?exclude=kcp-connection", http.StatusOK, "ok")
 }
 
 func TestHealthPanickingCheck(t *testing.T) {
@@ -376,28 +406,15 @@ func TestHealthRegisterComponentErrors(t *testing.T) {
 	mustRegister(t, m, "kcp-connection", healthyCheck)
 }
 
-// healthGaugeValues gathers HealthComponentMetric from reg keyed by
-// "component/check".
-func healthGaugeValues(t *testing.T, reg *prometheus.Registry) map[string]float64 {
+// expectHealthGauge compares HealthComponentMetric in reg with the given
+// series in the exposition format.
+func expectHealthGauge(t *testing.T, reg *prometheus.Registry, series ...string) {
 	t.Helper()
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatalf("failed to gather: %v", err)
+	want := "# HELP tmc_component_health Whether a TMC component health check passes (1) or fails (0).\n" +
+		"# TYPE tmc_component_health gauge\n" + strings.Join(series, "\n") + "\n"
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), HealthComponentMetric); err != nil {
+		t.Error(err)
 	}
-	values := map[string]float64{}
-	for _, mf := range families {
-		if mf.GetName() != HealthComponentMetric {
-			continue
-		}
-		for _, metric := range mf.GetMetric() {
-			labels := map[string]string{}
-			for _, lp := range metric.GetLabel() {
-				labels[lp.GetName()] = lp.GetValue()
-			}
-			values[labels["component"]+"/"+labels["check"]] = metric.GetGauge().GetValue()
-		}
-	}
-	return values
 }
 
 func TestHealthMetric(t *testing.T) {
@@ -411,19 +428,17 @@ func TestHealthMetric(t *testing.T) {
 
 	syncer.Status(t.Context())
 	controller.Status(t.Context())
-	want := map[string]float64{"syncer/cluster-connection": 1, "tmc-controller/kcp-connection": 1}
-	if got := healthGaugeValues(t, reg); !maps.Equal(got, want) {
-		t.Errorf("%s = %v, want %v", HealthComponentMetric, got, want)
-	}
+	expectHealthGauge(t, reg,
+		`tmc_component_health{check="cluster-connection",component="syncer"} 1`,
+		`tmc_component_health{check="kcp-connection",component="tmc-controller"} 1`)
 
 	cluster.failing.Store(true)
 	probe(t, srv, "/readyz") // probes update the metric too
 	syncer.SetComponentStatus("heartbeat", errors.New("late"))
 	controller.UnregisterComponent("kcp-connection")
-	want = map[string]float64{"syncer/cluster-connection": 0, "syncer/heartbeat": 0}
-	if got := healthGaugeValues(t, reg); !maps.Equal(got, want) {
-		t.Errorf("%s = %v, want %v", HealthComponentMetric, got, want)
-	}
+	expectHealthGauge(t, reg,
+		`tmc_component_health{check="cluster-connection",component="syncer"} 0`,
+		`tmc_component_health{check="heartbeat",component="syncer"} 0`)
 }
 
 func TestHealthConcurrentUse(t *testing.T) {

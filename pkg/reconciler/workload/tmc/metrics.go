@@ -94,6 +94,34 @@ type registeredVec struct {
 // label ComponentLabel=<component>. Collectors registered directly through
 // Registerer() are left untouched.
 //
+// # Metric names
+//
+// A TMC binary's /metrics holds two kinds of series, told apart by prefix.
+//
+// TMC's own series, always with a component label:
+//   - syncer_* — the workload-syncer's data path (syncer_resources_synced_total,
+//     syncer_sync_duration_seconds, ...). The names are the PRD's and
+//     dashboards use them, so they keep the prefix of the binary.
+//   - tmc_* — everything else TMC defines: the tmc-controller's controllers
+//     (tmc_placement_decisions_total, tmc_synctarget_ready, ...) and the
+//     infrastructure of this package shared by both binaries
+//     (tmc_component_health and the recovery series).
+//
+// New metrics take tmc_, or syncer_ inside the syncer's data path; no other
+// prefix is introduced.
+//
+// Kubernetes' standard series, under their upstream names, so the dashboards
+// and alerts operators already have for Kubernetes controllers work
+// unchanged:
+//   - workqueue_* — from WorkqueueMetricsProvider, in this registry (so they
+//     carry the component label too).
+//   - rest_client_* and leader_election_* — recorded by client-go into
+//     component-base's process-wide legacyregistry, served by Handler next
+//     to this registry. They are the process's, not one component's, and
+//     have no component label.
+//   - go_*, process_* and promhttp_* — the Go runtime, the process and the
+//     handler itself.
+//
 // All methods are safe for concurrent use.
 type TMCMetrics struct {
 	component string
@@ -129,6 +157,7 @@ func NewTMCMetrics(component string) *TMCMetrics {
 func (m *TMCMetrics) Component() string { return m.component }
 
 // Registry returns the underlying registry, e.g. to gather metrics in tests.
+// It does not hold the client-go families that Handler adds.
 func (m *TMCMetrics) Registry() *prometheus.Registry { return m.registry }
 
 // Registerer returns the registry as a prometheus.Registerer so other
@@ -137,13 +166,14 @@ func (m *TMCMetrics) Registry() *prometheus.Registry { return m.registry }
 // visible to the getters or the Delete* methods.
 func (m *TMCMetrics) Registerer() prometheus.Registerer { return m.registry }
 
-// Handler returns an http.Handler serving the registry in the Prometheus
-// exposition format. A collector that fails does not fail the whole scrape:
-// the remaining metrics are still served and the failure is counted in
-// promhttp_metric_handler_errors_total.
+// Handler returns an http.Handler serving, in the Prometheus exposition
+// format, the registry together with client-go's rest_client_* and
+// leader_election_* families (see the TMCMetrics doc). A collector that fails
+// does not fail the whole scrape: the remaining metrics are still served and
+// the failure is counted in promhttp_metric_handler_errors_total.
 func (m *TMCMetrics) Handler() http.Handler {
 	m.handlerOnce.Do(func() {
-		m.handler = promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{
+		m.handler = promhttp.HandlerFor(prometheus.Gatherers{m.registry, clientGoGatherer}, promhttp.HandlerOpts{
 			ErrorHandling: promhttp.ContinueOnError,
 			Registry:      m.registry,
 		})
