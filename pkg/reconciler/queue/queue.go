@@ -46,8 +46,9 @@ type Options[K comparable] struct {
 	// OnError is called with every classified failure and the decision taken, e.g. to
 	// count it, record an Event or report it in a status.
 	OnError func(ctx context.Context, key K, err *tmc.TMCError, decision Decision)
-	// OnSuccess is called when a key reconciled without error.
-	OnSuccess func(key K)
+	// OnSuccess is called when a key reconciled without error, with the requeueAfter the
+	// reconcile asked for (0: none).
+	OnSuccess func(ctx context.Context, key K, requeueAfter time.Duration)
 }
 
 // Queue runs a ReconcileFunc over the keys added to it.
@@ -62,7 +63,7 @@ type Queue[K comparable] struct {
 	slow      workqueue.TypedRateLimiter[K]
 	logValues func(K) []any
 	onError   func(context.Context, K, *tmc.TMCError, Decision)
-	onSuccess func(K)
+	onSuccess func(context.Context, K, time.Duration)
 }
 
 // New returns a Queue that reconciles keys with reconcile.
@@ -105,6 +106,23 @@ func (q *Queue[K]) Len() int { return q.queue.Len() }
 // Failures returns the consecutive failures remembered for key.
 func (q *Queue[K]) Failures(key K) int { return q.queue.NumRequeues(key) + q.slow.NumRequeues(key) }
 
+// Drain removes every key that is ready now, without reconciling it, forgets its failures
+// and returns the keys in queue order. Tests of event handlers use it to see what was
+// queued; keys waiting for a delay stay.
+func (q *Queue[K]) Drain() []K {
+	var keys []K
+	for q.queue.Len() > 0 {
+		key, quit := q.queue.Get()
+		if quit {
+			break
+		}
+		q.forget(key)
+		q.queue.Done(key)
+		keys = append(keys, key)
+	}
+	return keys
+}
+
 // ShutDown stops the queue; workers return once their current key is done.
 func (q *Queue[K]) ShutDown() { q.queue.ShutDown() }
 
@@ -146,7 +164,7 @@ func (q *Queue[K]) ProcessNext(ctx context.Context) bool {
 			q.queue.AddAfter(key, requeueAfter)
 		}
 		if q.onSuccess != nil {
-			q.onSuccess(key)
+			q.onSuccess(ctx, key, requeueAfter)
 		}
 	case ctx.Err() != nil && errors.Is(err, context.Canceled):
 		// Shutting down: nothing failed.

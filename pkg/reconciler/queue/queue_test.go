@@ -211,3 +211,56 @@ func TestOverallBucketBoundsFastRetries(t *testing.T) {
 		t.Errorf("second retry within the bucket's second waits %s, want about 1s", d)
 	}
 }
+
+// OnSuccess sees every successful key with the requeueAfter its reconcile asked for.
+func TestOnSuccessSeesRequeueAfter(t *testing.T) {
+	results := map[string]result{"a": {requeueAfter: 3 * time.Second}, "b": {}, "bad": {err: errors.New("boom")}}
+	type success struct {
+		key   string
+		after time.Duration
+	}
+	var got []success
+	q := New(func(_ context.Context, key string) (time.Duration, error) {
+		return results[key].requeueAfter, results[key].err
+	}, Options[string]{
+		Name:  "success",
+		Clock: testingclock.NewFakeClock(time.Now()),
+		OnSuccess: func(_ context.Context, key string, requeueAfter time.Duration) {
+			got = append(got, success{key, requeueAfter})
+		},
+	})
+	t.Cleanup(q.ShutDown)
+	for _, key := range []string{"a", "b", "bad"} {
+		q.Add(key)
+		q.ProcessNext(t.Context())
+	}
+	if want := []success{{"a", 3 * time.Second}, {"b", 0}}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("OnSuccess calls %v, want %v", got, want)
+	}
+}
+
+// Drain takes the keys ready now without reconciling them and forgets their failures;
+// keys waiting for a delay stay.
+func TestDrainTakesReadyKeysWithoutReconciling(t *testing.T) {
+	q, clk, seen, _ := newTestQueue(t, map[string]result{"bad": {err: errors.New("boom")}})
+	q.Add("bad")
+	q.ProcessNext(t.Context())
+	q.Add("a")
+	q.Add("b")
+	q.Add("a")
+	q.AddAfter("later", time.Hour)
+	if got := fmt.Sprint(q.Drain()); got != "[a b]" {
+		t.Fatalf("drained %s, want [a b]", got)
+	}
+	if q.Len() != 0 || fmt.Sprint(*seen) != "[bad]" {
+		t.Fatalf("after Drain: %d keys ready, reconciled %v; want 0 and only [bad]", q.Len(), *seen)
+	}
+	clk.Step(time.Second)
+	waitForLen(t, q, 1)
+	if got := fmt.Sprint(q.Drain()); got != "[bad]" {
+		t.Fatalf("drained %s, want the retried [bad]", got)
+	}
+	if got := q.Failures("bad"); got != 0 {
+		t.Errorf("a drained key remembers %d failures, want 0", got)
+	}
+}
