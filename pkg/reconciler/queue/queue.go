@@ -31,7 +31,8 @@ type Decision struct {
 
 // Options configures a Queue. Name is required.
 type Options[K comparable] struct {
-	// Name names the queue in workqueue metrics and the controller in logs.
+	// Name names the queue in workqueue metrics and, as "queue", in the log lines of its
+	// keys. The controller's own name belongs in the logger of the ctx given to Run.
 	Name string
 	// Component is the TMC error component (default Name).
 	Component string
@@ -152,7 +153,7 @@ func (q *Queue[K]) ProcessNext(ctx context.Context) bool {
 		return false
 	}
 	defer q.queue.Done(key)
-	logger := klog.FromContext(ctx).WithValues("controller", q.name).WithValues(q.logValues(key)...)
+	logger := klog.FromContext(ctx).WithValues("queue", q.name).WithValues(q.logValues(key)...)
 	ctx = klog.NewContext(ctx, logger)
 
 	requeueAfter, err := q.reconcile(ctx, key)
