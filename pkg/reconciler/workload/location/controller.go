@@ -4,21 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	"k8s.io/apimachinery/pkg/util/wait"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
-	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
+	"github.com/tmc-dev/tmc/pkg/reconciler/queue"
 	"github.com/tmc-dev/tmc/pkg/reconciler/workload/tmc"
 	"github.com/tmc-dev/tmc/pkg/workspaces"
 	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
@@ -43,7 +40,7 @@ type Controller struct {
 	workspace string
 	clock     clock.PassiveClock
 
-	queue             workqueue.TypedRateLimitingInterface[string]
+	queue             *queue.Queue[string]
 	locationLister    schedulinglisters.LocationLister
 	syncTargetLister  workloadlisters.SyncTargetLister
 	locationsSynced   cache.InformerSynced
@@ -75,17 +72,12 @@ func NewController(ws *workspaces.Workspace, metrics *tmc.TMCMetrics) (*Controll
 	if err != nil {
 		return nil, fmt.Errorf("location controller: failed to register metrics: %w", err)
 	}
-	queueConfig := workqueue.TypedRateLimitingQueueConfig[string]{Name: ControllerName + "-" + ws.Path}
-	if metrics != nil {
-		queueConfig.MetricsProvider = metrics.WorkqueueMetricsProvider()
-	}
 
 	locations := ws.TMCInformers.Scheduling().V1alpha1().Locations()
 	syncTargets := ws.TMCInformers.Workload().V1alpha1().SyncTargets()
 	c := &Controller{
 		workspace:         ws.Path,
 		clock:             clock.RealClock{},
-		queue:             workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](), queueConfig),
 		locationLister:    locations.Lister(),
 		syncTargetLister:  syncTargets.Lister(),
 		locationsSynced:   locations.Informer().HasSynced,
@@ -94,6 +86,17 @@ func NewController(ws *workspaces.Workspace, metrics *tmc.TMCMetrics) (*Controll
 		locationEvents:    ws.Kube.CoreV1().Events(""),
 		metrics:           m,
 	}
+	queueOptions := queue.Options[string]{
+		Name:      ControllerName + "-" + ws.Path,
+		Component: ControllerName,
+		LogValues: func(name string) []any { return []any{"location", klog.KRef("", name)} },
+	}
+	if metrics != nil {
+		queueOptions.MetricsProvider = metrics.WorkqueueMetricsProvider()
+	}
+	// A future evictAfter comes back as requeueAfter, so the Location is counted again
+	// exactly when that instance starts evicting.
+	c.queue = queue.New(c.reconcile, queueOptions)
 	if _, err := locations.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.enqueueLocation,
 		UpdateFunc: func(_, newObj any) { c.enqueueLocation(newObj) },
@@ -148,7 +151,8 @@ func (c *Controller) enqueueAllLocations() {
 }
 
 // Run processes Locations with the given number of workers (at least one) until ctx ends;
-// it waits for the Location and SyncTarget caches first.
+// it waits for the Location and SyncTarget caches first. Failures are retried by the queue's
+// one TMC retry rule (pkg/reconciler/queue).
 func (c *Controller) Run(ctx context.Context, workers int) {
 	defer utilruntime.HandleCrash()
 	defer c.queue.ShutDown()
@@ -169,56 +173,5 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 		return
 	}
 
-	var wg sync.WaitGroup
-	for range max(workers, 1) {
-		wg.Go(func() { wait.UntilWithContext(ctx, c.worker, time.Second) })
-	}
-	<-ctx.Done()
-	c.queue.ShutDown()
-	wg.Wait()
-}
-
-func (c *Controller) worker(ctx context.Context) {
-	for c.processNextWorkItem(ctx) {
-	}
-}
-
-// processNextWorkItem reconciles one Location. Success forgets its backoff and schedules
-// the next evictAfter; a failure is retried with the queue's per-item exponential backoff
-// (5 ms doubling up to 1000 s), or after the server's Retry-After.
-func (c *Controller) processNextWorkItem(ctx context.Context) bool {
-	name, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(name)
-
-	logger := klog.FromContext(ctx).WithValues("location", klog.KRef("", name))
-	ctx = klog.NewContext(ctx, logger)
-
-	requeueAfter, err := c.reconcile(ctx, name)
-	if err == nil {
-		c.queue.Forget(name)
-		if requeueAfter > 0 {
-			logger.V(4).Info("Counting again when an instance starts evicting", "after", requeueAfter)
-			c.queue.AddAfter(name, requeueAfter)
-		}
-		return true
-	}
-	if errors.Is(err, context.Canceled) {
-		c.queue.Forget(name)
-		return true
-	}
-	tmcErr := tmc.Classify(err).WithComponent(ControllerName).WithOperation("reconcile").WithWorkspace(c.workspace).WithResource("locations " + name)
-	if tmcErr.Retryable {
-		logger.V(2).Info("Reconcile failed; retrying", "errorType", tmcErr.Type, "err", err)
-	} else {
-		logger.Error(err, "Reconcile failed; retrying with backoff", "errorType", tmcErr.Type)
-	}
-	if tmcErr.RetryAfter > 0 {
-		c.queue.AddAfter(name, tmcErr.RetryAfter)
-		return true
-	}
-	c.queue.AddRateLimited(name)
-	return true
+	c.queue.Run(ctx, workers)
 }

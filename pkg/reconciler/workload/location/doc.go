@@ -12,9 +12,13 @@
 // evictAfter requeues the Location for exactly that moment, so no polling is needed. The
 // status is written with UpdateStatus, only when a count changed.
 //
-// Layout: controller.go (wiring, queue, workers), reconcile.go (per-Location logic),
-// instances.go (pure selection and counting), metrics.go.
+// Failures are retried by the one TMC retry rule of pkg/reconciler/queue, which runs the
+// workers.
 //
-// It depends on pkg/workspaces and pkg/reconciler/workload/tmc only, and must not import
-// the other tmc-controller controllers or the syncer.
+// Layout: controller.go (wiring: informers, handlers, queue), reconcile.go (per-Location
+// logic), instances.go (pure selection and counting), metrics.go.
+//
+// It depends on pkg/workspaces, pkg/reconciler/queue and pkg/reconciler/workload/tmc only,
+// and must not import the other tmc-controller controllers, the syncer or anything under
+// test/.
 package location
