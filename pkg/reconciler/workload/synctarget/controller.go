@@ -5,18 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 
+	"github.com/tmc-dev/tmc/pkg/reconciler/queue"
 	"github.com/tmc-dev/tmc/pkg/reconciler/workload/resource"
-	"github.com/tmc-dev/tmc/pkg/reconciler/workload/tmc"
 	"github.com/tmc-dev/tmc/pkg/workspaces"
 	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
 	workloadlisters "github.com/tmc-dev/tmc/sdk/client/listers/workload/v1alpha1"
@@ -52,7 +49,7 @@ type locationState struct {
 // WorkspacesController maintains SyncTarget.status.workspaces; see the package
 // documentation.
 type WorkspacesController struct {
-	queue     workqueue.TypedRateLimitingInterface[syncTargetKey]
+	queue     *queue.Queue[syncTargetKey]
 	locations map[string]*locationState
 	// namespaces are the namespace indexers of the workload workspaces, by path.
 	namespaces map[string]cache.Indexer
@@ -72,11 +69,17 @@ func NewWorkspacesController(set *workspaces.Set, resourceController *resource.C
 		return nil, errors.New("a workspace set is required")
 	}
 	c := &WorkspacesController{
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[syncTargetKey](),
-			workqueue.TypedRateLimitingQueueConfig[syncTargetKey]{Name: WorkspacesControllerName}),
 		locations:  map[string]*locationState{},
 		namespaces: map[string]cache.Indexer{},
 	}
+	c.queue = queue.New(func(ctx context.Context, key syncTargetKey) (time.Duration, error) {
+		return 0, c.reconcile(ctx, key)
+	}, queue.Options[syncTargetKey]{
+		Name: WorkspacesControllerName,
+		LogValues: func(key syncTargetKey) []any {
+			return []any{"workspace", key.workspace, "syncTarget", klog.KRef("", key.name)}
+		},
+	})
 	for path, ws := range set.Location {
 		if ws == nil || ws.Dynamic == nil || ws.TMCInformers == nil {
 			return nil, fmt.Errorf("location workspace %q lacks clients or informer factories", path)
@@ -116,7 +119,9 @@ func NewWorkspacesController(set *workspaces.Set, resourceController *resource.C
 	return c, nil
 }
 
-// Run processes SyncTargets with the given number of workers until ctx ends.
+// Run processes SyncTargets with the given number of workers (at least one) until ctx
+// ends. Failures are retried by the queue's one TMC retry rule (pkg/reconciler/queue); a
+// SyncTarget that is gone is dropped.
 func (c *WorkspacesController) Run(ctx context.Context, workers int) {
 	defer utilruntime.HandleCrash()
 	defer c.queue.ShutDown()
@@ -131,54 +136,7 @@ func (c *WorkspacesController) Run(ctx context.Context, workers int) {
 	// Objects may have been counted before their namespaces were: decide again with
 	// every cache complete.
 	c.enqueueAll()
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			wait.UntilWithContext(ctx, c.worker, time.Second)
-		}()
-	}
-	<-ctx.Done()
-	c.queue.ShutDown()
-	wg.Wait()
-}
-
-func (c *WorkspacesController) worker(ctx context.Context) {
-	for c.processNextWorkItem(ctx) {
-	}
-}
-
-// processNextWorkItem reconciles one SyncTarget; failures back off per SyncTarget (default
-// controller rate limiter, up to 1000 s) and are retried until they succeed or the
-// SyncTarget is gone.
-func (c *WorkspacesController) processNextWorkItem(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(key)
-	logger := klog.FromContext(ctx).WithValues("workspace", key.workspace, "syncTarget", klog.KRef("", key.name))
-	ctx = klog.NewContext(ctx, logger)
-
-	err := c.reconcile(ctx, key)
-	if err == nil {
-		c.queue.Forget(key)
-		return true
-	}
-	classified := tmc.Classify(err).WithComponent(WorkspacesControllerName).WithWorkspace(key.workspace)
-	switch {
-	case classified.Type == tmc.TMCErrorTypeNotFound:
-		logger.V(4).Info("SyncTarget is gone, dropping it")
-		c.queue.Forget(key)
-	case classified.RetryAfter > 0:
-		logger.V(2).Info("Server asked to retry later", "err", err, "retryAfter", classified.RetryAfter)
-		c.queue.AddAfter(key, classified.RetryAfter)
-	default:
-		logger.Error(classified, "Failed to update SyncTarget workspaces", "errorType", classified.Type)
-		c.queue.AddRateLimited(key)
-	}
-	return true
+	c.queue.Run(ctx, workers)
 }
 
 // enqueueAll queues every SyncTarget of every location workspace; there are few.

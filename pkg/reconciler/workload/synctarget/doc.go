@@ -9,7 +9,13 @@
 // (WorkspacesFieldManager), with only those two fields, so that it never overwrites the
 // syncer's or the other controllers' status fields; it writes only when they differ.
 //
-// It uses pkg/workspaces, pkg/reconciler/workload/tmc and the resource (label propagation)
-// controller's caches, and must not import the other tmc-controller packages or the
-// workload-syncer.
+// Failures are retried by the one TMC retry rule of pkg/reconciler/queue, which runs the
+// workers; a SyncTarget that is gone is dropped.
+//
+// Layout: controller.go (wiring: informers, handlers, queue), workspaces.go (per-SyncTarget
+// logic and the apply).
+//
+// It uses pkg/workspaces, pkg/reconciler/queue and the resource (label propagation)
+// controller's caches, and must not import the other tmc-controller packages, the
+// workload-syncer or anything under test/.
 package synctarget

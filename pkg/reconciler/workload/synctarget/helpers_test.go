@@ -220,7 +220,7 @@ func (env *testEnv) recordedApplies() []applyRecord {
 // drain processes every queued key.
 func (env *testEnv) drain(ctx context.Context) {
 	for env.c.queue.Len() > 0 {
-		env.c.processNextWorkItem(ctx)
+		env.c.queue.ProcessNext(ctx)
 	}
 }
 

@@ -191,14 +191,7 @@ func TestSyncTargetWorkspacesValidation(t *testing.T) {
 
 // queued drains the queue without processing and returns the keys.
 func queued(env *testEnv) []syncTargetKey {
-	var out []syncTargetKey
-	for env.c.queue.Len() > 0 {
-		key, _ := env.c.queue.Get()
-		env.c.queue.Done(key)
-		env.c.queue.Forget(key)
-		out = append(out, key)
-	}
-	return out
+	return env.c.queue.Drain()
 }
 
 func TestSyncTargetWorkspacesEventFilters(t *testing.T) {
