@@ -11,13 +11,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	"k8s.io/apimachinery/pkg/util/wait"
 	corev1listers "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
+	"github.com/tmc-dev/tmc/pkg/reconciler/queue"
 	"github.com/tmc-dev/tmc/pkg/reconciler/workload/tmc"
 	"github.com/tmc-dev/tmc/pkg/workspaces"
 	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
@@ -54,7 +53,7 @@ func (k objectKey) String() string {
 // package documentation.
 type Controller struct {
 	resources    []workloadv1alpha1.ResourceToSync
-	queue        workqueue.TypedRateLimitingInterface[objectKey]
+	queue        *queue.Queue[objectKey]
 	clock        clock.PassiveClock
 	labelUpdates *prometheus.CounterVec // nil without metrics
 
@@ -106,16 +105,26 @@ func NewController(set *workspaces.Set, resources []workloadv1alpha1.ResourceToS
 		clock:      clock.RealClock{},
 		workspaces: map[string]*workspaceState{},
 	}
-	queueConfig := workqueue.TypedRateLimitingQueueConfig[objectKey]{Name: ControllerName}
+	queueOptions := queue.Options[objectKey]{
+		Name: ControllerName,
+		LogValues: func(key objectKey) []any {
+			return []any{"workspace", key.workspace, "resource", key.gvr.GroupResource().String(),
+				"object", klog.KRef(key.namespace, key.name)}
+		},
+	}
 	if metrics != nil {
-		queueConfig.MetricsProvider = metrics.WorkqueueMetricsProvider()
+		queueOptions.MetricsProvider = metrics.WorkqueueMetricsProvider()
 		c.labelUpdates, err = metrics.RegisterCounterVec(LabelUpdatesMetric,
 			"Objects whose TMC state labels or deletion annotations the resource controller updated.", []string{"workspace"})
 		if err != nil {
 			return nil, fmt.Errorf("failed to register metrics: %w", err)
 		}
 	}
-	c.queue = workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[objectKey](), queueConfig)
+	// A conflict (the cache was stale) is retried soon and decided again on the newer
+	// object; a NotFound means the object went away and is dropped.
+	c.queue = queue.New(func(ctx context.Context, key objectKey) (time.Duration, error) {
+		return 0, c.reconcile(ctx, key)
+	}, queueOptions)
 
 	for _, path := range set.WorkloadPaths() {
 		ws := set.Workload[path]
@@ -167,7 +176,9 @@ func normalizeResources(in []workloadv1alpha1.ResourceToSync) ([]workloadv1alpha
 }
 
 // Run resolves the types that need discovery, waits for the caches and processes objects
-// with the given number of workers until ctx ends.
+// with the given number of workers (at least one) until ctx ends. Failures are retried by
+// the queue's one TMC retry rule (pkg/reconciler/queue), so a fix of RBAC or an admission
+// policy is picked up without a restart.
 func (c *Controller) Run(ctx context.Context, workers int) {
 	defer utilruntime.HandleCrash()
 	defer c.queue.ShutDown()
@@ -182,17 +193,7 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 	if !cache.WaitForNamedCacheSyncWithContext(ctx, c.hasSynced()...) {
 		return
 	}
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			wait.UntilWithContext(ctx, c.worker, time.Second)
-		}()
-	}
-	<-ctx.Done()
-	c.queue.ShutDown()
-	wg.Wait()
+	c.queue.Run(ctx, workers)
 }
 
 // resolveLoop resolves the types that need discovery, retrying every
@@ -231,49 +232,6 @@ func (c *Controller) hasSynced() []cache.InformerSynced {
 		}
 	}
 	return out
-}
-
-func (c *Controller) worker(ctx context.Context) {
-	for c.processNextWorkItem(ctx) {
-	}
-}
-
-// processNextWorkItem reconciles one object. Failures back off per object (the default
-// controller rate limiter: 5 ms doubling up to 1000 s) and are retried until they succeed
-// or the object is gone, so a fix of RBAC or an admission policy is picked up without a
-// restart; a NotFound means the object went away and is dropped.
-func (c *Controller) processNextWorkItem(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(key)
-	logger := klog.FromContext(ctx).WithValues("workspace", key.workspace, "resource", key.gvr.GroupResource().String(),
-		"object", klog.KRef(key.namespace, key.name))
-	ctx = klog.NewContext(ctx, logger)
-
-	err := c.reconcile(ctx, key)
-	if err == nil {
-		c.queue.Forget(key)
-		return true
-	}
-	classified := tmc.Classify(err).WithComponent(ControllerName).WithWorkspace(key.workspace)
-	switch {
-	case classified.Type == tmc.TMCErrorTypeNotFound:
-		logger.V(4).Info("Object is gone, dropping it")
-		c.queue.Forget(key)
-	case classified.Type == tmc.TMCErrorTypeResourceConflict:
-		// The cache was stale: decide again on the newer object.
-		logger.V(4).Info("Object changed meanwhile, retrying", "err", err)
-		c.queue.AddRateLimited(key)
-	case classified.RetryAfter > 0:
-		logger.V(2).Info("Server asked to retry later", "err", err, "retryAfter", classified.RetryAfter)
-		c.queue.AddAfter(key, classified.RetryAfter)
-	default:
-		logger.Error(classified, "Failed to propagate placement to object", "errorType", classified.Type)
-		c.queue.AddRateLimited(key)
-	}
-	return true
 }
 
 // AddObjectStateHandler registers fn to be called (from informer goroutines, so it must not

@@ -79,10 +79,8 @@ func TestResourceNamespaceChangeEnqueuesItsObjects(t *testing.T) {
 	}
 	poll(t, "three queued objects", func() bool { return env.c.queue.Len() == 3 })
 	var got []string
-	for range 3 {
-		key, _ := env.c.queue.Get()
+	for _, key := range env.c.queue.Drain() {
 		got = append(got, key.String())
-		env.c.queue.Done(key)
 		env.c.queue.Add(key)
 	}
 	sort.Strings(got)
@@ -168,19 +166,15 @@ func TestResourceConflictIsRetried(t *testing.T) {
 		return false, nil, nil
 	})
 	key := objectKey{workspace: testWorkspace, gvr: configMapsGVR, namespace: testNamespace, name: "cm"}
-	for env.c.queue.Len() > 0 { // drop the initial adds
-		k, _ := env.c.queue.Get()
-		env.c.queue.Done(k)
-		env.c.queue.Forget(k)
-	}
+	env.c.queue.Drain() // drop the initial adds
 	env.c.queue.Add(key)
-	env.c.processNextWorkItem(t.Context())
-	if got := env.c.queue.NumRequeues(key); got != 1 {
+	env.c.queue.ProcessNext(t.Context())
+	if got := env.c.queue.Failures(key); got != 1 {
 		t.Fatalf("requeues after a conflict = %d, want 1", got)
 	}
 	poll(t, "the retry", func() bool { return env.c.queue.Len() == 1 })
-	env.c.processNextWorkItem(t.Context())
-	if got := env.c.queue.NumRequeues(key); got != 0 {
+	env.c.queue.ProcessNext(t.Context())
+	if got := env.c.queue.Failures(key); got != 0 {
 		t.Errorf("requeues after success = %d, want 0 (forgotten)", got)
 	}
 	if calls.Load() != 2 {
@@ -303,10 +297,7 @@ func TestResourceEventFilters(t *testing.T) {
 	poll(t, "the initial add", func() bool { return env.c.queue.Len() == 1 })
 	take := func() []string {
 		var out []string
-		for env.c.queue.Len() > 0 {
-			key, _ := env.c.queue.Get()
-			env.c.queue.Done(key)
-			env.c.queue.Forget(key)
+		for _, key := range env.c.queue.Drain() {
 			out = append(out, key.String())
 		}
 		return out

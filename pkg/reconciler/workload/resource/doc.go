@@ -21,6 +21,14 @@
 // namespace (TypesInUse, for placement) and which workspaces still hold objects labelled
 // for a SyncTarget (WorkspacesWithObjectsFor, for SyncTarget.status.workspaces).
 //
-// It uses pkg/workspaces and pkg/reconciler/workload/tmc and must not import the other
-// tmc-controller packages or the workload-syncer.
+// Failures are retried by the one TMC retry rule of pkg/reconciler/queue, which runs the
+// workers: a conflict (stale cache) soon, Forbidden or an admission denial slowly until
+// somebody fixes it, a NotFound (the object went away) not at all.
+//
+// Layout: controller.go (wiring, queue, discovery loop), handlers.go (event filters),
+// types.go (synced types, discovery, indexes, TypesInUse and WorkspacesWithObjectsFor),
+// reconcile.go (per-object logic and patch).
+//
+// It uses pkg/workspaces, pkg/reconciler/queue and pkg/reconciler/workload/tmc and must not
+// import the other tmc-controller packages, the workload-syncer or anything under test/.
 package resource

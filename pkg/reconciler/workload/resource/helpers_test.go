@@ -178,6 +178,6 @@ func (env *testEnv) patches(t *testing.T) []map[string]any {
 // drain processes every queued key.
 func (env *testEnv) drain(ctx context.Context) {
 	for env.c.queue.Len() > 0 {
-		env.c.processNextWorkItem(ctx)
+		env.c.queue.ProcessNext(ctx)
 	}
 }
