@@ -9,10 +9,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
@@ -22,6 +20,7 @@ import (
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
+	"github.com/tmc-dev/tmc/pkg/reconciler/queue"
 	"github.com/tmc-dev/tmc/pkg/reconciler/workload/tmc"
 	"github.com/tmc-dev/tmc/pkg/workspaces"
 	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
@@ -113,8 +112,8 @@ type Controller struct {
 
 	broadcasters map[string]record.EventBroadcaster
 
-	namespaceQueue workqueue.TypedRateLimitingInterface[queueKey]
-	placementQueue workqueue.TypedRateLimitingInterface[queueKey]
+	namespaceQueue *queue.Queue[queueKey]
+	placementQueue *queue.Queue[queueKey]
 
 	assumed *assumeCache
 	// scheduleMu serialises the choice of a new target (load count, patch, assume) so that
@@ -169,10 +168,19 @@ func NewController(set *workspaces.Set, opts Options) (*Controller, error) {
 	if wt, ok := c.clock.(clock.WithTicker); ok {
 		queueClock = wt
 	}
-	c.namespaceQueue = workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[queueKey](),
-		workqueue.TypedRateLimitingQueueConfig[queueKey]{Name: "placement-namespaces", MetricsProvider: provider, Clock: queueClock})
-	c.placementQueue = workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[queueKey](),
-		workqueue.TypedRateLimitingQueueConfig[queueKey]{Name: "placement-placements", MetricsProvider: provider, Clock: queueClock})
+	queueOptions := func(name, kind string) queue.Options[queueKey] {
+		return queue.Options[queueKey]{
+			Name:            name,
+			Component:       ControllerName,
+			MetricsProvider: provider,
+			Clock:           queueClock,
+			LogValues:       func(key queueKey) []any { return []any{"workspace", key.workspace, kind, key.name} },
+		}
+	}
+	// Both reconciles return the moment a target's evictAfter or grace period expires as
+	// requeueAfter, so time is never polled.
+	c.namespaceQueue = queue.New(c.reconcileNamespace, queueOptions("placement-namespaces", "namespace"))
+	c.placementQueue = queue.New(c.reconcilePlacement, queueOptions("placement-placements", "placement"))
 
 	for path, ws := range set.Location {
 		if err := c.addLocationWorkspace(path, ws); err != nil {
@@ -289,8 +297,9 @@ func (c *Controller) addWorkloadWorkspace(path string, ws *workspaces.Workspace,
 	return nil
 }
 
-// Run waits for the caches, then runs workers for namespaces and for Placements until ctx
-// ends.
+// Run waits for the caches, then runs the given number of workers (at least one) for
+// namespaces and as many for Placements until ctx ends. Failures are retried by the queues'
+// one TMC retry rule (pkg/reconciler/queue).
 func (c *Controller) Run(ctx context.Context, workers int) {
 	defer utilruntime.HandleCrash()
 	logger := klog.FromContext(ctx).WithValues("controller", ControllerName)
@@ -308,74 +317,10 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
 		return
 	}
-	if workers < 1 {
-		workers = 1
-	}
 	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(2)
-		go func() {
-			defer wg.Done()
-			wait.UntilWithContext(ctx, func(ctx context.Context) {
-				for c.processNext(ctx, c.namespaceQueue, "namespace", c.reconcileNamespace) {
-				}
-			}, time.Second)
-		}()
-		go func() {
-			defer wg.Done()
-			wait.UntilWithContext(ctx, func(ctx context.Context) {
-				for c.processNext(ctx, c.placementQueue, "placement", c.reconcilePlacement) {
-				}
-			}, time.Second)
-		}()
-	}
-	<-ctx.Done()
-	c.namespaceQueue.ShutDown()
-	c.placementQueue.ShutDown()
+	wg.Go(func() { c.namespaceQueue.Run(ctx, workers) })
+	wg.Go(func() { c.placementQueue.Run(ctx, workers) })
 	wg.Wait()
-}
-
-// processNext handles one key. Success forgets the key's backoff and, if asked, requeues it
-// at the given moment; a retryable failure is retried with the queue's exponential backoff
-// (5ms up to 1000s, without limit: every failure is transient or waits for a user fix that
-// also produces an event); a non-retryable one is logged and dropped until the next event.
-func (c *Controller) processNext(ctx context.Context, queue workqueue.TypedRateLimitingInterface[queueKey], kind string,
-	reconcile func(context.Context, queueKey) (time.Duration, error)) bool {
-	key, quit := queue.Get()
-	if quit {
-		return false
-	}
-	defer queue.Done(key)
-	logger := klog.FromContext(ctx).WithValues("workspace", key.workspace, kind, key.name)
-	ctx = klog.NewContext(ctx, logger)
-
-	requeueAfter, err := reconcile(ctx, key)
-	if err == nil {
-		queue.Forget(key)
-		if requeueAfter > 0 {
-			queue.AddAfter(key, requeueAfter)
-		}
-		return true
-	}
-	if apierrors.IsConflict(err) {
-		// A write raced with another writer or a stale cache: routine, retry soon.
-		logger.V(2).Info("Conflict, will retry", "err", err.Error())
-		queue.AddRateLimited(key)
-		return true
-	}
-	classified := tmc.Classify(err).WithComponent(ControllerName).WithWorkspace(key.workspace)
-	if classified.Retryable {
-		logger.Error(err, "Reconcile failed, will retry", "errorType", classified.Type, "retries", queue.NumRequeues(key))
-		if classified.RetryAfter > 0 {
-			queue.AddAfter(key, classified.RetryAfter)
-		} else {
-			queue.AddRateLimited(key)
-		}
-		return true
-	}
-	logger.Error(err, "Reconcile failed, not retrying until the next change", "errorType", classified.Type)
-	queue.Forget(key)
-	return true
 }
 
 // countDecision records a scheduling decision in DecisionsMetric.

@@ -110,17 +110,7 @@ func TestPlacementEventFilters(t *testing.T) {
 	f.namespace(wsA, "ns1", nil)
 	f.sync()
 	drain := func() (namespaces, placements int) {
-		for f.ctrl.namespaceQueue.Len() > 0 {
-			k, _ := f.ctrl.namespaceQueue.Get()
-			f.ctrl.namespaceQueue.Done(k)
-			namespaces++
-		}
-		for f.ctrl.placementQueue.Len() > 0 {
-			k, _ := f.ctrl.placementQueue.Get()
-			f.ctrl.placementQueue.Done(k)
-			placements++
-		}
-		return namespaces, placements
+		return len(f.ctrl.namespaceQueue.Drain()), len(f.ctrl.placementQueue.Drain())
 	}
 
 	st := &workloadv1alpha1.SyncTarget{ObjectMeta: metav1.ObjectMeta{Name: "t1"}}

@@ -62,7 +62,12 @@
 // (assume.go), so concurrent workers and informer lag never double-place a namespace or
 // skew the spread.
 //
-// It uses pkg/workspaces, pkg/reconciler/workload/tmc and the sdk; it must not import the
-// syncer or the other tmc-controller controllers (it receives what it needs from them as
-// functions in Options).
+// Namespaces and Placements have one queue each (workqueues placement-namespaces and
+// placement-placements), run by pkg/reconciler/queue with the one TMC retry rule: a
+// conflict soon, Forbidden and the like slowly until somebody fixes them, a NotFound not at
+// all. controller.go holds the wiring and the queues, handlers.go the event filters.
+//
+// It uses pkg/workspaces, pkg/reconciler/queue, pkg/reconciler/workload/tmc and the sdk; it
+// must not import the syncer, the other tmc-controller controllers (it receives what it
+// needs from them as functions in Options) or anything under test/.
 package placement
