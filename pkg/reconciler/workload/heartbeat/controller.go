@@ -10,15 +10,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
-	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
+	"github.com/tmc-dev/tmc/pkg/reconciler/queue"
 	"github.com/tmc-dev/tmc/pkg/reconciler/workload/tmc"
 	"github.com/tmc-dev/tmc/pkg/workspaces"
 	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
@@ -53,7 +52,7 @@ type Controller struct {
 	threshold time.Duration
 	clock     clock.Clock
 
-	queue             workqueue.TypedRateLimitingInterface[string]
+	queue             *queue.Queue[string]
 	syncTargetLister  workloadlisters.SyncTargetLister
 	syncTargetsSynced cache.InformerSynced
 
@@ -84,6 +83,13 @@ type writtenConditions struct {
 // metrics may be nil. The SyncTarget informer is registered on ws.TMCInformers here;
 // the caller starts the factory after constructing every controller.
 func NewController(ws *workspaces.Workspace, threshold time.Duration, clk clock.Clock, metrics *tmc.TMCMetrics) (*Controller, error) {
+	return newController(ws, threshold, clk, metrics, nil)
+}
+
+// newController is NewController; observe, if not nil, may add hooks to the queue's
+// options before the queue is built (tests record its requeue delays with it).
+func newController(ws *workspaces.Workspace, threshold time.Duration, clk clock.Clock, metrics *tmc.TMCMetrics,
+	observe func(*queue.Options[string])) (*Controller, error) {
 	switch {
 	case ws == nil:
 		return nil, errors.New("heartbeat controller: workspace is nil")
@@ -104,20 +110,11 @@ func NewController(ws *workspaces.Workspace, threshold time.Duration, clk clock.
 		return nil, fmt.Errorf("heartbeat controller: failed to register metrics: %w", err)
 	}
 
-	queueConfig := workqueue.TypedRateLimitingQueueConfig[string]{Name: ControllerName + "-" + ws.Path}
-	if metrics != nil {
-		queueConfig.MetricsProvider = metrics.WorkqueueMetricsProvider()
-	}
-	if withTicker, ok := clk.(clock.WithTicker); ok {
-		queueConfig.Clock = withTicker
-	}
-
 	informer := ws.TMCInformers.Workload().V1alpha1().SyncTargets()
 	c := &Controller{
 		workspace:         ws.Path,
 		threshold:         threshold,
 		clock:             clk,
-		queue:             workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](), queueConfig),
 		syncTargetLister:  informer.Lister(),
 		syncTargetsSynced: informer.Informer().HasSynced,
 		locationDynamic:   ws.Dynamic,
@@ -125,6 +122,23 @@ func NewController(ws *workspaces.Workspace, threshold time.Duration, clk clock.
 		metrics:           m,
 		written:           map[string]writtenConditions{},
 	}
+	queueOptions := queue.Options[string]{
+		Name:      ControllerName + "-" + ws.Path,
+		Component: ControllerName,
+		LogValues: func(name string) []any { return []any{"syncTarget", klog.KRef("", name)} },
+	}
+	if metrics != nil {
+		queueOptions.MetricsProvider = metrics.WorkqueueMetricsProvider()
+	}
+	if withTicker, ok := clk.(clock.WithTicker); ok {
+		queueOptions.Clock = withTicker
+	}
+	if observe != nil {
+		observe(&queueOptions)
+	}
+	// A healthy target's reconcile returns the time left until its heartbeat expires as
+	// requeueAfter, so the expiry is seen exactly on time without polling.
+	c.queue = queue.New(c.reconcile, queueOptions)
 	if _, err := informer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: c.enqueue,
 		// Every update counts: a heartbeat moves lastSyncerHeartbeatTime, the syncer may
@@ -147,7 +161,9 @@ func (c *Controller) enqueue(obj any) {
 }
 
 // Run processes SyncTargets with the given number of workers (at least one) until ctx
-// ends; it waits for the SyncTarget cache first.
+// ends; it waits for the SyncTarget cache first. Failures are retried by the queue's one
+// TMC retry rule (pkg/reconciler/queue): a Forbidden slowly until the RBAC is fixed, a
+// SyncTarget that is gone not at all.
 func (c *Controller) Run(ctx context.Context, workers int) {
 	defer utilruntime.HandleCrash()
 	defer c.queue.ShutDown()
@@ -168,58 +184,5 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 		return
 	}
 
-	var wg sync.WaitGroup
-	for range max(workers, 1) {
-		wg.Go(func() { wait.UntilWithContext(ctx, c.worker, time.Second) })
-	}
-	<-ctx.Done()
-	c.queue.ShutDown()
-	wg.Wait()
-}
-
-func (c *Controller) worker(ctx context.Context) {
-	for c.processNextWorkItem(ctx) {
-	}
-}
-
-// processNextWorkItem reconciles one SyncTarget. Success forgets its backoff and schedules
-// the expiry check; a failure is retried with the queue's per-item exponential backoff
-// (5 ms doubling up to 1000 s), or after the server's Retry-After. Errors that need
-// somebody to act (Forbidden, ...) are retried the same way, so that a fix is picked up
-// without a restart while the growing backoff keeps them cheap.
-func (c *Controller) processNextWorkItem(ctx context.Context) bool {
-	name, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(name)
-
-	logger := klog.FromContext(ctx).WithValues("syncTarget", klog.KRef("", name))
-	ctx = klog.NewContext(ctx, logger)
-
-	requeueAfter, err := c.reconcile(ctx, name)
-	if err == nil {
-		c.queue.Forget(name)
-		if requeueAfter > 0 {
-			logger.V(4).Info("Checking heartbeat again at expiry", "after", requeueAfter)
-			c.queue.AddAfter(name, requeueAfter)
-		}
-		return true
-	}
-	if errors.Is(err, context.Canceled) {
-		c.queue.Forget(name)
-		return true
-	}
-	tmcErr := tmc.Classify(err).WithComponent(ControllerName).WithOperation("reconcile").WithWorkspace(c.workspace).WithResource("synctargets " + name)
-	if tmcErr.Retryable {
-		logger.V(2).Info("Reconcile failed; retrying", "errorType", tmcErr.Type, "err", err)
-	} else {
-		logger.Error(err, "Reconcile failed; retrying with backoff", "errorType", tmcErr.Type)
-	}
-	if tmcErr.RetryAfter > 0 {
-		c.queue.AddAfter(name, tmcErr.RetryAfter)
-		return true
-	}
-	c.queue.AddRateLimited(name)
-	return true
+	c.queue.Run(ctx, workers)
 }

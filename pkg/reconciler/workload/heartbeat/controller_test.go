@@ -14,8 +14,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	kubefake "k8s.io/client-go/kubernetes/fake"
-	"k8s.io/client-go/util/workqueue"
 
+	"github.com/tmc-dev/tmc/pkg/reconciler/queue"
 	"github.com/tmc-dev/tmc/pkg/reconciler/workload/tmc"
 	"github.com/tmc-dev/tmc/pkg/workspaces"
 	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
@@ -85,18 +85,32 @@ func TestHeartbeatControllersShareMetrics(t *testing.T) {
 	}
 }
 
-// recordingQueue records the delays of AddAfter.
+// recordingQueue is the controller's queue; it records the delays the queue puts a key back
+// with: the requeueAfter of a success and the retry delay of a failure.
 type recordingQueue struct {
-	workqueue.TypedRateLimitingInterface[string]
+	*queue.Queue[string]
 	mu     sync.Mutex
 	delays []time.Duration
 }
 
-func (q *recordingQueue) AddAfter(key string, d time.Duration) {
+// observe hooks the recorder into the queue's options.
+func (q *recordingQueue) observe(opts *queue.Options[string]) {
+	opts.OnSuccess = func(_ context.Context, _ string, requeueAfter time.Duration) {
+		if requeueAfter > 0 {
+			q.record(requeueAfter)
+		}
+	}
+	opts.OnError = func(_ context.Context, _ string, _ *tmc.TMCError, decision queue.Decision) {
+		if decision.Retry {
+			q.record(decision.After)
+		}
+	}
+}
+
+func (q *recordingQueue) record(d time.Duration) {
 	q.mu.Lock()
 	q.delays = append(q.delays, d)
 	q.mu.Unlock()
-	q.TypedRateLimitingInterface.AddAfter(key, d)
 }
 
 func (q *recordingQueue) lastDelay(t *testing.T) time.Duration {
@@ -119,9 +133,8 @@ func recordQueue(t *testing.T, f *fixture) *recordingQueue {
 	if err != nil {
 		t.Fatalf("the workqueue has %d waiters on its clock, want %d tickers", f.clock.Waiters(), queueTickers)
 	}
-	q := &recordingQueue{TypedRateLimitingInterface: f.c.queue}
-	f.c.queue = q
-	return q
+	f.requeues.Queue = f.c.queue
+	return f.requeues
 }
 
 // queueTickers is the number of tickers a workqueue with metrics keeps on its clock: the
@@ -142,14 +155,14 @@ func stepWhenArmed(t *testing.T, f *fixture, d time.Duration) {
 	f.clock.Step(d)
 }
 
-// processNextWorkItem puts a healthy target back into the queue exactly when its heartbeat
+// ProcessNext puts a healthy target back into the queue exactly when its heartbeat
 // expires, using the injected clock.
 func TestHeartbeatRequeuedThroughQueueAtExpiry(t *testing.T) {
 	st := syncTarget("st", ptrTime(t0.Add(-20*time.Second)), syncerReadyTrue)
 	f := newFixture(t, time.Minute, st)
 	q := recordQueue(t, f)
 	q.Add("st")
-	if !f.c.processNextWorkItem(t.Context()) {
+	if !f.c.queue.ProcessNext(t.Context()) {
 		t.Fatal("queue shut down")
 	}
 	if n := len(f.appliesSnapshot()); n != 1 {
@@ -163,7 +176,7 @@ func TestHeartbeatRequeuedThroughQueueAtExpiry(t *testing.T) {
 	stepWhenArmed(t, f, 40*time.Second)
 	waitForQueueLen(t, f, 1)
 	// Processed exactly at expiry: still healthy, looked at again right after.
-	f.c.processNextWorkItem(t.Context())
+	f.c.queue.ProcessNext(t.Context())
 	if n := len(f.appliesSnapshot()); n != 1 {
 		t.Fatalf("wrote %d times at the expiry instant, want no new write", n)
 	}
@@ -173,7 +186,7 @@ func TestHeartbeatRequeuedThroughQueueAtExpiry(t *testing.T) {
 
 	stepWhenArmed(t, f, time.Nanosecond)
 	waitForQueueLen(t, f, 1)
-	f.c.processNextWorkItem(t.Context())
+	f.c.queue.ProcessNext(t.Context())
 	last := f.lastApply()
 	if c := meta.FindStatusCondition(last.conditions, hbType); c == nil || c.Status != metav1.ConditionFalse {
 		t.Fatalf("HeartbeatHealthy after expiry = %+v, want False", c)
@@ -200,15 +213,15 @@ func TestHeartbeatProcessNextWorkItemRetries(t *testing.T) {
 	q := recordQueue(t, f)
 	f.setApplyErr(apierrors.NewForbidden(workloadv1alpha1.Resource("synctargets"), "st", nil))
 	q.Add("st")
-	f.c.processNextWorkItem(t.Context())
-	if got := q.NumRequeues("st"); got != 1 {
-		t.Fatalf("NumRequeues = %d, want 1", got)
+	f.c.queue.ProcessNext(t.Context())
+	if got := q.Failures("st"); got != 1 {
+		t.Fatalf("Failures = %d, want 1", got)
 	}
 
 	f.setApplyErr(apierrors.NewTooManyRequests("slow down", 7))
 	stepWhenArmed(t, f, time.Second)
 	waitForQueueLen(t, f, 1)
-	f.c.processNextWorkItem(t.Context())
+	f.c.queue.ProcessNext(t.Context())
 	if d := q.lastDelay(t); d != 7*time.Second {
 		t.Fatalf("retried after %s, want the server's Retry-After 7s", d)
 	}
@@ -216,12 +229,12 @@ func TestHeartbeatProcessNextWorkItemRetries(t *testing.T) {
 	f.setApplyErr(nil)
 	stepWhenArmed(t, f, 7*time.Second)
 	waitForQueueLen(t, f, 1)
-	f.c.processNextWorkItem(t.Context())
+	f.c.queue.ProcessNext(t.Context())
 	if n := len(f.appliesSnapshot()); n != 1 {
 		t.Fatalf("wrote %d times, want 1", n)
 	}
-	if got := q.NumRequeues("st"); got != 0 {
-		t.Errorf("NumRequeues after success = %d, want 0 (forgotten)", got)
+	if got := q.Failures("st"); got != 0 {
+		t.Errorf("Failures after success = %d, want 0 (forgotten)", got)
 	}
 }
 

@@ -19,9 +19,14 @@
 // controller never overwrite each other. Nothing is written when the conditions are
 // unchanged.
 //
-// Layout: controller.go (wiring, queue, workers), reconcile.go (per-SyncTarget logic and
-// the apply), conditions.go (pure condition computation), metrics.go.
+// Failures are retried by the one TMC retry rule of pkg/reconciler/queue, which runs the
+// workers on the controller's clock: a Forbidden slowly until the RBAC is fixed, a
+// SyncTarget that is gone not at all.
 //
-// It depends on pkg/workspaces and pkg/reconciler/workload/tmc only, and must not import
-// the other tmc-controller controllers or the syncer.
+// Layout: controller.go (wiring: informer, handler, queue), reconcile.go (per-SyncTarget
+// logic and the apply), conditions.go (pure condition computation), metrics.go.
+//
+// It depends on pkg/workspaces, pkg/reconciler/queue and pkg/reconciler/workload/tmc only,
+// and must not import the other tmc-controller controllers, the syncer or anything under
+// test/.
 package heartbeat

@@ -56,6 +56,8 @@ type fixture struct {
 	metrics   *tmc.TMCMetrics
 	ws        *workspaces.Workspace
 	indexer   cache.Indexer
+	// requeues records the delays the queue requeues keys with.
+	requeues *recordingQueue
 
 	mu       sync.Mutex
 	applies  []appliedStatus
@@ -89,7 +91,8 @@ func newFixture(t *testing.T, threshold time.Duration, objs ...*workloadv1alpha1
 		TMC:          f.tmcClient,
 		TMCInformers: tmcinformers.NewSharedInformerFactory(f.tmcClient, 0),
 	}
-	c, err := NewController(ws, threshold, f.clock, f.metrics)
+	f.requeues = &recordingQueue{}
+	c, err := newController(ws, threshold, f.clock, f.metrics, f.requeues.observe)
 	if err != nil {
 		t.Fatalf("NewController: %v", err)
 	}
