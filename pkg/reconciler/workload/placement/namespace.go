@@ -91,8 +91,6 @@ func selects(p *schedulingv1alpha1.Placement, ns *corev1.Namespace) bool {
 
 // schedule keeps, places or moves a namespace selected by p.
 func (c *Controller) schedule(ctx context.Context, wl *workloadWorkspace, ns *corev1.Namespace, p *schedulingv1alpha1.Placement, now time.Time) (time.Duration, error) {
-	logger := klog.FromContext(ctx)
-	nsKey := queueKey{workspace: wl.path, name: ns.Name}
 	choice := c.chooseLocation(p, now)
 	targets := c.targetsByKey()
 	patch := newMetaPatch(ns)
@@ -101,55 +99,23 @@ func (c *Controller) schedule(ctx context.Context, wl *workloadWorkspace, ns *co
 	finished, waiting := c.finishRemovals(wl, ns, patch)
 
 	placed := placedKeys(ns)
-	var valid, invalid []string
-	why := map[string]string{}
-	for _, k := range placed {
-		v := c.judge(k, targets, choice, now)
-		next.at(v.recheckAt)
-		if v.valid {
-			valid = append(valid, k)
-		} else {
-			invalid = append(invalid, k)
-			why[k] = v.why
-		}
-	}
-
-	keeper := ""
-	var placedOn *workloadv1alpha1.SyncTarget
-	if len(valid) == 0 {
+	d := scheduleDecision{placedVerdicts: c.judgePlaced(placed, targets, choice, now, &next)}
+	if len(d.valid) == 0 {
 		// Decisions are serialised from the load count to the assumed write.
 		c.scheduleMu.Lock()
 		defer c.scheduleMu.Unlock()
 		if candidates := c.candidates(choice, wl.path, ns.Name, touchedKeys(ns), now); len(candidates) > 0 {
-			placedOn = c.pick(wl.path, ns.Name, choice.path, candidates)
-			keeper = workloadv1alpha1.ToSyncTargetKey(choice.path, placedOn.Name)
-			patch.setLabel(workloadv1alpha1.ClusterResourceStateLabel(keeper), workloadv1alpha1.ResourceStateSync)
+			d.placedOn = c.pick(wl.path, ns.Name, choice.path, candidates)
+			d.keeper = workloadv1alpha1.ToSyncTargetKey(choice.path, d.placedOn.Name)
+			patch.setLabel(workloadv1alpha1.ClusterResourceStateLabel(d.keeper), workloadv1alpha1.ResourceStateSync)
 		}
 	} else {
-		keeper = c.chooseKeeper(wl, ns.Name, valid, targets)
+		d.keeper = c.chooseKeeper(wl, ns.Name, d.valid, targets)
 	}
-
-	var released []string
-	if keeper != "" {
-		for _, k := range placed {
-			if k != keeper {
-				released = append(released, k)
-			}
-		}
-		if len(released) > 0 {
-			if ready, notReady := c.workloadsReady(wl, ns.Name, keeper); ready {
-				stamp := now.UTC().Format(time.RFC3339)
-				for _, k := range released {
-					patch.setAnnotation(workloadv1alpha1.DeletionAnnotation(k), stamp)
-				}
-			} else {
-				logger.V(4).Info("Waiting for the workloads on the new SyncTarget before removing the old one",
-					"syncTarget", targetName(targets, keeper), "notReady", notReady)
-				released = nil
-			}
-		}
+	if d.keeper != "" {
+		d.released = c.releaseOthers(ctx, wl, ns, d.keeper, placed, targets, patch, now)
 	}
-	if keeper != "" || len(placed) > 0 {
+	if d.keeper != "" || len(placed) > 0 {
 		patch.setAnnotation(schedulingv1alpha1.PlacementAnnotationKey, p.Name)
 	}
 
@@ -158,41 +124,109 @@ func (c *Controller) schedule(ctx context.Context, wl *workloadWorkspace, ns *co
 			return 0, err
 		}
 	}
+	c.reportSchedule(ctx, wl, ns, p, choice, targets, d)
+	c.logFinished(klog.FromContext(ctx), targets, finished)
+	return next.after(now, waiting && c.objectsLabelledFor != nil), nil
+}
 
+// placedVerdicts is the judgement of the targets a namespace is placed on.
+type placedVerdicts struct {
+	valid, invalid []string
+	// why says, by key, why an invalid target is invalid.
+	why map[string]string
+}
+
+// scheduleDecision is what schedule decided for a namespace.
+type scheduleDecision struct {
+	placedVerdicts
+	// placedOn is the target newly added, nil if none.
+	placedOn *workloadv1alpha1.SyncTarget
+	// keeper is the key of the target the namespace stays on ("" if none).
+	keeper string
+	// released are the keys of the targets now marked for removal.
+	released []string
+}
+
+// judgePlaced judges every target the namespace is placed on; next learns when a verdict
+// changes by time alone.
+func (c *Controller) judgePlaced(placed []string, targets map[string]targetRef, choice locationChoice, now time.Time, next *requeueAt) placedVerdicts {
+	out := placedVerdicts{why: map[string]string{}}
+	for _, k := range placed {
+		v := c.judge(k, targets, choice, now)
+		next.at(v.recheckAt)
+		if v.valid {
+			out.valid = append(out.valid, k)
+		} else {
+			out.invalid = append(out.invalid, k)
+			out.why[k] = v.why
+		}
+	}
+	return out
+}
+
+// releaseOthers marks every placed target but keeper for removal, make-before-break: only
+// once the workloads are ready on keeper. It returns the keys it marked.
+func (c *Controller) releaseOthers(ctx context.Context, wl *workloadWorkspace, ns *corev1.Namespace, keeper string, placed []string,
+	targets map[string]targetRef, patch *metaPatch, now time.Time) []string {
+	var released []string
+	for _, k := range placed {
+		if k != keeper {
+			released = append(released, k)
+		}
+	}
+	if len(released) == 0 {
+		return nil
+	}
+	if ready, notReady := c.workloadsReady(wl, ns.Name, keeper); !ready {
+		klog.FromContext(ctx).V(4).Info("Waiting for the workloads on the new SyncTarget before removing the old one",
+			"syncTarget", targetName(targets, keeper), "notReady", notReady)
+		return nil
+	}
+	stamp := now.UTC().Format(time.RFC3339)
+	for _, k := range released {
+		patch.setAnnotation(workloadv1alpha1.DeletionAnnotation(k), stamp)
+	}
+	return released
+}
+
+// reportSchedule records the Events, the decision metric and the log lines of a decision
+// that was written, and remembers it for the Placement's status.
+func (c *Controller) reportSchedule(ctx context.Context, wl *workloadWorkspace, ns *corev1.Namespace, p *schedulingv1alpha1.Placement,
+	choice locationChoice, targets map[string]targetRef, d scheduleDecision) {
+	logger := klog.FromContext(ctx)
+	nsKey := queueKey{workspace: wl.path, name: ns.Name}
 	location := ""
 	if choice.location != nil {
 		location = choice.location.Name
 	}
 	switch {
-	case placedOn != nil && len(invalid) > 0:
+	case d.placedOn != nil && len(d.invalid) > 0:
 		c.countDecision(wl.path, ResultRescheduled)
 		c.eventf(wl, ns, corev1.EventTypeNormal, EventRescheduling,
 			"Moving from %s to SyncTarget %s of Location %s (Placement %s): %s; the old copy is removed once the workloads are ready on %s",
-			targetNames(targets, invalid), placedOn.Name, location, p.Name, why[invalid[0]], placedOn.Name)
-		logger.V(2).Info("Rescheduling namespace", "syncTarget", placedOn.Name, "from", targetNames(targets, invalid), "reason", why[invalid[0]])
-	case placedOn != nil:
+			targetNames(targets, d.invalid), d.placedOn.Name, location, p.Name, d.why[d.invalid[0]], d.placedOn.Name)
+		logger.V(2).Info("Rescheduling namespace", "syncTarget", d.placedOn.Name, "from", targetNames(targets, d.invalid), "reason", d.why[d.invalid[0]])
+	case d.placedOn != nil:
 		c.countDecision(wl.path, ResultScheduled)
-		c.eventf(wl, ns, corev1.EventTypeNormal, EventScheduled, "Scheduled on SyncTarget %s of Location %s (Placement %s)", placedOn.Name, location, p.Name)
-		logger.V(2).Info("Scheduled namespace", "syncTarget", placedOn.Name, "location", location)
-	case len(valid) == 0:
-		c.noValidTarget(ctx, wl, ns, nsKey, choice, targets, invalid, why)
+		c.eventf(wl, ns, corev1.EventTypeNormal, EventScheduled, "Scheduled on SyncTarget %s of Location %s (Placement %s)", d.placedOn.Name, location, p.Name)
+		logger.V(2).Info("Scheduled namespace", "syncTarget", d.placedOn.Name, "location", location)
+	case len(d.valid) == 0:
+		c.noValidTarget(ctx, wl, ns, nsKey, choice, targets, d.invalid, d.why)
 	}
-	if placedOn != nil || len(valid) > 0 {
+	if d.placedOn != nil || len(d.valid) > 0 {
 		c.setUnschedulable(nsKey, false)
 	}
-	if placedOn != nil {
+	if d.placedOn != nil {
 		c.mu.Lock()
-		c.lastScheduled[queueKey{workspace: wl.path, name: p.Name}] = keeper
+		c.lastScheduled[queueKey{workspace: wl.path, name: p.Name}] = d.keeper
 		c.mu.Unlock()
 		c.placementQueue.Add(queueKey{workspace: wl.path, name: p.Name})
 	}
-	if len(released) > 0 {
+	if len(d.released) > 0 {
 		c.eventf(wl, ns, corev1.EventTypeNormal, EventRescheduled, "Workloads are ready on SyncTarget %s; removing the namespace from %s",
-			targetName(targets, keeper), targetNames(targets, released))
-		logger.V(2).Info("Releasing old SyncTargets", "syncTarget", targetName(targets, keeper), "released", targetNames(targets, released))
+			targetName(targets, d.keeper), targetNames(targets, d.released))
+		logger.V(2).Info("Releasing old SyncTargets", "syncTarget", targetName(targets, d.keeper), "released", targetNames(targets, d.released))
 	}
-	c.logFinished(logger, targets, finished)
-	return next.after(now, waiting && c.objectsLabelledFor != nil), nil
 }
 
 // chooseKeeper returns the target a namespace with several valid targets keeps: the only
