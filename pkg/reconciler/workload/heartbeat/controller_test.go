@@ -219,7 +219,8 @@ func TestHeartbeatProcessNextWorkItemRetries(t *testing.T) {
 	}
 
 	f.setApplyErr(apierrors.NewTooManyRequests("slow down", 7))
-	stepWhenArmed(t, f, time.Second)
+	// A 403 needs somebody to act: it is retried with the slow backoff.
+	stepWhenArmed(t, f, tmc.DefaultSlowBackoff.BaseDelay)
 	waitForQueueLen(t, f, 1)
 	f.c.queue.ProcessNext(t.Context())
 	if d := q.lastDelay(t); d != 7*time.Second {

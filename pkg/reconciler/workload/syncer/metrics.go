@@ -179,6 +179,6 @@ func newSyncerQueue[K comparable](name string, reconcile queue.ReconcileFunc[K],
 			errs.record(err)
 			errs.setFailing(name+"|"+fmt.Sprint(key), err.Type)
 		},
-		OnSuccess: func(key K) { errs.clearFailing(name + "|" + fmt.Sprint(key)) },
+		OnSuccess: func(_ context.Context, key K, _ time.Duration) { errs.clearFailing(name + "|" + fmt.Sprint(key)) },
 	})
 }
