@@ -22,6 +22,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/tmc-dev/tmc/pkg/cliutil"
+	"github.com/tmc-dev/tmc/pkg/reconciler/queue"
 	"github.com/tmc-dev/tmc/pkg/reconciler/workload/syncer/transform"
 	"github.com/tmc-dev/tmc/pkg/reconciler/workload/tmc"
 	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
@@ -203,7 +204,11 @@ func newDataPath(target syncTarget, chain *transform.Chain, cfg *Config, downstr
 		cleanDelay:           cfg.DownstreamNamespaceCleanDelay,
 		metrics:              metrics,
 	}
-	d.namespaces.queue = newSyncerQueue("namespace-cleanup", d.namespaces.reconcile, metrics, errs, recovery)
+	// Cleanup failures are not sync failures: they are retried, but neither counted nor
+	// reported as failing objects.
+	d.namespaces.queue = queue.New(d.namespaces.reconcile, queue.Options[string]{
+		Name: "namespace-cleanup", Component: "syncer", MetricsProvider: metrics.tmc.WorkqueueMetricsProvider(), Recovery: recovery,
+	})
 	d.spec = &specController{
 		target:           target,
 		chain:            chain,
