@@ -1,4 +1,3 @@
-// Command kubectl-tmc is the kubectl plugin of TMC ("kubectl tmc ...").
 package main
 
 import (

@@ -1,6 +1,3 @@
-// Package crds embeds the CustomResourceDefinitions generated from sdk/apis (by
-// `make codegen`) so that tests, the local environment and the kubectl plugin install exactly
-// what is in the repository.
 package crds
 
 import (

@@ -1,4 +1,3 @@
-// Package version holds the version stamped into TMC binaries at build time.
 package version
 
 import (

@@ -1,7 +1,3 @@
-// Package workspaces gives the tmc-controller its view of kcp-style workspaces: one set of
-// clients and informer factories per workspace, reached at <upstream>/clusters/<path>.
-// Workspaces are listed statically today (flags); the Source interface is where discovery
-// from kcp's tenancy API plugs in later.
 package workspaces
 
 import (
