@@ -81,11 +81,17 @@ type upstreamInformerKey struct {
 	gvr       schema.GroupVersionResource
 }
 
-// engineEvents are called from informer goroutines for every change; they only queue keys.
+// engineEvents receive the keys of every change, from informer goroutines; they only
+// queue them.
 type engineEvents struct {
-	upstreamChanged   func(workspace string, gvr schema.GroupVersionResource, upstreamObj *unstructured.Unstructured)
-	downstreamChanged func(gvr schema.GroupVersionResource, downstreamObj *unstructured.Unstructured, deleted bool)
-	namespaceAdded    func(downstreamNamespace string)
+	// specChanged queues an upstream object for the spec controller.
+	specChanged func(specKey)
+	// statusChanged queues a downstream object for the status controller.
+	statusChanged func(statusKey)
+	// namespaceAdded queues a downstream namespace for the cleanup check.
+	namespaceAdded func(downstreamNamespace string)
+	// locatorOf maps a downstream namespace back to its upstream workspace and namespace.
+	locatorOf func(downstreamNamespace string) (workloadv1alpha1.NamespaceLocator, bool)
 }
 
 // engine owns the informers: per (workspace, resource) upstream, label-selected on the
@@ -227,7 +233,7 @@ func (e *engine) reconcileDownstreamLocked(ctx context.Context, want map[schema.
 			continue
 		}
 		handler := objectHandler(func(downstreamObj *unstructured.Unstructured, deleted bool) {
-			e.events.downstreamChanged(gvr, downstreamObj, deleted)
+			e.downstreamChanged(gvr, downstreamObj, deleted)
 		})
 		h, err := startInformer(ctx, e.downstreamDynamic, gvr, workloadv1alpha1.InternalDownstreamClusterLabel+"="+e.stKey, e.resync, handler)
 		if err != nil {
@@ -287,7 +293,7 @@ func (e *engine) reconcileUpstreamLocked(ctx context.Context, want map[schema.Gr
 				continue
 			}
 			handler := objectHandler(func(upstreamObj *unstructured.Unstructured, _ bool) {
-				e.events.upstreamChanged(ws, gvr, upstreamObj)
+				e.events.specChanged(specKey{workspace: ws, gvr: gvr, upstreamNamespace: upstreamObj.GetNamespace(), name: upstreamObj.GetName()})
 			})
 			h, err := startInformer(ctx, e.upstreamWorkspaces[ws].dynamic, gvr, selector, e.resync, handler)
 			if err != nil {
@@ -298,6 +304,17 @@ func (e *engine) reconcileUpstreamLocked(ctx context.Context, want map[schema.Gr
 		}
 	}
 	return nil
+}
+
+// downstreamChanged queues the status key of a downstream change, and the spec key of its
+// upstream object so that drift is reverted and deletions complete.
+func (e *engine) downstreamChanged(gvr schema.GroupVersionResource, downstreamObj *unstructured.Unstructured, deleted bool) {
+	if !deleted {
+		e.events.statusChanged(statusKey{gvr: gvr, downstreamNamespace: downstreamObj.GetNamespace(), name: downstreamObj.GetName()})
+	}
+	if locator, ok := e.events.locatorOf(downstreamObj.GetNamespace()); ok {
+		e.events.specChanged(specKey{workspace: locator.ClusterName, gvr: gvr, upstreamNamespace: locator.Namespace, name: downstreamObj.GetName()})
+	}
 }
 
 // stopAll stops every informer and waits for them to end.

@@ -12,9 +12,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -185,16 +183,20 @@ type dataPath struct {
 	namespaces *namespaceManager
 }
 
-// newDataPath wires the engine and the controllers: informer events queue keys; each
+// newDataPath wires the engine and the controllers: the engine's informer events queue
+// keys on the controllers (the closures only break the construction cycle); each
 // controller reads the engine's caches through the funcs it is given.
 func newDataPath(target syncTarget, chain *transform.Chain, cfg *Config, downstreamDynamic dynamic.Interface, downstreamKube kubernetes.Interface,
 	metrics *syncerMetrics, errs *errorLog, recovery tmc.RecoveryOptions) *dataPath {
 	d := &dataPath{}
 	latency := newLatencyTracker()
 	d.engine = newEngine(target.key, downstreamDynamic, downstreamKube, newUpstreamWorkspaceFunc(cfg.UpstreamConfig, target.name), cfg.ResyncPeriod, engineEvents{
-		upstreamChanged:   d.upstreamChanged,
-		downstreamChanged: d.downstreamChanged,
-		namespaceAdded:    func(ns string) { d.namespaces.consider(ns) },
+		specChanged:    func(key specKey) { d.spec.enqueue(key) },
+		statusChanged:  func(key statusKey) { d.status.enqueue(key) },
+		namespaceAdded: func(downstreamNamespace string) { d.namespaces.consider(downstreamNamespace) },
+		locatorOf: func(downstreamNamespace string) (workloadv1alpha1.NamespaceLocator, bool) {
+			return d.namespaces.locatorOf(downstreamNamespace)
+		},
 	}, metrics)
 	d.namespaces = &namespaceManager{
 		target:               target,
@@ -233,22 +235,6 @@ func newDataPath(target syncTarget, chain *transform.Chain, cfg *Config, downstr
 	}
 	d.status.queue = newSyncerQueue("status", d.status.reconcile, metrics, errs, recovery)
 	return d
-}
-
-// upstreamChanged queues the spec key of an upstream change.
-func (d *dataPath) upstreamChanged(ws string, gvr schema.GroupVersionResource, upstreamObj *unstructured.Unstructured) {
-	d.spec.enqueue(specKey{workspace: ws, gvr: gvr, upstreamNamespace: upstreamObj.GetNamespace(), name: upstreamObj.GetName()})
-}
-
-// downstreamChanged queues the status key of a downstream change, and the spec key of its
-// upstream object so that drift is reverted and deletions complete.
-func (d *dataPath) downstreamChanged(gvr schema.GroupVersionResource, downstreamObj *unstructured.Unstructured, deleted bool) {
-	if !deleted {
-		d.status.enqueue(statusKey{gvr: gvr, downstreamNamespace: downstreamObj.GetNamespace(), name: downstreamObj.GetName()})
-	}
-	if locator, ok := d.namespaces.locatorOf(downstreamObj.GetNamespace()); ok {
-		d.spec.enqueue(specKey{workspace: locator.ClusterName, gvr: gvr, upstreamNamespace: locator.Namespace, name: downstreamObj.GetName()})
-	}
 }
 
 // runControllers wires the data path and runs it with the status reporter until ctx ends.
