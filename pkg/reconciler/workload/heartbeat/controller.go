@@ -129,6 +129,7 @@ func newController(ws *workspaces.Workspace, threshold time.Duration, clk clock.
 	}
 	if metrics != nil {
 		queueOptions.MetricsProvider = metrics.WorkqueueMetricsProvider()
+		queueOptions.Recovery.Registerer = metrics.Registerer()
 	}
 	if withTicker, ok := clk.(clock.WithTicker); ok {
 		queueOptions.Clock = withTicker

@@ -93,6 +93,7 @@ func NewController(ws *workspaces.Workspace, metrics *tmc.TMCMetrics) (*Controll
 	}
 	if metrics != nil {
 		queueOptions.MetricsProvider = metrics.WorkqueueMetricsProvider()
+		queueOptions.Recovery.Registerer = metrics.Registerer()
 	}
 	// A future evictAfter comes back as requeueAfter, so the Location is counted again
 	// exactly when that instance starts evicting.

@@ -154,8 +154,10 @@ func NewController(set *workspaces.Set, opts Options) (*Controller, error) {
 	c.assumed = newAssumeCache(c.clock)
 
 	var provider workqueue.MetricsProvider
+	var recovery tmc.RecoveryOptions
 	if opts.Metrics != nil {
 		provider = opts.Metrics.WorkqueueMetricsProvider()
+		recovery.Registerer = opts.Metrics.Registerer()
 		vec, err := opts.Metrics.RegisterCounterVec(DecisionsMetric,
 			"Scheduling decisions of the placement controller by workload workspace and result (scheduled, rescheduled, unschedulable, unscheduled).",
 			[]string{"workspace", "result"})
@@ -174,6 +176,7 @@ func NewController(set *workspaces.Set, opts Options) (*Controller, error) {
 			Component:       ControllerName,
 			MetricsProvider: provider,
 			Clock:           queueClock,
+			Recovery:        recovery,
 			LogValues:       func(key queueKey) []any { return []any{"workspace", key.workspace, kind, key.name} },
 		}
 	}

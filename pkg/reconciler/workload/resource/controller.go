@@ -114,6 +114,7 @@ func NewController(set *workspaces.Set, resources []workloadv1alpha1.ResourceToS
 	}
 	if metrics != nil {
 		queueOptions.MetricsProvider = metrics.WorkqueueMetricsProvider()
+		queueOptions.Recovery.Registerer = metrics.Registerer()
 		c.labelUpdates, err = metrics.RegisterCounterVec(LabelUpdatesMetric,
 			"Objects whose TMC state labels or deletion annotations the resource controller updated.", []string{"workspace"})
 		if err != nil {
