@@ -1,5 +1,3 @@
-// Package cliutil holds what every TMC command shares: the --version flag and the
-// component-base logging flags (-v, --logging-format=json, ...).
 package cliutil
 
 import (
