@@ -7,16 +7,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
-	"os/signal"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
-	"k8s.io/client-go/tools/leaderelection"
-	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
@@ -32,18 +27,23 @@ import (
 )
 
 func main() {
-	os.Exit(run())
+	os.Exit(run(os.Args[1:], runController))
 }
 
-func run() int {
+// run executes the command with args and returns the exit code: 0 once a signal stopped
+// the controller, 1 on any error. A lost leader-election Lease is an error, so that the
+// replica restarts as a candidate instead of idling as if it had finished.
+func run(args []string, runController func(context.Context, *options.Options) error) int {
 	defer cliutil.InitLogs()()
-	if err := newCommand().Execute(); err != nil {
+	cmd := newCommand(runController)
+	cmd.SetArgs(args)
+	if err := cmd.Execute(); err != nil {
 		return 1
 	}
 	return 0
 }
 
-func newCommand() *cobra.Command {
+func newCommand(runController func(context.Context, *options.Options) error) *cobra.Command {
 	logging := cliutil.NewLogging()
 	opts := options.NewOptions()
 	cmd := &cobra.Command{
@@ -60,9 +60,8 @@ SyncTarget.status.workspaces, Location status and SyncTarget heartbeat health up
 			if err := opts.Validate(); err != nil {
 				return err
 			}
-			ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-			defer cancel()
-			ctx = klog.NewContext(ctx, klog.Background().WithName("tmc-controller"))
+			ctx, stop := cliutil.SignalContext("tmc-controller")
+			defer stop()
 			return runController(ctx, opts)
 		},
 	}
@@ -115,19 +114,27 @@ func newControllers(opts *options.Options, set *workspaces.Set, metrics *tmc.TMC
 }
 
 func runController(ctx context.Context, opts *options.Options) error {
-	logger := klog.FromContext(ctx)
 	cfg, err := opts.UpstreamConfig()
 	if err != nil {
 		return err
 	}
-	metrics := tmc.NewTMCMetrics("tmc-controller")
-	health := tmc.NewComponentHealthManager("tmc-controller", tmc.WithHealthRegisterer(metrics.Registerer()))
-
 	set, err := workspaces.NewSet(cfg, opts.LocationWorkspaces, opts.Workspaces, 10*time.Hour)
 	if err != nil {
 		return err
 	}
-	var synced syncFlag
+	c, err := newComponent(opts, set)
+	if err != nil {
+		return err
+	}
+	return cliutil.RunComponent(ctx, c)
+}
+
+// newComponent wires metrics, health checks and the controllers of set into the
+// controller's process; with --leader-elect the Lease lives in the first location workspace.
+func newComponent(opts *options.Options, set *workspaces.Set) (cliutil.Component, error) {
+	metrics := tmc.NewTMCMetrics("tmc-controller")
+	health := tmc.NewComponentHealthManager("tmc-controller", tmc.WithHealthRegisterer(metrics.Registerer()))
+	synced := &syncFlag{}
 	if err := errors.Join(
 		health.RegisterComponent("kcp-connection", func(ctx context.Context) error {
 			for _, ws := range set.All() {
@@ -144,69 +151,50 @@ func runController(ctx context.Context, opts *options.Options) error {
 			return nil
 		}, tmc.ReadinessOnly()),
 	); err != nil {
-		return err
-	}
-	servers, err := serve(ctx, opts, metrics, health)
-	if err != nil {
-		return err
-	}
-	defer servers.Shutdown()
-
-	runAll := func(ctx context.Context) error {
-		cs, err := newControllers(opts, set, metrics)
-		if err != nil {
-			return err
-		}
-		for _, ws := range set.All() {
-			ws.Start(ctx)
-		}
-		for _, ws := range set.All() {
-			if !ws.WaitForCacheSync(ctx) {
-				return fmt.Errorf("caches of workspace %s did not sync", ws.Path)
-			}
-		}
-		synced.set(true)
-		logger.Info("Controllers started", "locationWorkspaces", opts.LocationWorkspaces, "workspaces", opts.Workspaces)
-		var wg sync.WaitGroup
-		for _, r := range cs.runners {
-			wg.Add(1)
-			go func() { defer wg.Done(); r(ctx, opts.Workers) }()
-		}
-		<-ctx.Done()
-		wg.Wait()
-		for _, ws := range set.All() {
-			ws.Shutdown()
-		}
-		return nil
-	}
-	if !opts.LeaderElect {
-		return runAll(ctx)
+		return cliutil.Component{}, err
 	}
 	lockWS := set.Location[opts.LocationWorkspaces[0]]
-	lock, err := resourcelock.New(resourcelock.LeasesResourceLock, opts.LeaderElectionNamespace, opts.LeaderElectionID,
-		lockWS.Kube.CoreV1(), lockWS.Kube.CoordinationV1(), resourcelock.ResourceLockConfig{Identity: identity()})
-	if err != nil {
-		return fmt.Errorf("failed to create the leader-election lock: %w", err)
-	}
-	errCh := make(chan error, 1)
-	leaderelection.RunOrDie(ctx, leaderelection.LeaderElectionConfig{
-		Lock:            lock,
-		LeaseDuration:   15 * time.Second,
-		RenewDeadline:   10 * time.Second,
-		RetryPeriod:     2 * time.Second,
-		ReleaseOnCancel: true,
-		Name:            opts.LeaderElectionID,
-		Callbacks: leaderelection.LeaderCallbacks{
-			OnStartedLeading: func(ctx context.Context) { errCh <- runAll(ctx) },
-			OnStoppedLeading: func() { logger.Info("Lost leadership") },
+	return cliutil.Component{
+		Name:               "tmc-controller",
+		MetricsBindAddress: opts.MetricsBindAddress,
+		Metrics:            metrics.Handler(),
+		HealthBindAddress:  opts.HealthProbeBindAddress,
+		Health:             health.Handler(),
+		Run: func(ctx context.Context) error {
+			return runControllers(ctx, opts, set, metrics, synced)
 		},
-	})
-	select {
-	case err := <-errCh:
+		LeaderElection: opts.LeaderElectionFlags.Election(lockWS.Kube, opts.LeaderElectionNamespace, opts.LeaderElectionID, identity()),
+	}, nil
+}
+
+// runControllers starts the informers of every workspace and runs every controller until
+// ctx ends.
+func runControllers(ctx context.Context, opts *options.Options, set *workspaces.Set, metrics *tmc.TMCMetrics, synced *syncFlag) error {
+	cs, err := newControllers(opts, set, metrics)
+	if err != nil {
 		return err
-	default:
-		return ctx.Err()
 	}
+	for _, ws := range set.All() {
+		ws.Start(ctx)
+	}
+	for _, ws := range set.All() {
+		if !ws.WaitForCacheSync(ctx) {
+			return fmt.Errorf("failed to sync the caches of workspace %s: %w", ws.Path, ctx.Err())
+		}
+	}
+	synced.set(true)
+	klog.FromContext(ctx).Info("Controllers started", "locationWorkspaces", opts.LocationWorkspaces, "workspaces", opts.Workspaces)
+	var wg sync.WaitGroup
+	for _, r := range cs.runners {
+		wg.Add(1)
+		go func() { defer wg.Done(); r(ctx, opts.Workers) }()
+	}
+	<-ctx.Done()
+	wg.Wait()
+	for _, ws := range set.All() {
+		ws.Shutdown()
+	}
+	return nil
 }
 
 func identity() string {
@@ -221,17 +209,3 @@ type syncFlag struct {
 
 func (f *syncFlag) set(v bool) { f.mu.Lock(); f.v = v; f.mu.Unlock() }
 func (f *syncFlag) get() bool  { f.mu.Lock(); defer f.mu.Unlock(); return f.v }
-
-func serve(ctx context.Context, opts *options.Options, metrics *tmc.TMCMetrics, health *tmc.ComponentHealthManager) (cliutil.Servers, error) {
-	var servers cliutil.Servers
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", metrics.Handler())
-	if err := servers.Serve(ctx, opts.MetricsBindAddress, mux, "metrics"); err != nil {
-		return nil, err
-	}
-	if err := servers.Serve(ctx, opts.HealthProbeBindAddress, health.Handler(), "health probes"); err != nil {
-		servers.Shutdown()
-		return nil, err
-	}
-	return servers, nil
-}

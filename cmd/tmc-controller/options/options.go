@@ -13,6 +13,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/tmc-dev/tmc/pkg/cliutil"
 	"github.com/tmc-dev/tmc/pkg/version"
 	"github.com/tmc-dev/tmc/sdk/apis/logicalcluster"
 	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
@@ -38,23 +39,21 @@ type Options struct {
 	MetricsBindAddress     string
 	HealthProbeBindAddress string
 
-	LeaderElect             bool
-	LeaderElectionNamespace string
-	LeaderElectionID        string
+	// LeaderElectionFlags elect a leader through a Lease in the first location workspace.
+	cliutil.LeaderElectionFlags
 }
 
 // NewOptions returns the defaults.
 func NewOptions() *Options {
 	return &Options{
-		HeartbeatThreshold:      60 * time.Second,
-		UnhealthyGracePeriod:    5 * time.Minute,
-		Workers:                 4,
-		QPS:                     50,
-		Burst:                   100,
-		MetricsBindAddress:      ":8090",
-		HealthProbeBindAddress:  ":8091",
-		LeaderElectionNamespace: "kube-system",
-		LeaderElectionID:        "tmc-controller",
+		HeartbeatThreshold:     60 * time.Second,
+		UnhealthyGracePeriod:   5 * time.Minute,
+		Workers:                4,
+		QPS:                    50,
+		Burst:                  100,
+		MetricsBindAddress:     ":8090",
+		HealthProbeBindAddress: ":8091",
+		LeaderElectionFlags:    cliutil.NewLeaderElectionFlags("kube-system", "tmc-controller"),
 	}
 }
 
@@ -72,9 +71,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.Burst, "burst", o.Burst, "Burst of queries to the control plane.")
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, `Address (host:port) serving /metrics; "0" disables it.`)
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, `Address (host:port) serving /healthz, /livez and /readyz; "0" disables it.`)
-	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "Elect a leader through a Lease in the first location workspace, so that several replicas can run.")
-	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", o.LeaderElectionNamespace, "Namespace of the leader-election Lease.")
-	fs.StringVar(&o.LeaderElectionID, "leader-election-id", o.LeaderElectionID, "Name of the leader-election Lease.")
+	o.LeaderElectionFlags.AddFlags(fs, cliutil.LeaderElectionUsage{Lease: "in the first location workspace"})
 }
 
 // Validate reports every problem with the flags, each naming its flag.
@@ -130,6 +127,7 @@ func (o *Options) Validate() error {
 	if o.LeaderElect && (o.LeaderElectionNamespace == "" || o.LeaderElectionID == "") {
 		add("--leader-election-namespace and --leader-election-id must be set with --leader-elect")
 	}
+	errs = append(errs, o.LeaderElectionFlags.Validate()...)
 	return errors.Join(errs...)
 }
 

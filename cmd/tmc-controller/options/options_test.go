@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/pflag"
 	"k8s.io/client-go/tools/clientcmd"
@@ -55,6 +56,9 @@ func TestOptionsValidate(t *testing.T) {
 		{append(valid, "--qps=0"), []string{"--qps must not be 0"}},
 		{append(valid, "--metrics-bind-address=nope"), []string{"--metrics-bind-address must be host:port"}},
 		{append(valid, "--unhealthy-grace-period=-1s"), []string{"--unhealthy-grace-period must not be negative"}},
+		{append(valid, "--leader-elect", "--leader-election-id="), []string{"--leader-election-namespace and --leader-election-id must be set"}},
+		{append(valid, "--leader-elect", "--leader-elect-lease-duration=5s"), []string{"--leader-elect-lease-duration (5s) must be greater than --leader-elect-renew-deadline (10s)"}},
+		{append(valid, "--leader-elect", "--leader-elect-retry-period=0"), []string{"--leader-elect-retry-period must be positive"}},
 		{[]string{"--upstream-kubeconfig=/no/such/file", "--location-workspaces=root:l", "--workspaces=root:a"}, []string{"--upstream-kubeconfig:"}},
 	} {
 		err := parse(t, tc.args...).Validate()
@@ -67,6 +71,20 @@ func TestOptionsValidate(t *testing.T) {
 				t.Errorf("%v: error %q does not mention %q", tc.args, err, w)
 			}
 		}
+	}
+}
+
+func TestOptionsLeaderElection(t *testing.T) {
+	o := parse(t)
+	if o.LeaderElect || o.LeaderElectionNamespace != "kube-system" || o.LeaderElectionID != "tmc-controller" ||
+		o.LeaseDuration != 15*time.Second || o.RenewDeadline != 10*time.Second || o.RetryPeriod != 2*time.Second {
+		t.Errorf("leader-election defaults %+v", o.LeaderElectionFlags)
+	}
+	o = parse(t, "--leader-elect", "--leader-election-namespace=tmc", "--leader-election-id=lease",
+		"--leader-elect-lease-duration=30s", "--leader-elect-renew-deadline=20s", "--leader-elect-retry-period=3s")
+	if !o.LeaderElect || o.LeaderElectionNamespace != "tmc" || o.LeaderElectionID != "lease" ||
+		o.LeaseDuration != 30*time.Second || o.RenewDeadline != 20*time.Second || o.RetryPeriod != 3*time.Second {
+		t.Errorf("leader-election flags not applied: %+v", o.LeaderElectionFlags)
 	}
 }
 
