@@ -4,13 +4,9 @@
 package main
 
 import (
-	"context"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/spf13/cobra"
-	"k8s.io/klog/v2"
 
 	"github.com/tmc-dev/tmc/cmd/workload-syncer/options"
 	"github.com/tmc-dev/tmc/pkg/cliutil"
@@ -54,9 +50,8 @@ removes downstream copies before releasing upstream objects, and heartbeats the 
 			if err != nil {
 				return err
 			}
-			ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-			defer cancel()
-			ctx = klog.NewContext(ctx, klog.Background().WithName("workload-syncer"))
+			ctx, stop := cliutil.SignalContext("workload-syncer")
+			defer stop()
 			return s.Run(ctx)
 		},
 	}

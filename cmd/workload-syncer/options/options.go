@@ -13,8 +13,8 @@ import (
 
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/util/validation"
-	"k8s.io/client-go/tools/leaderelection"
 
+	"github.com/tmc-dev/tmc/pkg/cliutil"
 	"github.com/tmc-dev/tmc/sdk/apis/logicalcluster"
 	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
 )
@@ -30,9 +30,9 @@ const (
 	DefaultDiscoveryInterval                     = 30 * time.Second
 	DefaultMetricsBindAddress                    = ":8080"
 	DefaultHealthProbeBindAddress                = ":8081"
-	DefaultLeaseDuration                         = 15 * time.Second
-	DefaultRenewDeadline                         = 10 * time.Second
-	DefaultRetryPeriod                           = 2 * time.Second
+	DefaultLeaseDuration                         = cliutil.DefaultLeaseDuration
+	DefaultRenewDeadline                         = cliutil.DefaultRenewDeadline
+	DefaultRetryPeriod                           = cliutil.DefaultRetryPeriod
 	DefaultLeaderElectionIDPrefix                = "workload-syncer-"
 )
 
@@ -93,15 +93,10 @@ type Options struct {
 	MetricsBindAddress     string
 	HealthProbeBindAddress string
 
-	// LeaderElect makes replicas elect a leader through a Lease in the physical cluster.
-	LeaderElect bool
-	// LeaderElectionNamespace holds the Lease; empty means the pod's namespace.
-	LeaderElectionNamespace string
-	// LeaderElectionID names the Lease; empty means "workload-syncer-<sync-target-name>".
-	LeaderElectionID string
-	LeaseDuration    time.Duration
-	RenewDeadline    time.Duration
-	RetryPeriod      time.Duration
+	// LeaderElectionFlags make replicas elect a leader through a Lease in the physical
+	// cluster. An empty LeaderElectionNamespace means the pod's namespace, an empty
+	// LeaderElectionID "workload-syncer-<sync-target-name>".
+	cliutil.LeaderElectionFlags
 
 	// PodName is reported in SyncTarget.status.syncer. It has no flag: empty means
 	// "<POD_NAMESPACE>/<POD_NAME>" from the downward API, else the host name.
@@ -124,9 +119,7 @@ func NewOptions() *Options {
 		DiscoveryInterval:             DefaultDiscoveryInterval,
 		MetricsBindAddress:            DefaultMetricsBindAddress,
 		HealthProbeBindAddress:        DefaultHealthProbeBindAddress,
-		LeaseDuration:                 DefaultLeaseDuration,
-		RenewDeadline:                 DefaultRenewDeadline,
-		RetryPeriod:                   DefaultRetryPeriod,
+		LeaderElectionFlags:           cliutil.NewLeaderElectionFlags("", ""),
 		serviceAccountNamespaceFile:   defaultServiceAccountNamespaceFile,
 	}
 }
@@ -165,18 +158,11 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 		`Address (host:port) serving /metrics; "0" disables it.`)
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress,
 		`Address (host:port) serving /healthz, /livez and /readyz; "0" disables it.`)
-	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect,
-		"Elect a leader through a Lease in the physical cluster, so that several replicas can run.")
-	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", o.LeaderElectionNamespace,
-		"Namespace of the leader-election Lease. Defaults to the pod's namespace (POD_NAMESPACE or the service-account namespace).")
-	fs.StringVar(&o.LeaderElectionID, "leader-election-id", o.LeaderElectionID,
-		`Name of the leader-election Lease. Defaults to "`+DefaultLeaderElectionIDPrefix+`<sync-target-name>".`)
-	fs.DurationVar(&o.LeaseDuration, "leader-elect-lease-duration", o.LeaseDuration,
-		"How long non-leaders wait after the last observed renewal before trying to take over the lease.")
-	fs.DurationVar(&o.RenewDeadline, "leader-elect-renew-deadline", o.RenewDeadline,
-		"How long the leader keeps retrying to renew the lease before giving up leadership.")
-	fs.DurationVar(&o.RetryPeriod, "leader-elect-retry-period", o.RetryPeriod,
-		"How long candidates wait between attempts to acquire or renew the lease.")
+	o.LeaderElectionFlags.AddFlags(fs, cliutil.LeaderElectionUsage{
+		Lease:     "in the physical cluster",
+		Namespace: "Defaults to the pod's namespace (POD_NAMESPACE or the service-account namespace).",
+		ID:        `Defaults to "` + DefaultLeaderElectionIDPrefix + `<sync-target-name>".`,
+	})
 }
 
 // Validate reports every problem of the options at once, one line per problem, each naming
@@ -283,19 +269,7 @@ func (o *Options) validateLeaderElection() []error {
 		}
 	}
 
-	// The same rules as leaderelection.NewLeaderElector, reported with the flag names.
-	if o.RetryPeriod <= 0 {
-		add("--leader-elect-retry-period must be positive, got %s", o.RetryPeriod)
-	}
-	if o.RenewDeadline <= time.Duration(leaderelection.JitterFactor*float64(o.RetryPeriod)) {
-		add("--leader-elect-renew-deadline (%s) must be greater than %.1f * --leader-elect-retry-period (%s)",
-			o.RenewDeadline, leaderelection.JitterFactor, o.RetryPeriod)
-	}
-	if o.LeaseDuration <= o.RenewDeadline {
-		add("--leader-elect-lease-duration (%s) must be greater than --leader-elect-renew-deadline (%s)",
-			o.LeaseDuration, o.RenewDeadline)
-	}
-	return errs
+	return append(errs, o.LeaderElectionFlags.Validate()...)
 }
 
 // checkFile reports whether path is an existing regular file (or something readable like

@@ -12,6 +12,8 @@ import (
 	"github.com/spf13/pflag"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/tmc-dev/tmc/pkg/cliutil"
 )
 
 // newTestOptions returns default options isolated from the machine the test runs on: no
@@ -69,10 +71,12 @@ func TestOptionsDefaults(t *testing.T) {
 		DiscoveryInterval:             30 * time.Second,
 		MetricsBindAddress:            ":8080",
 		HealthProbeBindAddress:        ":8081",
-		LeaseDuration:                 15 * time.Second,
-		RenewDeadline:                 10 * time.Second,
-		RetryPeriod:                   2 * time.Second,
-		serviceAccountNamespaceFile:   o.serviceAccountNamespaceFile,
+		LeaderElectionFlags: cliutil.LeaderElectionFlags{
+			LeaseDuration: 15 * time.Second,
+			RenewDeadline: 10 * time.Second,
+			RetryPeriod:   2 * time.Second,
+		},
+		serviceAccountNamespaceFile: o.serviceAccountNamespaceFile,
 	}
 	if !equalOptions(o, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", *o, *want)
@@ -105,8 +109,10 @@ func TestOptionsFlags(t *testing.T) {
 		Workers:    8, QPS: -1, Burst: 7,
 		HeartbeatInterval: 5 * time.Second, DownstreamNamespaceCleanDelay: time.Minute, ResyncPeriod: 0, DiscoveryInterval: 3 * time.Second,
 		MetricsBindAddress: "0", HealthProbeBindAddress: "127.0.0.1:9000",
-		LeaderElect: true, LeaderElectionNamespace: "tmc", LeaderElectionID: "my-lease",
-		LeaseDuration: 30 * time.Second, RenewDeadline: 20 * time.Second, RetryPeriod: 3 * time.Second,
+		LeaderElectionFlags: cliutil.LeaderElectionFlags{
+			LeaderElect: true, LeaderElectionNamespace: "tmc", LeaderElectionID: "my-lease",
+			LeaseDuration: 30 * time.Second, RenewDeadline: 20 * time.Second, RetryPeriod: 3 * time.Second,
+		},
 		serviceAccountNamespaceFile: o.serviceAccountNamespaceFile,
 	}
 	if !equalOptions(o, want) {
