@@ -163,7 +163,7 @@ func newComponent(opts *options.Options, set *workspaces.Set) (cliutil.Component
 		Run: func(ctx context.Context) error {
 			return runControllers(ctx, opts, set, metrics, synced)
 		},
-		LeaderElection: opts.LeaderElectionFlags.Election(lockWS.Kube, opts.LeaderElectionNamespace, opts.LeaderElectionID, identity()),
+		LeaderElection: opts.Election(lockWS.Kube, opts.LeaderElectionNamespace, opts.LeaderElectionID, identity()),
 	}, nil
 }
 
