@@ -3,7 +3,6 @@ package inspect
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
@@ -15,11 +14,15 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/duration"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
-	"sigs.k8s.io/yaml"
+	"k8s.io/cli-runtime/pkg/printers"
 
 	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
+	tmcscheme "github.com/tmc-dev/tmc/sdk/client/clientset/versioned/scheme"
 )
 
 // NewStatusCommand returns `status [name]`: a table of the SyncTargets of the current
@@ -94,7 +97,7 @@ func (o *statusOptions) run(ctx context.Context) error {
 			return fmt.Errorf("failed to get SyncTarget %q: %w", o.name, err)
 		}
 		if o.output != "" {
-			return printObject(o.Out, o.output, forOutput(st))
+			return printObject(o.Out, o.output, st)
 		}
 		return describeSyncTarget(o.Out, ws, st, o.now())
 	}
@@ -106,11 +109,11 @@ func (o *statusOptions) run(ctx context.Context) error {
 	items := list.Items
 	sort.Slice(items, func(i, j int) bool { return items[i].Name < items[j].Name })
 	if o.output != "" {
-		out := make([]any, 0, len(items))
-		for i := range items {
-			out = append(out, forOutput(&items[i]))
+		list, err := listForOutput(items)
+		if err != nil {
+			return err
 		}
-		return printObject(o.Out, o.output, map[string]any{"apiVersion": "v1", "kind": "List", "items": out})
+		return printObject(o.Out, o.output, list)
 	}
 	if len(items) == 0 {
 		_, err := fmt.Fprintf(o.ErrOut, "No SyncTargets found in workspace %s.\n", ws)
@@ -119,16 +122,31 @@ func (o *statusOptions) run(ctx context.Context) error {
 	return printStatusTable(o.Out, items, o.now())
 }
 
-// printStatusTable prints one line per SyncTarget.
+// statusColumns are the columns of the SyncTarget table.
+var statusColumns = []metav1.TableColumnDefinition{
+	{Name: "Name", Type: "string", Format: "name", Description: "Name of the SyncTarget."},
+	{Name: "Ready", Type: "string", Description: "Status of the Ready condition."},
+	{Name: "Heartbeat", Type: "string", Description: "Age of the syncer's last heartbeat."},
+	{Name: "Resources", Type: "string", Description: "Accepted resource types of those requested."},
+	{Name: "Workspaces", Type: "integer", Description: "Workload workspaces placed on the SyncTarget."},
+	{Name: "Errors", Type: "integer", Description: "Errors the syncer reported."},
+	{Name: "Schedulable", Type: "string", Description: "Whether the SyncTarget takes new placements."},
+}
+
+// printStatusTable prints one line per SyncTarget with kubectl's table printer.
 func printStatusTable(out io.Writer, items []workloadv1alpha1.SyncTarget, now time.Time) error {
-	return tabulate(out, func(w *strings.Builder) {
-		fmt.Fprintln(w, "NAME\tREADY\tHEARTBEAT\tRESOURCES\tWORKSPACES\tERRORS\tSCHEDULABLE")
-		for i := range items {
-			st := &items[i]
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\t%s\n",
-				st.Name, readyStatus(st), heartbeatAge(st, now), resourceCounts(st), len(st.Status.Workspaces), errorTotal(st), schedulable(st, now))
-		}
-	})
+	table := &metav1.Table{ColumnDefinitions: statusColumns}
+	for i := range items {
+		st := &items[i]
+		table.Rows = append(table.Rows, metav1.TableRow{
+			Cells:  []any{st.Name, readyStatus(st), heartbeatAge(st, now), resourceCounts(st), len(st.Status.Workspaces), errorTotal(st), schedulable(st, now)},
+			Object: runtime.RawExtension{Object: st},
+		})
+	}
+	if err := printers.NewTablePrinter(printers.PrintOptions{}).PrintObj(table, out); err != nil {
+		return fmt.Errorf("failed to print the SyncTargets: %w", err)
+	}
+	return nil
 }
 
 // tabulate aligns the tab-separated columns that write prints, as kubectl does, and
@@ -228,30 +246,37 @@ func schedulable(st *workloadv1alpha1.SyncTarget, now time.Time) string {
 	return s
 }
 
-// forOutput returns st as kubectl prints objects: with its type and without managedFields.
-func forOutput(st *workloadv1alpha1.SyncTarget) *workloadv1alpha1.SyncTarget {
-	st = st.DeepCopy()
-	st.APIVersion = workloadv1alpha1.SchemeGroupVersion.String()
-	st.Kind = "SyncTarget"
-	st.ManagedFields = nil
-	return st
+// listForOutput returns items as kubectl prints several objects: an untyped v1 List of
+// typed items.
+func listForOutput(items []workloadv1alpha1.SyncTarget) (*unstructured.UnstructuredList, error) {
+	list := &unstructured.UnstructuredList{Object: map[string]any{
+		"apiVersion": "v1",
+		"kind":       "List",
+		"metadata":   map[string]any{"resourceVersion": ""},
+	}}
+	for i := range items {
+		st := items[i].DeepCopy()
+		st.SetGroupVersionKind(workloadv1alpha1.SchemeGroupVersion.WithKind("SyncTarget"))
+		obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(st)
+		if err != nil {
+			return nil, fmt.Errorf("failed to convert SyncTarget %s for printing: %w", st.Name, err)
+		}
+		list.Items = append(list.Items, unstructured.Unstructured{Object: obj})
+	}
+	return list, nil
 }
 
-// printObject prints obj as JSON (indented like kubectl) or YAML.
-func printObject(out io.Writer, format string, obj any) error {
-	var data []byte
-	var err error
-	if format == "json" {
-		data, err = json.MarshalIndent(obj, "", "    ")
-		data = append(data, '\n')
-	} else {
-		data, err = yaml.Marshal(obj)
-	}
+// printObject prints obj with kubectl's json or yaml printer: typed from the TMC scheme,
+// without managedFields.
+func printObject(out io.Writer, format string, obj runtime.Object) error {
+	printer, err := genericclioptions.NewJSONYamlPrintFlags().ToPrinter(format)
 	if err != nil {
+		return err
+	}
+	if err := printers.NewTypeSetter(tmcscheme.Scheme).ToPrinter(printer).PrintObj(obj, out); err != nil {
 		return fmt.Errorf("failed to print as %s: %w", format, err)
 	}
-	_, err = out.Write(data)
-	return err
+	return nil
 }
 
 // completeSyncTargets completes SyncTarget names of the current workspace.

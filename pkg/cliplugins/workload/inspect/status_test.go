@@ -166,6 +166,23 @@ func TestStatusJSONList(t *testing.T) {
 	}
 }
 
+// TestStatusOutputOmitsManagedFields checks -o json|yaml print as kubectl does without
+// --show-managed-fields, for one SyncTarget and for the list.
+func TestStatusOutputOmitsManagedFields(t *testing.T) {
+	st := detailedSyncTarget()
+	st.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "tmc-workload-syncer", Operation: metav1.ManagedFieldsOperationUpdate}}
+	for _, args := range [][]string{{"-o", "json"}, {"-o", "yaml"}, {"cluster-1", "-o", "json"}, {"cluster-1", "-o", "yaml"}} {
+		streams, out, _ := newStreams()
+		cmd := newStatusCommand(streams, statusUpstream(tmcfake.NewSimpleClientset(st)), fixedNow)
+		if err := execute(t, cmd, streams, args...); err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		if strings.Contains(out.String(), "managedFields") || !strings.Contains(out.String(), "workload.kcp.io/v1alpha1") {
+			t.Errorf("%v: want the typed object without managedFields, got:\n%s", args, out)
+		}
+	}
+}
+
 func TestStatusErrors(t *testing.T) {
 	tests := []struct {
 		name       string
