@@ -11,6 +11,7 @@ import (
 	"github.com/pmezard/go-difflib/difflib"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/cli-runtime/pkg/printers"
 	"sigs.k8s.io/yaml"
 
 	"github.com/tmc-dev/tmc/pkg/reconciler/workload/syncer/transform"
@@ -275,11 +276,9 @@ func renderPreview(out io.Writer, in previewInput, p *preview, checkLive bool, l
 		_, err := io.WriteString(out, b.String())
 		return err
 	}
-	data, err := yaml.Marshal(p.desired.Object)
-	if err != nil {
+	if err := (&printers.YAMLPrinter{}).PrintObj(p.desired, &b); err != nil {
 		return fmt.Errorf("failed to print the desired object: %w", err)
 	}
-	b.Write(data)
 
 	if checkLive {
 		if live != nil {
@@ -294,6 +293,6 @@ func renderPreview(out io.Writer, in previewInput, p *preview, checkLive bool, l
 		}
 		fmt.Fprintf(&b, "\nVerdict: %s\n", verdict(p, live))
 	}
-	_, err = io.WriteString(out, b.String())
+	_, err := io.WriteString(out, b.String())
 	return err
 }
