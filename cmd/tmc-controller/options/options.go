@@ -1,5 +1,3 @@
-// Package options holds the tmc-controller's flags, their validation, and the conversion
-// into clients.
 package options
 
 import (
