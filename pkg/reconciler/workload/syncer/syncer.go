@@ -128,23 +128,21 @@ func (s *Syncer) Run(ctx context.Context) error {
 	ctx = klog.NewContext(ctx, logger)
 	logger.Info("Starting workload-syncer")
 
-	var servers cliutil.Servers
-	defer servers.Shutdown()
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", s.MetricsHandler())
-	if err := servers.Serve(ctx, s.cfg.MetricsBindAddress, mux, "metrics"); err != nil {
-		return err
+	var leaderElection *cliutil.LeaderElection
+	if le := s.cfg.LeaderElection; le != nil {
+		leaderElection = &cliutil.LeaderElection{Client: s.downstreamKube, Namespace: le.Namespace, Name: le.Name, Identity: le.Identity,
+			LeaseDuration: le.LeaseDuration, RenewDeadline: le.RenewDeadline, RetryPeriod: le.RetryPeriod}
 	}
-	if err := servers.Serve(ctx, s.cfg.HealthProbeBindAddress, s.HealthHandler(), "health probes"); err != nil {
-		return err
-	}
-	if err := s.waitForSyncTarget(ctx); err != nil {
-		return err
-	}
-	if s.cfg.LeaderElection == nil {
-		return s.runControllers(ctx)
-	}
-	return runWithLeaderElection(ctx, s.downstreamKube, s.cfg.LeaderElection, s.runControllers)
+	return cliutil.RunComponent(ctx, cliutil.Component{
+		Name:               "workload-syncer",
+		MetricsBindAddress: s.cfg.MetricsBindAddress,
+		Metrics:            s.MetricsHandler(),
+		HealthBindAddress:  s.cfg.HealthProbeBindAddress,
+		Health:             s.HealthHandler(),
+		Prepare:            s.waitForSyncTarget,
+		Run:                s.runControllers,
+		LeaderElection:     leaderElection,
+	})
 }
 
 // waitForSyncTarget waits until the SyncTarget exists, checks the UID guard, and records
