@@ -39,6 +39,14 @@ func describeSyncTarget(out io.Writer, ws string, st *workloadv1alpha1.SyncTarge
 		fmt.Fprintf(w, "Errors:\t%d\n", errorTotal(st))
 	})
 
+	describeStatusLists(d, st, now)
+	describeQuantities(d, st)
+	describeSyncerAndErrors(d, st, now)
+	return d.err
+}
+
+// describeStatusLists writes the conditions, synced resources and workspaces.
+func describeStatusLists(d *describer, st *workloadv1alpha1.SyncTarget, now time.Time) {
 	d.section("Conditions", len(st.Status.Conditions), func(w *strings.Builder) {
 		fmt.Fprintln(w, "  TYPE\tSTATUS\tREASON\tAGE\tMESSAGE")
 		for _, c := range st.Status.Conditions {
@@ -59,6 +67,10 @@ func describeSyncTarget(out io.Writer, ws string, st *workloadv1alpha1.SyncTarge
 		}
 	})
 
+}
+
+// describeQuantities writes the capacity and the allocatable resources.
+func describeQuantities(d *describer, st *workloadv1alpha1.SyncTarget) {
 	for _, rl := range []struct {
 		title string
 		list  *corev1.ResourceList
@@ -80,6 +92,10 @@ func describeSyncTarget(out io.Writer, ws string, st *workloadv1alpha1.SyncTarge
 		})
 	}
 
+}
+
+// describeSyncerAndErrors writes the syncer's identity and its error summary.
+func describeSyncerAndErrors(d *describer, st *workloadv1alpha1.SyncTarget, now time.Time) {
 	syncer := st.Status.Syncer
 	d.section("Syncer", boolCount(syncer != nil), func(w *strings.Builder) {
 		fmt.Fprintf(w, "  Version:\t%s\n", orNone(syncer.Version))
@@ -113,7 +129,6 @@ func describeSyncTarget(out io.Writer, ws string, st *workloadv1alpha1.SyncTarge
 			fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\n", age(e.Time.Time, now), e.Type, orNone(e.Workspace), orNone(e.Resource), oneLine(e.Message))
 		}
 	})
-	return d.err
 }
 
 // describer writes sections and remembers the first write error.
