@@ -16,9 +16,9 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/tmc-dev/tmc/pkg/localenv"
 	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
 	tmcclient "github.com/tmc-dev/tmc/sdk/client/clientset/versioned"
-	"github.com/tmc-dev/tmc/test/framework"
 )
 
 const (
@@ -35,8 +35,8 @@ func workloadWS(i int) string { return fmt.Sprintf("root:bench:ws-%d", i) }
 // workspaces placed on one SyncTarget (status.workspaces set directly: no tmc-controller
 // runs) and one kwok physical cluster, with RBAC for the syncer's user on every side.
 type benchEnv struct {
-	env     *framework.Environment
-	cluster *framework.PhysicalCluster
+	env     *localenv.Environment
+	cluster *localenv.PhysicalCluster
 	st      *workloadv1alpha1.SyncTarget
 	stKey   string
 
@@ -54,9 +54,9 @@ func startEnv(ctx context.Context, dir string) (*benchEnv, error) {
 	for i := 1; i <= workloadCount; i++ {
 		workspaces = append(workspaces, workloadWS(i))
 	}
-	env, err := framework.Start(ctx, framework.Options{
+	env, err := localenv.Start(ctx, localenv.Options{
 		Workspaces:       workspaces,
-		PhysicalClusters: []framework.PhysicalClusterOptions{{Name: clusterName, Nodes: 1}},
+		PhysicalClusters: []localenv.PhysicalClusterOptions{{Name: clusterName, Nodes: 1}},
 		Users:            []string{syncerUser},
 		Dir:              dir,
 		// kcp runs a namespace and a garbage-collector controller per workspace; nothing
@@ -75,7 +75,7 @@ func startEnv(ctx context.Context, dir string) (*benchEnv, error) {
 
 func (be *benchEnv) prepare(ctx context.Context) error {
 	loc := be.env.Workspace(locationWS).AdminConfig()
-	if err := framework.InstallCRDs(ctx, loc); err != nil {
+	if err := localenv.InstallCRDs(ctx, loc); err != nil {
 		return err
 	}
 	tc, err := tmcclient.NewForConfig(loc)
@@ -133,7 +133,7 @@ func (be *benchEnv) prepare(ctx context.Context) error {
 	})
 }
 
-// clients returns a typed and a dynamic client for cfg. The framework's configs already
+// clients returns a typed and a dynamic client for cfg. The environment's configs already
 // disable client-side rate limiting (QPS -1), like the syncer's --qps=-1.
 func clients(cfg *rest.Config) (kubernetes.Interface, dynamic.Interface, error) {
 	kube, err := kubernetes.NewForConfig(cfg)
@@ -193,7 +193,7 @@ func (be *benchEnv) stop() error {
 	return be.env.Stop()
 }
 
-// useBenchBinaryDir points the framework at hard links (copies where linking fails) of the
+// useBenchBinaryDir points the environment at hard links (copies where linking fails) of the
 // shared test binaries, unless TMC_BIN_DIR is set. Other people's `make test-e2e` fails if a
 // process started from the shared cache directory is still running when it ends
 // (hack/check-no-leftover-processes.sh); the servers of a benchmark running at the same time
@@ -202,11 +202,11 @@ func useBenchBinaryDir() error {
 	if os.Getenv("TMC_BIN_DIR") != "" {
 		return nil
 	}
-	src, err := framework.BinDir()
+	src, err := localenv.BinDir()
 	if err != nil {
 		return err
 	}
-	if _, err := framework.FindBinaries(); err != nil {
+	if _, err := localenv.FindBinaries(); err != nil {
 		return err
 	}
 	dst := filepath.Join(filepath.Dir(filepath.Dir(src)), "bench-bin", filepath.Base(src))

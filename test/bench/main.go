@@ -1,5 +1,5 @@
 // Command bench is TMC's benchmark harness: it starts a real environment with
-// test/framework (one etcd, a location workspace and five workload workspaces behind the
+// pkg/localenv (one etcd, a location workspace and five workload workspaces behind the
 // front proxy, one kwok physical cluster), builds and runs the real workload-syncer binary
 // as a process, runs scenarios B0–B7 of issue 7 and prints every figure next to its baseline
 // and its DESIGN §6 target.
@@ -27,7 +27,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/tmc-dev/tmc/test/framework"
+	"github.com/tmc-dev/tmc/pkg/localenv"
 )
 
 // config sizes the scenarios.
@@ -110,7 +110,7 @@ func (p progress) logf(format string, args ...any) {
 func run(ctx context.Context, cfg config) (err error) {
 	began := time.Now()
 	log := progress{start: began}
-	root, err := framework.RepoRoot()
+	root, err := localenv.RepoRoot()
 	if err != nil {
 		return err
 	}

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tmc-dev/tmc/test/framework"
+	"github.com/tmc-dev/tmc/pkg/localenv"
 )
 
 // clockTicks is USER_HZ, the unit of utime and stime in /proc/<pid>/stat: 100 on every
@@ -112,7 +112,7 @@ type cpuSnapshot struct {
 	busy, total time.Duration
 }
 
-// processGroup names the group a framework process belongs to in the CPU breakdown.
+// processGroup names the group a process of the environment belongs to in the CPU breakdown.
 func processGroup(name string) string {
 	switch {
 	case name == "etcd":
@@ -128,7 +128,7 @@ func processGroup(name string) string {
 	}
 }
 
-func takeCPU(env *framework.Environment) cpuSnapshot {
+func takeCPU(env *localenv.Environment) cpuSnapshot {
 	snap := cpuSnapshot{at: time.Now(), groups: map[string]time.Duration{}}
 	for _, p := range env.Processes() {
 		if ps := readProc(p.Pid()); ps.exists {

@@ -12,7 +12,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/tmc-dev/tmc/test/framework"
+	"github.com/tmc-dev/tmc/pkg/localenv"
 )
 
 // Syncer settings of every scenario, and the client settings of the B0 baseline.
@@ -40,7 +40,7 @@ func buildSyncer(ctx context.Context, root string, pprof bool) (string, error) {
 
 // syncerProcess is the workload-syncer running as a process, as the syncer user.
 type syncerProcess struct {
-	*framework.Process
+	*localenv.Process
 	metricsURL string
 	healthURL  string
 	pprofURL   string
@@ -48,19 +48,19 @@ type syncerProcess struct {
 
 func startSyncer(ctx context.Context, be *benchEnv, binary string, verbosity int, pprof bool) (*syncerProcess, error) {
 	dir := filepath.Join(be.env.Dir, "syncer")
-	upKC, err := framework.WriteKubeconfig(be.env.UpstreamConfig(syncerUser), "upstream", filepath.Join(dir, "upstream.kubeconfig"))
+	upKC, err := localenv.WriteKubeconfig(be.env.UpstreamConfig(syncerUser), "upstream", filepath.Join(dir, "upstream.kubeconfig"))
 	if err != nil {
 		return nil, err
 	}
-	downKC, err := framework.WriteKubeconfig(be.cluster.Config(syncerUser), "downstream", filepath.Join(dir, "downstream.kubeconfig"))
+	downKC, err := localenv.WriteKubeconfig(be.cluster.Config(syncerUser), "downstream", filepath.Join(dir, "downstream.kubeconfig"))
 	if err != nil {
 		return nil, err
 	}
-	metricsPort, err := framework.FreePort()
+	metricsPort, err := localenv.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	healthPort, err := framework.FreePort()
+	healthPort, err := localenv.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -81,14 +81,14 @@ func startSyncer(ctx context.Context, be *benchEnv, binary string, verbosity int
 		healthURL:  fmt.Sprintf("http://127.0.0.1:%d", healthPort),
 	}
 	if pprof {
-		port, err := framework.FreePort()
+		port, err := localenv.FreePort()
 		if err != nil {
 			return nil, err
 		}
 		args = append(args, fmt.Sprintf("--pprof-bind-address=127.0.0.1:%d", port))
 		sp.pprofURL = fmt.Sprintf("http://127.0.0.1:%d/debug/pprof", port)
 	}
-	sp.Process = framework.NewProcess("workload-syncer", binary, args, be.env.LogDir)
+	sp.Process = localenv.NewProcess("workload-syncer", binary, args, be.env.LogDir)
 	if err := sp.Start(); err != nil {
 		return nil, err
 	}

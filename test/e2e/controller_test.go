@@ -16,24 +16,24 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/tmc-dev/tmc/pkg/localenv"
 	schedulingv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/scheduling/v1alpha1"
 	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
-	"github.com/tmc-dev/tmc/test/framework"
 )
 
 // placementEnv is a location workspace with two SyncTargets (east and west, one kwok
 // cluster and one syncer each), a workload workspace, and the tmc-controller.
 type placementEnv struct {
-	env        *framework.Environment
+	env        *localenv.Environment
 	targets    map[string]*placementTarget
-	controller *framework.Process
+	controller *localenv.Process
 	ctrlArgs   []string
 }
 
 type placementTarget struct {
 	name    string
 	key     string
-	cluster *framework.PhysicalCluster
+	cluster *localenv.PhysicalCluster
 	syncer  *syncerProcess
 	uid     string
 }
@@ -43,15 +43,15 @@ const controllerUser = "tmc-controller"
 func setupPlacementEnv(t *testing.T) *placementEnv {
 	t.Helper()
 	ctx := t.Context()
-	env := framework.StartForTest(t, framework.Options{
+	env := localenv.StartForTest(t, localenv.Options{
 		Workspaces:       []string{locationWS, wsA},
-		PhysicalClusters: []framework.PhysicalClusterOptions{{Name: "east"}, {Name: "west"}},
+		PhysicalClusters: []localenv.PhysicalClusterOptions{{Name: "east"}, {Name: "west"}},
 		Users:            []string{"syncer-east", "syncer-west", controllerUser},
 	})
 	pe := &placementEnv{env: env, targets: map[string]*placementTarget{}}
 	loc := env.Workspace(locationWS).AdminConfig()
 	for _, ws := range []string{locationWS, wsA} {
-		if err := framework.InstallCRDs(ctx, env.Workspace(ws).AdminConfig()); err != nil {
+		if err := localenv.InstallCRDs(ctx, env.Workspace(ws).AdminConfig()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -116,17 +116,17 @@ func (pe *placementEnv) startSyncer(t *testing.T, name string) *syncerProcess {
 	tgt := pe.targets[name]
 	user := "syncer-" + name
 	dir := filepath.Join(pe.env.Dir, "syncer-"+name)
-	upKC, err := framework.WriteKubeconfig(pe.env.UpstreamConfig(user), "upstream", filepath.Join(dir, "upstream.kubeconfig"))
+	upKC, err := localenv.WriteKubeconfig(pe.env.UpstreamConfig(user), "upstream", filepath.Join(dir, "upstream.kubeconfig"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	downKC, err := framework.WriteKubeconfig(tgt.cluster.Config(user), "downstream", filepath.Join(dir, "downstream.kubeconfig"))
+	downKC, err := localenv.WriteKubeconfig(tgt.cluster.Config(user), "downstream", filepath.Join(dir, "downstream.kubeconfig"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	metricsPort, _ := framework.FreePort()
-	healthPort, _ := framework.FreePort()
-	p := framework.NewProcess("workload-syncer-"+name, filepath.Join(binDir, "workload-syncer"), []string{
+	metricsPort, _ := localenv.FreePort()
+	healthPort, _ := localenv.FreePort()
+	p := localenv.NewProcess("workload-syncer-"+name, filepath.Join(binDir, "workload-syncer"), []string{
 		"--upstream-kubeconfig=" + upKC,
 		"--downstream-kubeconfig=" + downKC,
 		"--sync-target-workspace=" + locationWS,
@@ -151,12 +151,12 @@ func (pe *placementEnv) startSyncer(t *testing.T, name string) *syncerProcess {
 
 func (pe *placementEnv) startController(t *testing.T) {
 	t.Helper()
-	kc, err := framework.WriteKubeconfig(pe.env.UpstreamConfig(controllerUser), "upstream", filepath.Join(pe.env.Dir, "controller", "upstream.kubeconfig"))
+	kc, err := localenv.WriteKubeconfig(pe.env.UpstreamConfig(controllerUser), "upstream", filepath.Join(pe.env.Dir, "controller", "upstream.kubeconfig"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	metricsPort, _ := framework.FreePort()
-	healthPort, _ := framework.FreePort()
+	metricsPort, _ := localenv.FreePort()
+	healthPort, _ := localenv.FreePort()
 	pe.ctrlArgs = []string{
 		"--upstream-kubeconfig=" + kc,
 		"--location-workspaces=" + locationWS,
@@ -168,7 +168,7 @@ func (pe *placementEnv) startController(t *testing.T) {
 		"--qps=-1",
 		"-v=2",
 	}
-	pe.controller = framework.NewProcess("tmc-controller", filepath.Join(binDir, "tmc-controller"), pe.ctrlArgs, pe.env.LogDir)
+	pe.controller = localenv.NewProcess("tmc-controller", filepath.Join(binDir, "tmc-controller"), pe.ctrlArgs, pe.env.LogDir)
 	if err := pe.controller.Start(); err != nil {
 		t.Fatal(err)
 	}

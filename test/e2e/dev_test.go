@@ -18,8 +18,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/tmc-dev/tmc/pkg/localenv"
 	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
-	"github.com/tmc-dev/tmc/test/framework"
 )
 
 // devState is the part of <dir>/state.json this test reads.
@@ -48,7 +48,7 @@ var devPrograms = map[string]bool{
 // up` (test servers already built), the sample app ready upstream, `dev status`, `dev down`,
 // and nothing left running.
 func TestDevUpStatusDown(t *testing.T) {
-	root, err := framework.RepoRoot()
+	root, err := localenv.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}

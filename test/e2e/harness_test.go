@@ -17,9 +17,9 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/tmc-dev/tmc/pkg/localenv"
 	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
 	tmcclient "github.com/tmc-dev/tmc/sdk/client/clientset/versioned"
-	"github.com/tmc-dev/tmc/test/framework"
 )
 
 const (
@@ -34,8 +34,8 @@ const (
 // kwok physical cluster) with a SyncTarget placed on both workload workspaces and RBAC for
 // the syncer's user on every side.
 type syncerEnv struct {
-	env     *framework.Environment
-	cluster *framework.PhysicalCluster
+	env     *localenv.Environment
+	cluster *localenv.PhysicalCluster
 	st      *workloadv1alpha1.SyncTarget
 	stKey   string
 }
@@ -43,14 +43,14 @@ type syncerEnv struct {
 func setupSyncerEnv(t *testing.T) *syncerEnv {
 	t.Helper()
 	ctx := t.Context()
-	env := framework.StartForTest(t, framework.Options{
+	env := localenv.StartForTest(t, localenv.Options{
 		Workspaces:       []string{locationWS, wsA, wsB},
-		PhysicalClusters: []framework.PhysicalClusterOptions{{Name: clusterName, Nodes: 2}},
+		PhysicalClusters: []localenv.PhysicalClusterOptions{{Name: clusterName, Nodes: 2}},
 		Users:            []string{syncerUser},
 	})
 	se := &syncerEnv{env: env, cluster: env.Cluster(clusterName)}
 	loc := env.Workspace(locationWS).AdminConfig()
-	if err := framework.InstallCRDs(ctx, loc); err != nil {
+	if err := localenv.InstallCRDs(ctx, loc); err != nil {
 		t.Fatal(err)
 	}
 	tc := tmcClient(t, loc)
@@ -114,7 +114,7 @@ func grant(t *testing.T, c kubernetes.Interface, name string, rules []rbacv1.Pol
 
 // syncerProcess is a running workload-syncer binary.
 type syncerProcess struct {
-	*framework.Process
+	*localenv.Process
 	MetricsURL string
 	HealthURL  string
 }
@@ -140,16 +140,16 @@ func (se *syncerEnv) startSyncer(t *testing.T, opts syncerOptions) *syncerProces
 		down = se.cluster.Config(syncerUser)
 	}
 	dir := filepath.Join(se.env.Dir, "syncer")
-	upKC, err := framework.WriteKubeconfig(up, "upstream", filepath.Join(dir, "upstream.kubeconfig"))
+	upKC, err := localenv.WriteKubeconfig(up, "upstream", filepath.Join(dir, "upstream.kubeconfig"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	downKC, err := framework.WriteKubeconfig(down, "downstream", filepath.Join(dir, "downstream.kubeconfig"))
+	downKC, err := localenv.WriteKubeconfig(down, "downstream", filepath.Join(dir, "downstream.kubeconfig"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	metricsPort, _ := framework.FreePort()
-	healthPort, _ := framework.FreePort()
+	metricsPort, _ := localenv.FreePort()
+	healthPort, _ := localenv.FreePort()
 	args := []string{
 		"--upstream-kubeconfig=" + upKC,
 		"--downstream-kubeconfig=" + downKC,
@@ -164,7 +164,7 @@ func (se *syncerEnv) startSyncer(t *testing.T, opts syncerOptions) *syncerProces
 		"-v=2",
 	}
 	args = append(args, opts.args...)
-	p := framework.NewProcess("workload-syncer", filepath.Join(binDir, "workload-syncer"), args, se.env.LogDir)
+	p := localenv.NewProcess("workload-syncer", filepath.Join(binDir, "workload-syncer"), args, se.env.LogDir)
 	if err := p.Start(); err != nil {
 		t.Fatal(err)
 	}

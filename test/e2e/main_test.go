@@ -1,5 +1,5 @@
 // Package e2e runs TMC's real binaries as processes against real servers started by
-// test/framework: workspaces behind a kcp-style front proxy and kwok physical clusters.
+// pkg/localenv: workspaces behind a kcp-style front proxy and kwok physical clusters.
 package e2e
 
 import (
@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/tmc-dev/tmc/test/framework"
+	"github.com/tmc-dev/tmc/pkg/localenv"
 )
 
 // binDir holds the TMC binaries built once for the whole test run.
@@ -26,7 +26,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer func() { _ = os.RemoveAll(dir) }()
-	root, err := framework.RepoRoot()
+	root, err := localenv.RepoRoot()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -41,5 +41,5 @@ func run(m *testing.M) int {
 		}
 	}
 	binDir = dir
-	return framework.Main(m)
+	return localenv.Main(m)
 }

@@ -23,9 +23,9 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 
+	"github.com/tmc-dev/tmc/pkg/localenv"
 	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
 	tmcclient "github.com/tmc-dev/tmc/sdk/client/clientset/versioned"
-	"github.com/tmc-dev/tmc/test/framework"
 )
 
 const (
@@ -51,8 +51,8 @@ func poll(t *testing.T, ctx context.Context, timeout time.Duration, what string,
 
 func TestPhysicalClusterRunsDeployments(t *testing.T) {
 	ctx := t.Context()
-	env := framework.StartForTest(t, framework.Options{
-		PhysicalClusters: []framework.PhysicalClusterOptions{{Name: "east", Nodes: 2}},
+	env := localenv.StartForTest(t, localenv.Options{
+		PhysicalClusters: []localenv.PhysicalClusterOptions{{Name: "east", Nodes: 2}},
 	})
 	client := kube(t, env.Cluster("east").AdminConfig())
 
@@ -119,7 +119,7 @@ func TestPhysicalClusterRunsDeployments(t *testing.T) {
 
 func TestWorkspacesAreIsolatedBehindTheFrontProxy(t *testing.T) {
 	ctx := t.Context()
-	env := framework.StartForTest(t, framework.Options{Workspaces: []string{wsA, wsB}})
+	env := localenv.StartForTest(t, localenv.Options{Workspaces: []string{wsA, wsB}})
 
 	for _, ws := range []string{wsA, wsB} {
 		c := kube(t, env.Workspace(ws).AdminConfig())
@@ -168,7 +168,7 @@ func TestWorkspacesAreIsolatedBehindTheFrontProxy(t *testing.T) {
 	}
 
 	// An unknown workspace is a 404 with a Kubernetes Status.
-	_, err := kube(t, env.FrontProxy.Config(mustPath(t, "root:org:nope"), framework.AdminUser)).CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
+	_, err := kube(t, env.FrontProxy.Config(mustPath(t, "root:org:nope"), localenv.AdminUser)).CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
 	if !apierrors.IsNotFound(err) {
 		t.Errorf("unknown workspace: got %v, want NotFound", err)
 	}
@@ -183,9 +183,9 @@ func TestWorkspacesAreIsolatedBehindTheFrontProxy(t *testing.T) {
 
 func TestSyncTargetThroughTypedClient(t *testing.T) {
 	ctx := t.Context()
-	env := framework.StartForTest(t, framework.Options{Workspaces: []string{"root:org:locations"}, NoWorkspaceControllers: true})
+	env := localenv.StartForTest(t, localenv.Options{Workspaces: []string{"root:org:locations"}, NoWorkspaceControllers: true})
 	cfg := env.Workspace("root:org:locations").AdminConfig()
-	if err := framework.InstallCRDs(ctx, cfg); err != nil {
+	if err := localenv.InstallCRDs(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
 	client, err := tmcclient.NewForConfig(cfg)
@@ -240,7 +240,7 @@ func TestSyncTargetThroughTypedClient(t *testing.T) {
 
 func TestPartitionHealAndAPIServerRestart(t *testing.T) {
 	ctx := t.Context()
-	env := framework.StartForTest(t, framework.Options{Workspaces: []string{wsA}, NoWorkspaceControllers: true})
+	env := localenv.StartForTest(t, localenv.Options{Workspaces: []string{wsA}, NoWorkspaceControllers: true})
 	ws := env.Workspace(wsA)
 
 	// Put a fault proxy between the client and the front proxy.
@@ -329,7 +329,7 @@ func TestPartitionHealAndAPIServerRestart(t *testing.T) {
 }
 
 func TestProcessKillAndRestart(t *testing.T) {
-	env := framework.StartForTest(t, framework.Options{Workspaces: []string{wsA}, NoWorkspaceControllers: true})
+	env := localenv.StartForTest(t, localenv.Options{Workspaces: []string{wsA}, NoWorkspaceControllers: true})
 	// Any binary can be run, killed and restarted; use a tiny HTTP server started as a
 	// process (etcd, which every environment has, as the example).
 	etcd := env.Etcd.Process
@@ -380,9 +380,9 @@ func syscallAlive(pid int) error {
 }
 
 func TestEnvironmentFootprint(t *testing.T) {
-	env := framework.StartForTest(t, framework.Options{
+	env := localenv.StartForTest(t, localenv.Options{
 		Workspaces:       []string{wsA, wsB},
-		PhysicalClusters: []framework.PhysicalClusterOptions{{Name: "east"}},
+		PhysicalClusters: []localenv.PhysicalClusterOptions{{Name: "east"}},
 	})
 	var total int64
 	for _, p := range env.Processes() {

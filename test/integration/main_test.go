@@ -1,14 +1,14 @@
 // Package integration holds integration tests that run real etcd, kube-apiservers,
-// controller-managers, schedulers and kwok through test/framework.
+// controller-managers, schedulers and kwok through pkg/localenv.
 package integration
 
 import (
 	"os"
 	"testing"
 
-	"github.com/tmc-dev/tmc/test/framework"
+	"github.com/tmc-dev/tmc/pkg/localenv"
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(framework.Main(m))
+	os.Exit(localenv.Main(m))
 }

@@ -32,10 +32,10 @@ import (
 	"k8s.io/utils/ptr"
 
 	syncplugin "github.com/tmc-dev/tmc/pkg/cliplugins/workload/sync"
+	"github.com/tmc-dev/tmc/pkg/localenv"
 	"github.com/tmc-dev/tmc/sdk/apis/logicalcluster"
 	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
 	tmcclient "github.com/tmc-dev/tmc/sdk/client/clientset/versioned"
-	"github.com/tmc-dev/tmc/test/framework"
 )
 
 // TestSyncerAdmissionPolicy applies the manifest `kubectl tmc workload sync` writes to a real
@@ -44,8 +44,8 @@ import (
 // writes to the namespaces carrying its ownership label.
 func TestSyncerAdmissionPolicy(t *testing.T) {
 	ctx := t.Context()
-	env := framework.StartForTest(t, framework.Options{
-		PhysicalClusters: []framework.PhysicalClusterOptions{{Name: "east"}},
+	env := localenv.StartForTest(t, localenv.Options{
+		PhysicalClusters: []localenv.PhysicalClusterOptions{{Name: "east"}},
 	})
 	cluster := env.Cluster("east")
 	adminConfig := cluster.AdminConfig()
@@ -291,9 +291,9 @@ func applyManifest(t *testing.T, ctx context.Context, cfg *rest.Config, manifest
 func TestSyncCommandUpstreamCredentials(t *testing.T) {
 	ctx := t.Context()
 	const locationWS = "root:org:locations"
-	env := framework.StartForTest(t, framework.Options{Workspaces: []string{locationWS}})
+	env := localenv.StartForTest(t, localenv.Options{Workspaces: []string{locationWS}})
 	loc := env.Workspace(locationWS).AdminConfig()
-	if err := framework.InstallCRDs(ctx, loc); err != nil {
+	if err := localenv.InstallCRDs(ctx, loc); err != nil {
 		t.Fatal(err)
 	}
 	locTMC, err := tmcclient.NewForConfig(loc)
@@ -305,7 +305,7 @@ func TestSyncCommandUpstreamCredentials(t *testing.T) {
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	kubeconfig, err := framework.WriteKubeconfig(loc, "location", filepath.Join(t.TempDir(), "location.kubeconfig"))
+	kubeconfig, err := localenv.WriteKubeconfig(loc, "location", filepath.Join(t.TempDir(), "location.kubeconfig"))
 	if err != nil {
 		t.Fatal(err)
 	}

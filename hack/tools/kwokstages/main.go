@@ -1,5 +1,5 @@
-// Command kwokstages prints the kwok stage configuration that the test framework hands to
-// kwok: nodes become Ready with leases, pods become Running and Ready and are deleted promptly.
+// Command kwokstages prints the kwok stage configuration that pkg/localenv hands to kwok:
+// nodes become Ready with leases, pods become Running and Ready and are deleted promptly.
 // The stages come from the kwok module pinned in go.mod, so they always match the kwok binary.
 package main
 

@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/tmc-dev/tmc/test/framework"
+	"github.com/tmc-dev/tmc/pkg/localenv"
 )
 
 // tmcBinaries are the TMC programs the environment runs.
@@ -20,8 +20,8 @@ var tmcBinaries = []string{"workload-syncer", "tmc-controller"}
 // which relinks nothing when they are up to date. Outside a repository clone, existing
 // binaries are used as they are. It returns the directory of the Kubernetes servers.
 func ensureBinaries(ctx context.Context, binDir string, out, errOut io.Writer) (string, error) {
-	root, rootErr := framework.RepoRoot()
-	bins, err := framework.FindBinaries()
+	root, rootErr := localenv.RepoRoot()
+	bins, err := localenv.FindBinaries()
 	if err != nil {
 		if rootErr != nil {
 			return "", fmt.Errorf("%w; run 'kubectl tmc dev up' inside a clone of the TMC repository to build them", err)
@@ -33,7 +33,7 @@ func ensureBinaries(ctx context.Context, binDir string, out, errOut io.Writer) (
 		if err := script.Run(); err != nil {
 			return "", fmt.Errorf("failed to build the Kubernetes servers (hack/test-binaries.sh): %w", err)
 		}
-		if bins, err = framework.FindBinaries(); err != nil {
+		if bins, err = localenv.FindBinaries(); err != nil {
 			return "", err
 		}
 	}

@@ -12,9 +12,9 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/tmc-dev/tmc/pkg/localenv"
 	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
 	tmcclient "github.com/tmc-dev/tmc/sdk/client/clientset/versioned"
-	"github.com/tmc-dev/tmc/test/framework"
 )
 
 // startSyncer runs the workload-syncer of cluster as its token user and waits until it is
@@ -22,11 +22,11 @@ import (
 func (s *server) startSyncer(ctx context.Context, cluster string) error {
 	user := syncerUser(cluster)
 	dir := filepath.Join(s.opts.envDir(), "syncer-"+cluster)
-	upstream, err := framework.WriteKubeconfig(s.env.UpstreamConfig(user), "upstream", filepath.Join(dir, "upstream.kubeconfig"))
+	upstream, err := localenv.WriteKubeconfig(s.env.UpstreamConfig(user), "upstream", filepath.Join(dir, "upstream.kubeconfig"))
 	if err != nil {
 		return err
 	}
-	downstream, err := framework.WriteKubeconfig(s.env.Cluster(cluster).Config(user), "downstream", filepath.Join(dir, "downstream.kubeconfig"))
+	downstream, err := localenv.WriteKubeconfig(s.env.Cluster(cluster).Config(user), "downstream", filepath.Join(dir, "downstream.kubeconfig"))
 	if err != nil {
 		return err
 	}
@@ -43,7 +43,7 @@ func (s *server) startSyncer(ctx context.Context, cluster string) error {
 
 // startController runs the tmc-controller and waits until it is ready.
 func (s *server) startController(ctx context.Context) error {
-	upstream, err := framework.WriteKubeconfig(s.env.UpstreamConfig(controllerUser), "upstream", filepath.Join(s.opts.envDir(), "controller", "upstream.kubeconfig"))
+	upstream, err := localenv.WriteKubeconfig(s.env.UpstreamConfig(controllerUser), "upstream", filepath.Join(s.opts.envDir(), "controller", "upstream.kubeconfig"))
 	if err != nil {
 		return err
 	}
@@ -62,18 +62,18 @@ func (s *server) startProcess(ctx context.Context, name string, args []string) e
 	if name != bin {
 		bin = "workload-syncer"
 	}
-	metricsPort, err := framework.FreePort()
+	metricsPort, err := localenv.FreePort()
 	if err != nil {
 		return err
 	}
-	healthPort, err := framework.FreePort()
+	healthPort, err := localenv.FreePort()
 	if err != nil {
 		return err
 	}
 	args = append(args,
 		fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", metricsPort),
 		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", healthPort))
-	p := framework.NewProcess(name, filepath.Join(s.opts.binDir, bin), args, s.env.LogDir)
+	p := localenv.NewProcess(name, filepath.Join(s.opts.binDir, bin), args, s.env.LogDir)
 	if err := p.Start(); err != nil {
 		return err
 	}

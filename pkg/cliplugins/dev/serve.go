@@ -17,10 +17,10 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/tmc-dev/tmc/pkg/localenv"
 	schedulingv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/scheduling/v1alpha1"
 	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
 	tmcclient "github.com/tmc-dev/tmc/sdk/client/clientset/versioned"
-	"github.com/tmc-dev/tmc/test/framework"
 )
 
 // serveOptions are the flags of the hidden `dev serve`, which `dev up` starts in the
@@ -75,7 +75,7 @@ func (o *serveOptions) complete() error {
 type server struct {
 	opts  *serveOptions
 	out   io.Writer
-	env   *framework.Environment
+	env   *localenv.Environment
 	st    state
 	began time.Time
 	uids  map[string]string // SyncTarget name -> uid
@@ -177,16 +177,16 @@ func (s *server) setup(ctx context.Context) error {
 		return fmt.Errorf("failed to create %s: %w", s.opts.envDir(), err)
 	}
 	s.step("Starting etcd, 2 workspaces behind the front proxy and %d kwok physical cluster(s)", len(names))
-	opts := framework.Options{
+	opts := localenv.Options{
 		Workspaces: []string{locationWorkspace, workloadWorkspace},
 		Users:      []string{controllerUser},
 		Dir:        s.opts.envDir(),
 	}
 	for _, n := range names {
-		opts.PhysicalClusters = append(opts.PhysicalClusters, framework.PhysicalClusterOptions{Name: n})
+		opts.PhysicalClusters = append(opts.PhysicalClusters, localenv.PhysicalClusterOptions{Name: n})
 		opts.Users = append(opts.Users, syncerUser(n))
 	}
-	env, err := framework.Start(ctx, opts)
+	env, err := localenv.Start(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("failed to start the servers: %w", err)
 	}
@@ -196,7 +196,7 @@ func (s *server) setup(ctx context.Context) error {
 		return err
 	}
 	for _, ws := range []string{locationWorkspace, workloadWorkspace} {
-		if err := framework.InstallCRDs(ctx, env.Workspace(ws).AdminConfig()); err != nil {
+		if err := localenv.InstallCRDs(ctx, env.Workspace(ws).AdminConfig()); err != nil {
 			return fmt.Errorf("failed to install the CRDs in %s: %w", ws, err)
 		}
 	}
@@ -236,7 +236,7 @@ func (s *server) writeKubeconfigs(names []string) error {
 	}
 	s.st.Kubeconfigs = nil
 	for _, k := range list {
-		path, err := framework.WriteKubeconfig(k.cfg, "tmc-dev-"+k.name, filepath.Join(dir, k.name+".kubeconfig"))
+		path, err := localenv.WriteKubeconfig(k.cfg, "tmc-dev-"+k.name, filepath.Join(dir, k.name+".kubeconfig"))
 		if err != nil {
 			return err
 		}

@@ -1,4 +1,4 @@
-package framework
+package localenv
 
 import (
 	"context"
@@ -328,12 +328,12 @@ func StartForTest(t testing.TB, opts Options) *Environment {
 	return env
 }
 
-// Main runs a test binary's tests and then kills any process the framework started that a
+// Main runs a test binary's tests and then kills any process this package started that a
 // test forgot to stop, failing the run if there was one. Use it from TestMain.
 func Main(m interface{ Run() int }) int {
 	code := m.Run()
 	if left := RunningProcesses(); len(left) > 0 {
-		fmt.Fprintf(os.Stderr, "framework: processes left running after the tests: %s; killing them\n", strings.Join(left, ", "))
+		fmt.Fprintf(os.Stderr, "localenv: processes left running after the tests: %s; killing them\n", strings.Join(left, ", "))
 		_ = KillAll()
 		if code == 0 {
 			code = 1

@@ -1,4 +1,4 @@
-package framework
+package localenv
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-// Process is one server or binary started by the framework. It can be stopped, killed and
+// Process is one server or binary started by the environment. It can be stopped, killed and
 // started again with the same arguments, which is how tests restart apiservers and syncers.
 // Its output goes to LogPath (appended across restarts).
 type Process struct {
@@ -188,7 +188,7 @@ func (p *Process) WaitExit(ctx context.Context) error {
 	}
 }
 
-// KillAll kills every process the framework started and that is still running. Tests call
+// KillAll kills every process this package started and that is still running. Tests call
 // it through TestMain (see Main) as a last line of defence against leaks.
 func KillAll() error {
 	registryMu.Lock()

@@ -1,4 +1,4 @@
-package framework
+package localenv
 
 import (
 	"bufio"
@@ -8,7 +8,7 @@ import (
 	"strings"
 )
 
-// Binary names the framework runs.
+// Binary names the environment runs.
 const (
 	BinEtcd                  = "etcd"
 	BinKubeAPIServer         = "kube-apiserver"

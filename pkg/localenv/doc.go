@@ -1,0 +1,22 @@
+// Package localenv runs a local TMC environment on real Kubernetes servers, for `kubectl tmc
+// dev`, the integration and e2e tests and the benchmarks: one etcd, one kube-apiserver per
+// kcp-style workspace behind a front proxy that serves /clusters/<path>/..., and physical
+// clusters made of kube-apiserver, kube-controller-manager, kube-scheduler and kwok with fake
+// nodes. Every server listens on 127.0.0.1 with a free port and logs to a per-environment
+// directory. It also injects faults: a TCP proxy that partitions, delays or resets
+// connections, and stop/start/kill of any process.
+//
+// It owns, for every caller alike: the one launcher of the workload-syncer and of the
+// tmc-controller binaries (StartSyncer, StartController), the syncer's RBAC and admission
+// policy (GrantSyncer, exactly what `kubectl tmc workload sync` generates, from
+// pkg/cliplugins/workload/sync/syncerrbac), the one poll helper (Poll) and the one parser of
+// the Prometheus text format (ScrapeMetrics, on expfmt).
+//
+// The servers come from hack/test-binaries.sh (make test-binaries). Nothing here is a mock.
+// Processes need Linux (process groups, parent-death signal); on other systems starting one
+// fails with ErrNeedsLinux, and the rest of the package still builds.
+//
+// This package may import client-go, the project's API packages and syncerrbac. It must not
+// import controller code (pkg/reconciler/...), cobra or the command packages, and never
+// anything under test/: it ships in kubectl-tmc.
+package localenv
