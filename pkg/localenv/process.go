@@ -8,9 +8,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"time"
 )
+
+// ErrNeedsLinux is returned when a process is started on a system other than Linux: the
+// environment relies on process groups and the parent-death signal to leave nothing behind.
+var ErrNeedsLinux = errors.New("the local environment needs Linux (it runs every server as a child process in its own process group, killed with its parent)")
 
 // Process is one server or binary started by the environment. It can be stopped, killed and
 // started again with the same arguments, which is how tests restart apiservers and syncers.
@@ -42,6 +45,9 @@ func NewProcess(name, path string, args []string, logDir string) *Process {
 
 // Start starts the process. Starting a running process is an error.
 func (p *Process) Start() error {
+	if err := checkPlatform(); err != nil {
+		return err
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.cmd != nil && !p.exitedLocked() {
@@ -60,9 +66,7 @@ func (p *Process) Start() error {
 	if p.Env != nil {
 		cmd.Env = append(os.Environ(), p.Env...)
 	}
-	// Own process group so that signals reach helpers the process starts; SIGKILL it if
-	// the test process dies first, so nothing outlives a crashed test.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = sysProcAttr()
 	if err := cmd.Start(); err != nil {
 		_ = logFile.Close()
 		return fmt.Errorf("failed to start %s: %w", p.Name, err)
@@ -134,15 +138,15 @@ func (p *Process) ExitError() error {
 // Stop sends SIGTERM to the process group, then SIGKILL after grace, and waits for the exit.
 // Stopping a process that is not running is a no-op.
 func (p *Process) Stop(grace time.Duration) error {
-	return p.signalAndWait(syscall.SIGTERM, grace)
+	return p.signalAndWait(false, grace)
 }
 
 // Kill sends SIGKILL to the process group and waits for the exit.
 func (p *Process) Kill() error {
-	return p.signalAndWait(syscall.SIGKILL, 0)
+	return p.signalAndWait(true, 0)
 }
 
-func (p *Process) signalAndWait(sig syscall.Signal, grace time.Duration) error {
+func (p *Process) signalAndWait(kill bool, grace time.Duration) error {
 	p.mu.Lock()
 	if p.cmd == nil || p.exitedLocked() {
 		p.mu.Unlock()
@@ -151,12 +155,12 @@ func (p *Process) signalAndWait(sig syscall.Signal, grace time.Duration) error {
 	pid, done := p.cmd.Process.Pid, p.done
 	p.mu.Unlock()
 
-	_ = syscall.Kill(-pid, sig)
-	if sig != syscall.SIGKILL {
+	signalGroup(pid, kill)
+	if !kill {
 		select {
 		case <-done:
 		case <-time.After(grace):
-			_ = syscall.Kill(-pid, syscall.SIGKILL)
+			signalGroup(pid, true)
 		}
 	}
 	select {

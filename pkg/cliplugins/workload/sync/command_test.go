@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	syncoptions "github.com/tmc-dev/tmc/cmd/workload-syncer/options"
+	"github.com/tmc-dev/tmc/pkg/cliplugins/workload/sync/syncerrbac"
 	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
 	tmcclient "github.com/tmc-dev/tmc/sdk/client/clientset/versioned"
 )
@@ -210,7 +211,7 @@ func TestWorkloadWorkspaceRBACExtractsFromTheHeader(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantRules := []rbacv1.PolicyRule{
-		{APIGroups: []string{"apps"}, Resources: []string{"deployments", "deployments/status"}, Verbs: upstreamSyncVerbs},
+		{APIGroups: []string{"apps"}, Resources: []string{"deployments", "deployments/status"}, Verbs: syncerrbac.UpstreamSyncVerbs},
 		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch", "update"}},
 	}
 	if role.Kind != "ClusterRole" || !reflect.DeepEqual(role.Rules, wantRules) {

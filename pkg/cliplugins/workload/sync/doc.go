@@ -5,7 +5,9 @@
 // least-privilege RBAC, a ValidatingAdmissionPolicy that confines the syncer to the
 // namespaces it owns, the upstream kubeconfig and the Deployment.
 //
-// DownstreamManifests and Render are exported so that integration tests can apply exactly
+// The syncer's permissions themselves (RBAC on both sides, the admission policy) live in
+// the syncerrbac subpackage, so that pkg/localenv grants exactly the same ones without
+// importing this command. DownstreamManifests and Render are exported so that integration tests can apply exactly
 // what the command writes. The package talks to the upstream through client-go and the
 // generated TMC clientset only; it must not import controller code (pkg/reconciler/...) or
 // the syncer's command packages (its tests do, to check that the Deployment's arguments

@@ -8,6 +8,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/tmc-dev/tmc/pkg/cliplugins/workload/sync/syncerrbac"
 	"github.com/tmc-dev/tmc/sdk/apis/logicalcluster"
 	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
 )
@@ -58,7 +59,7 @@ func manifestHeader(opts ManifestOptions, result *upstreamResult) ([]byte, error
 	}
 	subject, note := workloadSubject(opts, result)
 	var objs []*unstructured.Unstructured
-	for _, obj := range workloadWorkspaceRBAC(opts.SyncTargetName, subject, resources) {
+	for _, obj := range syncerrbac.WorkloadWorkspaceRBAC(namePrefix+opts.SyncTargetName, subject, resources) {
 		u, err := toUnstructured(obj)
 		if err != nil {
 			return nil, err

@@ -12,6 +12,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -21,6 +22,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 
+	"github.com/tmc-dev/tmc/pkg/cliplugins/workload/sync/syncerrbac"
 	"github.com/tmc-dev/tmc/sdk/apis/logicalcluster"
 	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
 )
@@ -120,6 +122,22 @@ func (o ManifestOptions) names() names {
 	return n
 }
 
+// downstream is the syncer's ServiceAccount on the physical cluster, for its RBAC and
+// admission policy.
+func (n names) downstream(syncTargetName string, labels map[string]string, resources []workloadv1alpha1.ResourceToSync) syncerrbac.Downstream {
+	return syncerrbac.Downstream{
+		ClusterObjectName:  n.cluster,
+		Namespace:          n.namespace,
+		LeaderElectionName: n.namespaced + "-leader-election",
+		Subject:            rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: n.namespaced, Namespace: n.namespace},
+		UserName:           n.user,
+		SyncTargetName:     syncTargetName,
+		SyncTargetKey:      n.stKey,
+		Resources:          resources,
+		Labels:             labels,
+	}
+}
+
 func (o ManifestOptions) validate() error {
 	var errs []error
 	if msgs := validateSyncTargetName(o.SyncTargetName); len(msgs) > 0 {
@@ -185,8 +203,7 @@ func DownstreamManifests(opts ManifestOptions) ([]*unstructured.Unstructured, er
 			ObjectMeta: meta(n.namespaced, n.namespace, labels),
 		},
 	}
-	typed = append(typed, downstreamRBAC(n, labels, resources)...)
-	typed = append(typed, admissionPolicy(n, labels, opts.SyncTargetName)...)
+	typed = append(typed, syncerrbac.DownstreamObjects(n.downstream(opts.SyncTargetName, labels, resources))...)
 	typed = append(typed,
 		&corev1.Secret{
 			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},

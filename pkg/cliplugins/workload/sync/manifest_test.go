@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/tmc-dev/tmc/pkg/cliplugins/workload/sync/syncerrbac"
 	"github.com/tmc-dev/tmc/sdk/apis/logicalcluster"
 	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
 )
@@ -192,7 +193,7 @@ func TestDownstreamRBACCoversResources(t *testing.T) {
 			fromUnstructured(t, objs[2], &role)
 			granted := sets.New[string]()
 			for _, rule := range role.Rules {
-				if sets.New(rule.Verbs...).IsSuperset(sets.New(downstreamSyncVerbs...)) {
+				if sets.New(rule.Verbs...).IsSuperset(sets.New(syncerrbac.DownstreamSyncVerbs...)) {
 					for _, g := range rule.APIGroups {
 						for _, r := range rule.Resources {
 							granted.Insert(workloadv1alpha1.ResourceToSync{Group: g, Resource: r}.String())

@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 
+	"github.com/tmc-dev/tmc/pkg/cliplugins/workload/sync/syncerrbac"
 	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
 	tmcclient "github.com/tmc-dev/tmc/sdk/client/clientset/versioned"
 )
@@ -234,26 +235,10 @@ func (u *upstream) ensureServiceAccount(ctx context.Context, namespace, name str
 	return result, nil
 }
 
-// syncTargetRules are the syncer's permissions in the location workspace: its own
-// SyncTarget only (the syncer watches it with a metadata.name field selector, which RBAC
-// authorizes against resourceNames).
-func syncTargetRules(syncTargetName string) []rbacv1.PolicyRule {
-	return []rbacv1.PolicyRule{
-		{
-			APIGroups: []string{workloadv1alpha1.SchemeGroupVersion.Group}, Resources: []string{"synctargets"},
-			ResourceNames: []string{syncTargetName}, Verbs: []string{"get", "list", "watch"},
-		},
-		{
-			APIGroups: []string{workloadv1alpha1.SchemeGroupVersion.Group}, Resources: []string{"synctargets/status"},
-			ResourceNames: []string{syncTargetName}, Verbs: []string{"get", "update", "patch"},
-		},
-	}
-}
-
 func (u *upstream) ensureClusterRole(ctx context.Context, name, syncTargetName string, owner metav1.OwnerReference) error {
 	client := u.upstreamKube.RbacV1().ClusterRoles()
 	const kind = "clusterrole.rbac.authorization.k8s.io"
-	rules := syncTargetRules(syncTargetName)
+	rules := syncerrbac.LocationWorkspaceRules(syncTargetName)
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		existing, err := client.Get(ctx, name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {

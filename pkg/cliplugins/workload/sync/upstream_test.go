@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
+	"github.com/tmc-dev/tmc/pkg/cliplugins/workload/sync/syncerrbac"
 	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
 )
 
@@ -201,7 +202,7 @@ func TestEnsureUpstreamRepairsDrift(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(role.Rules, syncTargetRules("east")) {
+	if !reflect.DeepEqual(role.Rules, syncerrbac.LocationWorkspaceRules("east")) {
 		t.Errorf("ClusterRole rules not narrowed: %+v", role.Rules)
 	}
 	if len(role.OwnerReferences) != 1 || role.OwnerReferences[0].UID != "new-uid" {

@@ -1,4 +1,4 @@
-package sync
+package syncerrbac
 
 import (
 	"fmt"
@@ -11,8 +11,8 @@ import (
 	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
 )
 
-// admissionPolicy returns the ValidatingAdmissionPolicy and its binding that confine the
-// syncer's ServiceAccount on the physical cluster, whatever its RBAC grants: it may write
+// AdmissionPolicy returns the ValidatingAdmissionPolicy and its binding that confine the
+// syncer (d.UserName) on the physical cluster, whatever its RBAC grants: it may write
 // namespaced objects only in namespaces carrying its ownership label
 // (internal.workload.kcp.io/cluster=<stKey>), create and delete only namespaces carrying
 // that label, write its leader-election Lease in its own namespace, and write no other
@@ -22,17 +22,17 @@ import (
 // The policy matches every resource and subresource, so permissions granted to the
 // ServiceAccount later by someone else stay confined too. Only the self-reviews the syncer
 // uses to check its own permissions are excluded: they write nothing.
-func admissionPolicy(n names, labels map[string]string, syncTargetName string) []runtime.Object {
+func AdmissionPolicy(d Downstream) []runtime.Object {
 	owned := func(obj string) string {
 		return fmt.Sprintf("%[1]s != null && has(%[1]s.metadata.labels) && '%[2]s' in %[1]s.metadata.labels && %[1]s.metadata.labels['%[2]s'] == '%[3]s'",
-			obj, workloadv1alpha1.InternalDownstreamClusterLabel, n.stKey)
+			obj, workloadv1alpha1.InternalDownstreamClusterLabel, d.SyncTargetKey)
 	}
-	label := workloadv1alpha1.InternalDownstreamClusterLabel + "=" + n.stKey
-	who := fmt.Sprintf("the workload-syncer of SyncTarget %s (%s)", syncTargetName, n.user)
+	label := workloadv1alpha1.InternalDownstreamClusterLabel + "=" + d.SyncTargetKey
+	who := fmt.Sprintf("the workload-syncer of SyncTarget %s (%s)", d.SyncTargetName, d.UserName)
 
 	policy := &admissionregistrationv1.ValidatingAdmissionPolicy{
 		TypeMeta:   metav1.TypeMeta{APIVersion: admissionregistrationv1.SchemeGroupVersion.String(), Kind: "ValidatingAdmissionPolicy"},
-		ObjectMeta: meta(n.cluster, "", labels),
+		ObjectMeta: objectMeta(d.ClusterObjectName, "", d.Labels),
 		Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
 			FailurePolicy: ptr.To(admissionregistrationv1.Fail),
 			MatchConstraints: &admissionregistrationv1.MatchResources{
@@ -53,7 +53,7 @@ func admissionPolicy(n names, labels map[string]string, syncTargetName string) [
 			},
 			MatchConditions: []admissionregistrationv1.MatchCondition{{
 				Name:       "syncer-service-account",
-				Expression: fmt.Sprintf("request.userInfo.username == '%s'", n.user),
+				Expression: fmt.Sprintf("request.userInfo.username == '%s'", d.UserName),
 			}},
 			Variables: []admissionregistrationv1.Variable{
 				{Name: "isNamespace", Expression: "request.resource.group == '' && request.resource.resource == 'namespaces'"},
@@ -61,7 +61,7 @@ func admissionPolicy(n names, labels map[string]string, syncTargetName string) [
 				{Name: "oldObjectOwned", Expression: owned("oldObject")},
 				{Name: "namespaceOwned", Expression: owned("namespaceObject")},
 				{Name: "ownLease", Expression: fmt.Sprintf(
-					"request.namespace == '%s' && request.resource.group == 'coordination.k8s.io' && request.resource.resource == 'leases'", n.namespace)},
+					"request.namespace == '%s' && request.resource.group == 'coordination.k8s.io' && request.resource.resource == 'leases'", d.Namespace)},
 			},
 			Validations: []admissionregistrationv1.Validation{
 				{
@@ -87,9 +87,9 @@ func admissionPolicy(n names, labels map[string]string, syncTargetName string) [
 	}
 	binding := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{
 		TypeMeta:   metav1.TypeMeta{APIVersion: admissionregistrationv1.SchemeGroupVersion.String(), Kind: "ValidatingAdmissionPolicyBinding"},
-		ObjectMeta: meta(n.cluster, "", labels),
+		ObjectMeta: objectMeta(d.ClusterObjectName, "", d.Labels),
 		Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{
-			PolicyName:        n.cluster,
+			PolicyName:        d.ClusterObjectName,
 			ValidationActions: []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny},
 		},
 	}

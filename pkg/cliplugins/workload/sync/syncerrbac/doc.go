@@ -1,0 +1,16 @@
+// Package syncerrbac owns the least-privilege permissions of a workload-syncer, as `kubectl
+// tmc workload sync` generates them: on the physical cluster a ClusterRole for namespaces,
+// nodes and the synced types, a Role for its leader-election Lease and a
+// ValidatingAdmissionPolicy confining its writes to the namespaces it owns; in the location
+// workspace read access to its own SyncTarget and write access to its status; in every
+// workload workspace the synced types, their status and Events.
+//
+// It is the one place these rules are written down: the sync command renders them into its
+// manifest and creates them upstream, and pkg/localenv grants exactly them to the syncers of
+// `kubectl tmc dev`, the e2e tests and the benchmarks, so that those run the syncer as a real
+// registration would. The subject is a parameter: a ServiceAccount for a real registration,
+// a token user in a local environment.
+//
+// It builds API objects only and must not import client-go clients, cobra, controller code
+// (pkg/reconciler/...) or anything under test/.
+package syncerrbac

@@ -1,0 +1,198 @@
+package syncerrbac
+
+import (
+	"sort"
+
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
+)
+
+var (
+	// DownstreamSyncVerbs are the verbs the syncer needs on every synced type downstream;
+	// it checks exactly these with SelfSubjectAccessReviews before accepting a type.
+	DownstreamSyncVerbs = []string{"get", "list", "watch", "create", "update", "patch", "delete"}
+	// UpstreamSyncVerbs are the verbs the syncer needs on synced types (and their status)
+	// in the workload workspaces: read, finalizers and annotations, status.
+	UpstreamSyncVerbs = []string{"get", "list", "watch", "update", "patch"}
+)
+
+// Downstream is the syncer's identity on its physical cluster and what it syncs there.
+type Downstream struct {
+	// ClusterObjectName names the cluster-scoped objects: ClusterRole, ClusterRoleBinding,
+	// ValidatingAdmissionPolicy and its binding.
+	ClusterObjectName string
+	// Namespace is the syncer's own namespace, where its leader-election Lease lives.
+	Namespace string
+	// LeaderElectionName names the Role and RoleBinding for the Lease.
+	LeaderElectionName string
+	// Subject is bound to the roles; UserName is the user the admission policy confines
+	// (the Subject's user name as the apiserver authenticates it).
+	Subject  rbacv1.Subject
+	UserName string
+	// SyncTargetName and SyncTargetKey name the SyncTarget; the key is the value of the
+	// ownership label the syncer sets on its namespaces.
+	SyncTargetName string
+	SyncTargetKey  string
+	// Resources are the synced types; empty means workloadv1alpha1.DefaultResources.
+	Resources []workloadv1alpha1.ResourceToSync
+	// Labels are set on every object.
+	Labels map[string]string
+}
+
+func (d Downstream) resources() []workloadv1alpha1.ResourceToSync {
+	if len(d.Resources) == 0 {
+		return workloadv1alpha1.DefaultResources()
+	}
+	return d.Resources
+}
+
+// DownstreamObjects returns every object that grants and confines the syncer on the physical
+// cluster, in the order to create them: DownstreamRBAC, then AdmissionPolicy.
+func DownstreamObjects(d Downstream) []runtime.Object {
+	return append(DownstreamRBAC(d), AdmissionPolicy(d)...)
+}
+
+// DownstreamRules are the syncer's cluster-wide permissions on the physical cluster:
+// namespaces and the synced types everywhere (the admission policy narrows writes to its own
+// namespaces) and nodes for capacity.
+func DownstreamRules(resources []workloadv1alpha1.ResourceToSync) []rbacv1.PolicyRule {
+	rules := []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch", "create", "delete"}},
+		{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get", "list", "watch"}},
+	}
+	return append(rules, groupRules(resources, false, DownstreamSyncVerbs)...)
+}
+
+// LeaderElectionRules are the syncer's permissions in its own namespace.
+func LeaderElectionRules() []rbacv1.PolicyRule {
+	return []rbacv1.PolicyRule{
+		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "create", "update"}},
+	}
+}
+
+// DownstreamRBAC returns the ClusterRole and ClusterRoleBinding of DownstreamRules and the
+// Role and RoleBinding of LeaderElectionRules.
+func DownstreamRBAC(d Downstream) []runtime.Object {
+	subjects := []rbacv1.Subject{d.Subject}
+	return []runtime.Object{
+		&rbacv1.ClusterRole{
+			TypeMeta:   typeMeta("ClusterRole"),
+			ObjectMeta: objectMeta(d.ClusterObjectName, "", d.Labels),
+			Rules:      DownstreamRules(d.resources()),
+		},
+		&rbacv1.ClusterRoleBinding{
+			TypeMeta:   typeMeta("ClusterRoleBinding"),
+			ObjectMeta: objectMeta(d.ClusterObjectName, "", d.Labels),
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: d.ClusterObjectName},
+			Subjects:   subjects,
+		},
+		&rbacv1.Role{
+			TypeMeta:   typeMeta("Role"),
+			ObjectMeta: objectMeta(d.LeaderElectionName, d.Namespace, d.Labels),
+			Rules:      LeaderElectionRules(),
+		},
+		&rbacv1.RoleBinding{
+			TypeMeta:   typeMeta("RoleBinding"),
+			ObjectMeta: objectMeta(d.LeaderElectionName, d.Namespace, d.Labels),
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: d.LeaderElectionName},
+			Subjects:   subjects,
+		},
+	}
+}
+
+// LocationWorkspaceRules are the syncer's permissions in the location workspace: its own
+// SyncTarget only (the syncer watches it with a metadata.name field selector, which RBAC
+// authorizes against resourceNames).
+func LocationWorkspaceRules(syncTargetName string) []rbacv1.PolicyRule {
+	return []rbacv1.PolicyRule{
+		{
+			APIGroups: []string{workloadv1alpha1.SchemeGroupVersion.Group}, Resources: []string{"synctargets"},
+			ResourceNames: []string{syncTargetName}, Verbs: []string{"get", "list", "watch"},
+		},
+		{
+			APIGroups: []string{workloadv1alpha1.SchemeGroupVersion.Group}, Resources: []string{"synctargets/status"},
+			ResourceNames: []string{syncTargetName}, Verbs: []string{"get", "update", "patch"},
+		},
+	}
+}
+
+// WorkloadWorkspaceRules are the syncer's permissions in every workload workspace: the
+// synced types and their status, and Events for failures users can act on.
+func WorkloadWorkspaceRules(resources []workloadv1alpha1.ResourceToSync) []rbacv1.PolicyRule {
+	if len(resources) == 0 {
+		resources = workloadv1alpha1.DefaultResources()
+	}
+	rules := groupRules(resources, true, UpstreamSyncVerbs)
+	return append(rules, rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch", "update"}})
+}
+
+// WorkloadWorkspaceRBAC returns the ClusterRole and ClusterRoleBinding named name that grant
+// subject the WorkloadWorkspaceRules.
+func WorkloadWorkspaceRBAC(name string, subject rbacv1.Subject, resources []workloadv1alpha1.ResourceToSync) []runtime.Object {
+	return []runtime.Object{
+		&rbacv1.ClusterRole{
+			TypeMeta:   typeMeta("ClusterRole"),
+			ObjectMeta: metav1.ObjectMeta{Name: name},
+			Rules:      WorkloadWorkspaceRules(resources),
+		},
+		&rbacv1.ClusterRoleBinding{
+			TypeMeta:   typeMeta("ClusterRoleBinding"),
+			ObjectMeta: metav1.ObjectMeta{Name: name},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: name},
+			Subjects:   []rbacv1.Subject{subject},
+		},
+	}
+}
+
+// groupRules returns one rule per API group (core group first, then by name) covering the
+// group's resources, sorted and without duplicates, and their status subresources if
+// withStatus.
+func groupRules(resources []workloadv1alpha1.ResourceToSync, withStatus bool, verbs []string) []rbacv1.PolicyRule {
+	byGroup := map[string]map[string]bool{}
+	for _, r := range resources {
+		if byGroup[r.Group] == nil {
+			byGroup[r.Group] = map[string]bool{}
+		}
+		byGroup[r.Group][r.Resource] = true
+		if withStatus {
+			byGroup[r.Group][r.Resource+"/status"] = true
+		}
+	}
+	groups := make([]string, 0, len(byGroup))
+	for g := range byGroup {
+		groups = append(groups, g)
+	}
+	sort.Strings(groups) // "" sorts first
+	rules := make([]rbacv1.PolicyRule, 0, len(groups))
+	for _, g := range groups {
+		names := make([]string, 0, len(byGroup[g]))
+		for r := range byGroup[g] {
+			names = append(names, r)
+		}
+		sort.Strings(names)
+		rules = append(rules, rbacv1.PolicyRule{
+			APIGroups: []string{g},
+			Resources: names,
+			Verbs:     append([]string(nil), verbs...),
+		})
+	}
+	return rules
+}
+
+func typeMeta(kind string) metav1.TypeMeta {
+	return metav1.TypeMeta{APIVersion: rbacv1.SchemeGroupVersion.String(), Kind: kind}
+}
+
+func objectMeta(name, namespace string, labels map[string]string) metav1.ObjectMeta {
+	var copied map[string]string
+	if labels != nil {
+		copied = make(map[string]string, len(labels))
+		for k, v := range labels {
+			copied[k] = v
+		}
+	}
+	return metav1.ObjectMeta{Name: name, Namespace: namespace, Labels: copied}
+}

@@ -1,0 +1,85 @@
+package syncerrbac
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+
+	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
+)
+
+func TestDownstreamObjectsForAUser(t *testing.T) {
+	d := Downstream{
+		ClusterObjectName:  "tmc-syncer-east",
+		Namespace:          "tmc-syncer-east",
+		LeaderElectionName: "tmc-syncer-east-leader-election",
+		Subject:            rbacv1.Subject{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: "syncer-east"},
+		UserName:           "syncer-east",
+		SyncTargetName:     "east",
+		SyncTargetKey:      "key123",
+		Resources:          []workloadv1alpha1.ResourceToSync{{Resource: "configmaps"}, {Group: "apps", Resource: "deployments"}},
+	}
+	objs := DownstreamObjects(d)
+	if len(objs) != 6 {
+		t.Fatalf("got %d objects, want ClusterRole, ClusterRoleBinding, Role, RoleBinding, policy and binding", len(objs))
+	}
+	role := objs[0].(*rbacv1.ClusterRole)
+	wantRules := []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch", "create", "delete"}},
+		{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get", "list", "watch"}},
+		{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: DownstreamSyncVerbs},
+		{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: DownstreamSyncVerbs},
+	}
+	if !reflect.DeepEqual(role.Rules, wantRules) {
+		t.Errorf("ClusterRole rules = %+v, want %+v", role.Rules, wantRules)
+	}
+	for _, rule := range role.Rules {
+		for _, field := range [][]string{rule.APIGroups, rule.Resources, rule.Verbs} {
+			for _, v := range field {
+				if v == "*" {
+					t.Errorf("wildcard in downstream rule %+v", rule)
+				}
+			}
+		}
+	}
+	for _, i := range []int{1, 3} {
+		var subjects []rbacv1.Subject
+		switch b := objs[i].(type) {
+		case *rbacv1.ClusterRoleBinding:
+			subjects = b.Subjects
+		case *rbacv1.RoleBinding:
+			subjects = b.Subjects
+			if b.Namespace != d.Namespace {
+				t.Errorf("RoleBinding in %q, want %q", b.Namespace, d.Namespace)
+			}
+		}
+		if !reflect.DeepEqual(subjects, []rbacv1.Subject{d.Subject}) {
+			t.Errorf("object %d binds %+v, want %+v", i, subjects, d.Subject)
+		}
+	}
+	policy := objs[4].(*admissionregistrationv1.ValidatingAdmissionPolicy)
+	if got := policy.Spec.MatchConditions[0].Expression; got != "request.userInfo.username == 'syncer-east'" {
+		t.Errorf("policy matches %q, want the user syncer-east", got)
+	}
+	if binding := objs[5].(*admissionregistrationv1.ValidatingAdmissionPolicyBinding); binding.Spec.PolicyName != policy.Name {
+		t.Errorf("policy binding names %q, want %q", binding.Spec.PolicyName, policy.Name)
+	}
+	if !strings.Contains(policy.Spec.Variables[1].Expression, "'key123'") {
+		t.Errorf("ownership check %q does not use the SyncTarget key", policy.Spec.Variables[1].Expression)
+	}
+}
+
+func TestWorkloadWorkspaceRulesDefaultToTheDefaultResources(t *testing.T) {
+	got := WorkloadWorkspaceRules(nil)
+	want := WorkloadWorkspaceRules(workloadv1alpha1.DefaultResources())
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("rules for no resources = %+v, want those of the default set %+v", got, want)
+	}
+	last := got[len(got)-1]
+	if !reflect.DeepEqual(last.Resources, []string{"events"}) {
+		t.Errorf("last rule %+v, want Events", last)
+	}
+}
