@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 
 	"k8s.io/client-go/rest"
@@ -293,53 +291,6 @@ func (env *Environment) LogTails(n int) map[string]string {
 		out[e.Name()] = strings.Join(lines, "\n")
 	}
 	return out
-}
-
-// StartForTest starts an environment for a test or benchmark: it is stopped when the test
-// ends; on failure the tail of every process log is printed and the directory kept.
-func StartForTest(t testing.TB, opts Options) *Environment {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	env, err := Start(ctx, opts)
-	if err != nil {
-		t.Fatalf("failed to start the test environment: %v", err)
-	}
-	t.Logf("test environment up in %s (dir %s)", env.StartupDuration().Round(time.Millisecond), env.Dir)
-	t.Cleanup(func() {
-		if err := env.Stop(); err != nil {
-			t.Errorf("failed to stop the test environment: %v", err)
-		}
-		if t.Failed() {
-			tails := env.LogTails(60)
-			names := make([]string, 0, len(tails))
-			for n := range tails {
-				names = append(names, n)
-			}
-			sort.Strings(names)
-			for _, n := range names {
-				t.Logf("----- last lines of %s -----\n%s", n, tails[n])
-			}
-			t.Logf("logs kept in %s", env.LogDir)
-			return
-		}
-		_ = env.RemoveDir()
-	})
-	return env
-}
-
-// Main runs a test binary's tests and then kills any process this package started that a
-// test forgot to stop, failing the run if there was one. Use it from TestMain.
-func Main(m interface{ Run() int }) int {
-	code := m.Run()
-	if left := RunningProcesses(); len(left) > 0 {
-		fmt.Fprintf(os.Stderr, "localenv: processes left running after the tests: %s; killing them\n", strings.Join(left, ", "))
-		_ = KillAll()
-		if code == 0 {
-			code = 1
-		}
-	}
-	return code
 }
 
 // NewFaultProxy starts a fault proxy in front of target ("127.0.0.1:port"); it is closed

@@ -52,27 +52,23 @@ func StartEtcd(ctx context.Context, bins *Binaries, dataDir, logDir string) (*Et
 
 // waitHTTP polls url until it answers 200, the process exits or the timeout passes.
 func waitHTTP(ctx context.Context, p *Process, client *http.Client, url string, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	var last string
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	err := Poll(ctx, 100*time.Millisecond, timeout, func(ctx context.Context) (bool, string, error) {
+		if !p.Running() {
+			return false, "", fmt.Errorf("%s exited (%w); see %s; it ended with:\n%s", p.Name, p.ExitError(), p.LogPath, tailFile(p.LogPath, 5))
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return false, "", fmt.Errorf("failed to create request for %s: %w", url, err)
+		}
 		resp, err := client.Do(req)
-		if err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			last = resp.Status
-		} else {
-			last = err.Error()
+		if err != nil {
+			return false, err.Error(), nil
 		}
-		select {
-		case <-p.Exited():
-			return fmt.Errorf("%s exited (%w); see %s; it ended with:\n%s", p.Name, p.ExitError(), p.LogPath, tailFile(p.LogPath, 5))
-		case <-ctx.Done():
-			return fmt.Errorf("%s: %s not ready after %s (last: %s); see %s", p.Name, url, timeout, last, p.LogPath)
-		case <-time.After(100 * time.Millisecond):
-		}
+		_ = resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, resp.Status, nil
+	})
+	if err != nil {
+		return fmt.Errorf("%s: %s not ready after %s (see %s): %w", p.Name, url, timeout, p.LogPath, err)
 	}
+	return nil
 }
