@@ -10,7 +10,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -26,8 +25,7 @@ import (
 type placementEnv struct {
 	env        *localenv.Environment
 	targets    map[string]*placementTarget
-	controller *localenv.Process
-	ctrlArgs   []string
+	controller *localenv.Component
 }
 
 type placementTarget struct {
@@ -68,26 +66,20 @@ func setupPlacementEnv(t *testing.T) *placementEnv {
 		if err != nil {
 			t.Fatal(err)
 		}
-		user := "syncer-" + name
-		grantUser(t, kubeClient(t, loc), "tmc-syncer-"+name, user, []rbacv1.PolicyRule{
-			{APIGroups: []string{"workload.kcp.io"}, Resources: []string{"synctargets"}, Verbs: []string{"get", "list", "watch"}},
-			{APIGroups: []string{"workload.kcp.io"}, Resources: []string{"synctargets/status"}, Verbs: []string{"get", "update", "patch"}},
-		})
-		grantUser(t, kubeClient(t, env.Workspace(wsA).AdminConfig()), "tmc-syncer-"+name, user, []rbacv1.PolicyRule{
-			{APIGroups: []string{"", "apps", "batch", "networking.k8s.io"}, Resources: []string{"*"}, Verbs: []string{"get", "list", "watch", "update", "patch"}},
-			{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch", "update"}},
-		})
-		grantUser(t, kubeClient(t, env.Cluster(name).AdminConfig()), "tmc-syncer", user, syncerDownstreamRules())
+		if err := env.GrantSyncer(ctx, localenv.SyncerGrant{
+			User:               "syncer-" + name,
+			SyncTargetName:     name,
+			LocationWorkspace:  locationWS,
+			WorkloadWorkspaces: []string{wsA},
+			Cluster:            name,
+		}); err != nil {
+			t.Fatal(err)
+		}
 		pe.targets[name] = &placementTarget{name: name, key: workloadv1alpha1.ToSyncTargetKey(locationWS, name), cluster: env.Cluster(name), uid: string(st.UID)}
 	}
 	// The controller's user: everything it needs in both workspaces.
-	for _, ws := range []string{locationWS, wsA} {
-		grantUser(t, kubeClient(t, env.Workspace(ws).AdminConfig()), "tmc-controller", controllerUser, []rbacv1.PolicyRule{
-			{APIGroups: []string{"workload.kcp.io", "scheduling.kcp.io"}, Resources: []string{"*"}, Verbs: []string{"*"}},
-			{APIGroups: []string{"", "apps", "batch", "networking.k8s.io"}, Resources: []string{"*"}, Verbs: []string{"get", "list", "watch", "update", "patch"}},
-			{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch", "update"}},
-			{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"*"}},
-		})
+	if err := env.GrantController(ctx, controllerUser, locationWS, wsA); err != nil {
+		t.Fatal(err)
 	}
 	for _, name := range []string{"east", "west"} {
 		pe.targets[name].syncer = pe.startSyncer(t, name)
@@ -96,90 +88,45 @@ func setupPlacementEnv(t *testing.T) *placementEnv {
 	return pe
 }
 
-func grantUser(t *testing.T, c kubernetes.Interface, name, user string, rules []rbacv1.PolicyRule) {
-	t.Helper()
-	ctx := t.Context()
-	if _, err := c.RbacV1().ClusterRoles().Create(ctx, &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: name}, Rules: rules}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: name},
-		Subjects:   []rbacv1.Subject{{Kind: "User", APIGroup: "rbac.authorization.k8s.io", Name: user}},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func (pe *placementEnv) startSyncer(t *testing.T, name string) *syncerProcess {
 	t.Helper()
 	tgt := pe.targets[name]
-	user := "syncer-" + name
-	dir := filepath.Join(pe.env.Dir, "syncer-"+name)
-	upKC, err := localenv.WriteKubeconfig(pe.env.UpstreamConfig(user), "upstream", filepath.Join(dir, "upstream.kubeconfig"))
+	c, err := pe.env.StartSyncer(t.Context(), localenv.SyncerOptions{
+		Binary:                        filepath.Join(binDir, "workload-syncer"),
+		User:                          "syncer-" + name,
+		Cluster:                       name,
+		SyncTargetWorkspace:           locationWS,
+		SyncTargetName:                name,
+		SyncTargetUID:                 tgt.uid,
+		HeartbeatInterval:             2 * time.Second,
+		DownstreamNamespaceCleanDelay: 3 * time.Second,
+		DiscoveryInterval:             5 * time.Second,
+		QPS:                           -1,
+		Verbosity:                     2,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	downKC, err := localenv.WriteKubeconfig(tgt.cluster.Config(user), "downstream", filepath.Join(dir, "downstream.kubeconfig"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	metricsPort, _ := localenv.FreePort()
-	healthPort, _ := localenv.FreePort()
-	p := localenv.NewProcess("workload-syncer-"+name, filepath.Join(binDir, "workload-syncer"), []string{
-		"--upstream-kubeconfig=" + upKC,
-		"--downstream-kubeconfig=" + downKC,
-		"--sync-target-workspace=" + locationWS,
-		"--sync-target-name=" + name,
-		"--sync-target-uid=" + tgt.uid,
-		fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", metricsPort),
-		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", healthPort),
-		"--heartbeat-interval=2s",
-		"--downstream-namespace-clean-delay=3s",
-		"--discovery-interval=5s",
-		"--qps=-1",
-		"-v=2",
-	}, pe.env.LogDir)
-	if err := p.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pe.env.Track(p)
-	sp := &syncerProcess{Process: p, MetricsURL: fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort), HealthURL: fmt.Sprintf("http://127.0.0.1:%d", healthPort)}
-	sp.waitReady(t)
-	return sp
+	return &syncerProcess{Component: c}
 }
 
 func (pe *placementEnv) startController(t *testing.T) {
 	t.Helper()
-	kc, err := localenv.WriteKubeconfig(pe.env.UpstreamConfig(controllerUser), "upstream", filepath.Join(pe.env.Dir, "controller", "upstream.kubeconfig"))
+	c, err := pe.env.StartController(t.Context(), localenv.ControllerOptions{
+		Binary:               filepath.Join(binDir, "tmc-controller"),
+		User:                 controllerUser,
+		LocationWorkspaces:   []string{locationWS},
+		Workspaces:           []string{wsA},
+		HeartbeatThreshold:   10 * time.Second,
+		UnhealthyGracePeriod: 10 * time.Minute,
+		QPS:                  -1,
+		Verbosity:            2,
+		ReadyTimeout:         60 * time.Second,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	metricsPort, _ := localenv.FreePort()
-	healthPort, _ := localenv.FreePort()
-	pe.ctrlArgs = []string{
-		"--upstream-kubeconfig=" + kc,
-		"--location-workspaces=" + locationWS,
-		"--workspaces=" + wsA,
-		"--heartbeat-threshold=10s",
-		"--unhealthy-grace-period=10m",
-		fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", metricsPort),
-		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", healthPort),
-		"--qps=-1",
-		"-v=2",
-	}
-	pe.controller = localenv.NewProcess("tmc-controller", filepath.Join(binDir, "tmc-controller"), pe.ctrlArgs, pe.env.LogDir)
-	if err := pe.controller.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pe.env.Track(pe.controller)
-	eventually(t, 60*time.Second, "tmc-controller did not become ready", func(ctx context.Context) (bool, error) {
-		if !pe.controller.Running() {
-			return false, fmt.Errorf("tmc-controller exited: %w", pe.controller.ExitError())
-		}
-		code, _ := httpGet(ctx, fmt.Sprintf("http://127.0.0.1:%d/readyz", healthPort))
-		return code == 200, nil
-	})
+	pe.controller = c
 }
 
 func (pe *placementEnv) createPlacement(t *testing.T, name string, nsSelector map[string]string) {

@@ -2,18 +2,12 @@ package e2e
 
 import (
 	"context"
-	"fmt"
-	"io"
-	"net/http"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -65,58 +59,23 @@ func setupSyncerEnv(t *testing.T) *syncerEnv {
 	se.st = st
 	se.stKey = workloadv1alpha1.ToSyncTargetKey(locationWS, clusterName)
 
-	// Upstream: the SyncTarget in the location workspace; synced types in the workload
-	// workspaces.
-	grant(t, kubeClient(t, loc), "tmc-syncer", []rbacv1.PolicyRule{
-		{APIGroups: []string{"workload.kcp.io"}, Resources: []string{"synctargets"}, Verbs: []string{"get", "list", "watch"}},
-		{APIGroups: []string{"workload.kcp.io"}, Resources: []string{"synctargets/status"}, Verbs: []string{"get", "update", "patch"}},
-	})
-	for _, ws := range []string{wsA, wsB} {
-		grant(t, kubeClient(t, env.Workspace(ws).AdminConfig()), "tmc-syncer", []rbacv1.PolicyRule{
-			{APIGroups: []string{"", "apps", "batch", "networking.k8s.io"}, Resources: []string{"*"}, Verbs: []string{"get", "list", "watch", "update", "patch"}},
-			{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch", "update"}},
-		})
+	// Exactly the RBAC and admission policy `kubectl tmc workload sync` generates, on both
+	// sides, for the syncer's user.
+	if err := env.GrantSyncer(ctx, localenv.SyncerGrant{
+		User:               syncerUser,
+		SyncTargetName:     clusterName,
+		LocationWorkspace:  locationWS,
+		WorkloadWorkspaces: []string{wsA, wsB},
+		Cluster:            clusterName,
+	}); err != nil {
+		t.Fatal(err)
 	}
-	// Downstream: namespaces and the synced types, nodes for capacity.
-	grant(t, kubeClient(t, se.cluster.AdminConfig()), "tmc-syncer", syncerDownstreamRules())
 	return se
-}
-
-func syncerDownstreamRules() []rbacv1.PolicyRule {
-	return []rbacv1.PolicyRule{
-		{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch", "create", "delete"}},
-		{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get", "list", "watch"}},
-		{APIGroups: []string{""}, Resources: []string{"configmaps", "secrets", "serviceaccounts", "services", "persistentvolumeclaims"}, Verbs: []string{"*"}},
-		{APIGroups: []string{"apps"}, Resources: []string{"deployments", "statefulsets"}, Verbs: []string{"*"}},
-		{APIGroups: []string{"batch"}, Resources: []string{"jobs", "cronjobs"}, Verbs: []string{"*"}},
-		{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"ingresses"}, Verbs: []string{"*"}},
-		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"*"}},
-	}
-}
-
-// grant binds a ClusterRole with rules to the syncer's user.
-func grant(t *testing.T, c kubernetes.Interface, name string, rules []rbacv1.PolicyRule) {
-	t.Helper()
-	ctx := t.Context()
-	role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: name}, Rules: rules}
-	if _, err := c.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	binding := &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: name},
-		Subjects:   []rbacv1.Subject{{Kind: "User", APIGroup: "rbac.authorization.k8s.io", Name: syncerUser}},
-	}
-	if _, err := c.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // syncerProcess is a running workload-syncer binary.
 type syncerProcess struct {
-	*localenv.Process
-	MetricsURL string
-	HealthURL  string
+	*localenv.Component
 }
 
 // syncerOptions tunes how the syncer is started.
@@ -131,133 +90,59 @@ type syncerOptions struct {
 // ready.
 func (se *syncerEnv) startSyncer(t *testing.T, opts syncerOptions) *syncerProcess {
 	t.Helper()
-	up := opts.upstream
-	if up == nil {
-		up = se.env.UpstreamConfig(syncerUser)
-	}
-	down := opts.downstream
-	if down == nil {
-		down = se.cluster.Config(syncerUser)
-	}
-	dir := filepath.Join(se.env.Dir, "syncer")
-	upKC, err := localenv.WriteKubeconfig(up, "upstream", filepath.Join(dir, "upstream.kubeconfig"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	downKC, err := localenv.WriteKubeconfig(down, "downstream", filepath.Join(dir, "downstream.kubeconfig"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	metricsPort, _ := localenv.FreePort()
-	healthPort, _ := localenv.FreePort()
-	args := []string{
-		"--upstream-kubeconfig=" + upKC,
-		"--downstream-kubeconfig=" + downKC,
-		"--sync-target-workspace=" + locationWS,
-		"--sync-target-name=" + clusterName,
-		"--sync-target-uid=" + string(se.st.UID),
-		fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", metricsPort),
-		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", healthPort),
-		"--heartbeat-interval=2s",
-		"--downstream-namespace-clean-delay=3s",
-		"--qps=-1",
-		"-v=2",
-	}
-	args = append(args, opts.args...)
-	p := localenv.NewProcess("workload-syncer", filepath.Join(binDir, "workload-syncer"), args, se.env.LogDir)
-	if err := p.Start(); err != nil {
-		t.Fatal(err)
-	}
-	se.env.Track(p)
-	sp := &syncerProcess{
-		Process:    p,
-		MetricsURL: fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort),
-		HealthURL:  fmt.Sprintf("http://127.0.0.1:%d", healthPort),
-	}
-	sp.waitReady(t)
-	return sp
-}
-
-func (sp *syncerProcess) waitReady(t *testing.T) {
-	t.Helper()
-	err := wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, 90*time.Second, true, func(ctx context.Context) (bool, error) {
-		if !sp.Running() {
-			return false, fmt.Errorf("the syncer exited: %w", sp.ExitError())
-		}
-		code, _ := httpGet(ctx, sp.HealthURL+"/readyz")
-		return code == http.StatusOK, nil
+	c, err := se.env.StartSyncer(t.Context(), localenv.SyncerOptions{
+		Binary:                        filepath.Join(binDir, "workload-syncer"),
+		User:                          syncerUser,
+		Cluster:                       clusterName,
+		Upstream:                      opts.upstream,
+		Downstream:                    opts.downstream,
+		SyncTargetWorkspace:           locationWS,
+		SyncTargetName:                clusterName,
+		SyncTargetUID:                 string(se.st.UID),
+		HeartbeatInterval:             2 * time.Second,
+		DownstreamNamespaceCleanDelay: 3 * time.Second,
+		QPS:                           -1,
+		Verbosity:                     2,
+		ExtraArgs:                     opts.args,
 	})
 	if err != nil {
-		_, body := httpGet(t.Context(), sp.HealthURL+"/readyz?verbose")
-		t.Fatalf("the syncer did not become ready: %v\n%s", err, body)
+		t.Fatal(err)
 	}
+	return &syncerProcess{Component: c}
 }
 
 // restart stops the syncer (SIGTERM) and starts it again with the same arguments.
 func (sp *syncerProcess) restart(t *testing.T) {
 	t.Helper()
-	if err := sp.Restart(10 * time.Second); err != nil {
+	if err := sp.RestartAndWait(t.Context(), 10*time.Second, 0); err != nil {
 		t.Fatal(err)
 	}
-	sp.waitReady(t)
 }
 
+// httpGet returns the status code and body of url; on error the code is 0 and the body
+// the error.
 func httpGet(ctx context.Context, url string) (int, string) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	code, body, err := localenv.HTTPGet(ctx, url)
 	if err != nil {
 		return 0, err.Error()
 	}
-	client := &http.Client{Timeout: 10 * time.Second}
-	resp, err := client.Do(req)
+	return code, body
+}
+
+// scrape parses the metrics at url.
+func scrape(t *testing.T, ctx context.Context, url string) localenv.Metrics {
+	t.Helper()
+	m, err := localenv.ScrapeMetrics(ctx, url)
 	if err != nil {
-		return 0, err.Error()
+		t.Fatal(err)
 	}
-	defer func() { _ = resp.Body.Close() }()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return m
 }
 
 // metricValue sums the samples of metric whose labels contain every given pair.
 func metricValue(t *testing.T, url, metric string, labels map[string]string) float64 {
 	t.Helper()
-	code, body := httpGet(t.Context(), url)
-	if code != http.StatusOK {
-		t.Fatalf("scraping %s: %d %s", url, code, body)
-	}
-	return sumSamples(body, metric, labels)
-}
-
-// sumSamples parses the text exposition format loosely: lines "name{labels} value".
-func sumSamples(body, metric string, labels map[string]string) float64 {
-	var total float64
-	for _, line := range strings.Split(body, "\n") {
-		if strings.HasPrefix(line, "#") || !strings.HasPrefix(line, metric) {
-			continue
-		}
-		rest := line[len(metric):]
-		if rest == "" || (rest[0] != '{' && rest[0] != ' ') {
-			continue
-		}
-		lbls, value := "", rest
-		if rest[0] == '{' {
-			end := strings.LastIndex(rest, "}")
-			lbls, value = rest[1:end], rest[end+1:]
-		}
-		ok := true
-		for k, v := range labels {
-			if !strings.Contains(lbls, fmt.Sprintf("%s=%q", k, v)) {
-				ok = false
-			}
-		}
-		if !ok {
-			continue
-		}
-		var f float64
-		if _, err := fmt.Sscan(strings.TrimSpace(value), &f); err == nil {
-			total += f
-		}
-	}
-	return total
+	return scrape(t, t.Context(), url).Sum(metric, labels)
 }
 
 func (se *syncerEnv) downstreamNamespace(t *testing.T, ws, ns string) string {
@@ -310,7 +195,8 @@ func tmcClient(t *testing.T, cfg *rest.Config) tmcclient.Interface {
 // eventually polls cond every 200ms until it holds or timeout passes.
 func eventually(t *testing.T, timeout time.Duration, what string, cond func(ctx context.Context) (bool, error)) {
 	t.Helper()
-	if err := wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, timeout, true, cond); err != nil {
-		t.Fatalf("%s: %v", what, err)
-	}
+	localenv.Eventually(t, 200*time.Millisecond, timeout, what, func(ctx context.Context) (bool, string, error) {
+		ok, err := cond(ctx)
+		return ok, "", err
+	})
 }

@@ -12,11 +12,11 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/retry"
 
+	"github.com/tmc-dev/tmc/pkg/localenv"
 	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
 )
 
@@ -144,44 +144,25 @@ func compareData(upstream map[string]map[string]string, downstream map[string]*c
 	return false, fmt.Sprintf("%d of %d downstream; missing %v; wrong data %v", len(downstream), len(names), missing, wrong), nil
 }
 
-// pollUntil polls cond every interval until it holds or timeout passes; the failure message
-// carries the last status cond reported.
-func pollUntil(t *testing.T, interval, timeout time.Duration, what string, cond func(ctx context.Context) (bool, string, error)) {
-	t.Helper()
-	var last string
-	err := wait.PollUntilContextTimeout(t.Context(), interval, timeout, true, func(ctx context.Context) (bool, error) {
-		ok, status, err := cond(ctx)
-		last = status
-		return ok, err
-	})
-	if err != nil {
-		t.Fatalf("timed out after %s waiting for %s: %v; last status: %s", timeout, what, err, last)
-	}
-}
-
 // waitStable polls read until it returns the same value without error for stableFor, and
 // returns that value.
 func waitStable(t *testing.T, timeout, stableFor time.Duration, what string, read func(ctx context.Context) (string, error)) string {
 	t.Helper()
 	var (
-		last, status string
-		since        time.Time
+		last  string
+		since time.Time
 	)
-	err := wait.PollUntilContextTimeout(t.Context(), 500*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+	localenv.Eventually(t, 500*time.Millisecond, timeout, what, func(ctx context.Context) (bool, string, error) {
 		v, err := read(ctx)
 		if err != nil {
-			status, since = err.Error(), time.Time{}
-			return false, nil
+			since = time.Time{}
+			return false, err.Error(), nil
 		}
 		if since.IsZero() || v != last {
 			last, since = v, time.Now()
 		}
-		status = fmt.Sprintf("value %s, stable for %s", v, time.Since(since).Round(time.Millisecond))
-		return time.Since(since) >= stableFor, nil
+		return time.Since(since) >= stableFor, fmt.Sprintf("value %s, stable for %s", v, time.Since(since).Round(time.Millisecond)), nil
 	})
-	if err != nil {
-		t.Fatalf("timed out after %s waiting for %s: %v; last status: %s", timeout, what, err, status)
-	}
 	return last
 }
 
@@ -194,29 +175,20 @@ type writeCounts map[string]float64
 
 // scrapeWrites reads an apiserver's own request counters.
 func scrapeWrites(ctx context.Context, cfg *rest.Config) (writeCounts, error) {
-	c, err := kubernetes.NewForConfig(cfg)
+	m, err := localenv.ScrapeAPIServerMetrics(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	body, err := c.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("failed to scrape %s/metrics: %w", cfg.Host, err)
+	samples := m.Samples("apiserver_request_total")
+	if len(samples) == 0 {
+		return nil, fmt.Errorf("%s/metrics has no apiserver_request_total samples", cfg.Host)
 	}
 	out := writeCounts{}
-	found := false
-	for _, line := range strings.Split(string(body), "\n") {
-		name, labels, value, ok := parseSample(line)
-		if !ok || name != "apiserver_request_total" {
+	for _, s := range samples {
+		if !writeVerbs[s.Labels["verb"]] || (s.Labels["resource"] != "configmaps" && s.Labels["resource"] != "namespaces") {
 			continue
 		}
-		found = true
-		if !writeVerbs[labels["verb"]] || (labels["resource"] != "configmaps" && labels["resource"] != "namespaces") {
-			continue
-		}
-		out[formatLabels(labels)] += value
-	}
-	if !found {
-		return nil, fmt.Errorf("%s/metrics has no apiserver_request_total samples", cfg.Host)
+		out[localenv.FormatLabels(s.Labels)] += s.Value
 	}
 	return out, nil
 }
@@ -261,92 +233,4 @@ func (w writeCounts) diff(after writeCounts, resource string) string {
 	}
 	sort.Strings(lines)
 	return strings.Join(lines, "\n")
-}
-
-// parseSample parses one line of the Prometheus text format: name{labels} value.
-func parseSample(line string) (string, map[string]string, float64, bool) {
-	line = strings.TrimSpace(line)
-	if line == "" || strings.HasPrefix(line, "#") {
-		return "", nil, 0, false
-	}
-	labels := map[string]string{}
-	name, rest := line, ""
-	if i := strings.IndexAny(line, "{ "); i >= 0 {
-		name, rest = line[:i], line[i:]
-	}
-	if strings.HasPrefix(rest, "{") {
-		rest = rest[1:]
-		for {
-			rest = strings.TrimLeft(rest, ", ")
-			if strings.HasPrefix(rest, "}") {
-				rest = rest[1:]
-				break
-			}
-			eq := strings.Index(rest, "=\"")
-			if eq < 0 {
-				return "", nil, 0, false
-			}
-			key := rest[:eq]
-			rest = rest[eq+2:]
-			var val strings.Builder
-			closed := false
-			for i := 0; i < len(rest); i++ {
-				switch ch := rest[i]; {
-				case ch == '\\' && i+1 < len(rest):
-					i++
-					val.WriteByte(rest[i])
-				case ch == '"':
-					rest, closed = rest[i+1:], true
-				default:
-					val.WriteByte(ch)
-				}
-				if closed {
-					break
-				}
-			}
-			if !closed {
-				return "", nil, 0, false
-			}
-			labels[key] = val.String()
-		}
-	}
-	fields := strings.Fields(rest)
-	if len(fields) == 0 {
-		return "", nil, 0, false
-	}
-	var value float64
-	if _, err := fmt.Sscan(fields[0], &value); err != nil {
-		return "", nil, 0, false
-	}
-	return name, labels, value, true
-}
-
-func formatLabels(labels map[string]string) string {
-	if len(labels) == 0 {
-		return ""
-	}
-	keys := make([]string, 0, len(labels))
-	for k := range labels {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, 0, len(keys))
-	for _, k := range keys {
-		parts = append(parts, fmt.Sprintf("%s=%q", k, labels[k]))
-	}
-	return "{" + strings.Join(parts, ",") + "}"
-}
-
-// grepLines returns the sample lines of metric in a scrape.
-func grepLines(body, metric string) string {
-	var out []string
-	for _, line := range strings.Split(body, "\n") {
-		if strings.HasPrefix(line, metric) {
-			out = append(out, "  "+line)
-		}
-	}
-	if len(out) == 0 {
-		return "  (none)"
-	}
-	return strings.Join(out, "\n")
 }

@@ -12,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/tmc-dev/tmc/pkg/localenv"
 	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
 )
 
@@ -36,7 +37,7 @@ func TestSyncerRestartIssuesNoWrites(t *testing.T) {
 	t.Logf("created %d ConfigMaps upstream in %s", n, time.Since(began).Round(time.Millisecond))
 
 	finalizer := workloadv1alpha1.SyncerFinalizerName(se.stKey)
-	pollUntil(t, time.Second, 3*time.Minute, fmt.Sprintf("%d ConfigMaps synced down with the syncer finalizer upstream", n), func(ctx context.Context) (bool, string, error) {
+	localenv.Eventually(t, time.Second, 3*time.Minute, fmt.Sprintf("%d ConfigMaps synced down with the syncer finalizer upstream", n), func(ctx context.Context) (bool, string, error) {
 		got, err := down.CoreV1().ConfigMaps(dns).List(ctx, metav1.ListOptions{LabelSelector: se.ownershipSelector()})
 		if err != nil {
 			return false, err.Error(), nil
@@ -95,11 +96,11 @@ func TestSyncerRestartIssuesNoWrites(t *testing.T) {
 
 	// The restarted syncer re-processes every object; each one must end as a skipped write.
 	skipped := waitStable(t, 3*time.Minute, 6*time.Second, fmt.Sprintf("syncer_skipped_writes_total{direction=\"down\"} to reach %d and stop growing", n), func(ctx context.Context) (string, error) {
-		code, body := httpGet(ctx, sp.MetricsURL)
-		if code != http.StatusOK {
-			return "", fmt.Errorf("scraping %s: %d %s", sp.MetricsURL, code, body)
+		m, err := sp.Metrics(ctx)
+		if err != nil {
+			return "", err
 		}
-		v := sumSamples(body, "syncer_skipped_writes_total", map[string]string{"direction": "down"})
+		v := m.Sum("syncer_skipped_writes_total", map[string]string{"direction": "down"})
 		if v < n {
 			return "", fmt.Errorf("only %v skipped writes so far", v)
 		}
@@ -179,7 +180,7 @@ func TestSyncerSurvivesUpstreamPartition(t *testing.T) {
 		t.Fatal(err)
 	}
 	finalizer := workloadv1alpha1.SyncerFinalizerName(se.stKey)
-	pollUntil(t, 500*time.Millisecond, 90*time.Second, "20 ConfigMaps synced down with the syncer finalizer upstream", func(ctx context.Context) (bool, string, error) {
+	localenv.Eventually(t, 500*time.Millisecond, 90*time.Second, "20 ConfigMaps synced down with the syncer finalizer upstream", func(ctx context.Context) (bool, string, error) {
 		have, err := downstreamConfigMaps(ctx, down, dns, se.ownershipSelector())
 		if err != nil {
 			return false, err.Error(), nil
@@ -208,7 +209,7 @@ func TestSyncerSurvivesUpstreamPartition(t *testing.T) {
 		}
 		return st.Status.LastSyncerHeartbeatTime.Time, nil
 	}
-	pollUntil(t, 500*time.Millisecond, 30*time.Second, "a first heartbeat", func(ctx context.Context) (bool, string, error) {
+	localenv.Eventually(t, 500*time.Millisecond, 30*time.Second, "a first heartbeat", func(ctx context.Context) (bool, string, error) {
 		hb, err := heartbeat(ctx)
 		return err == nil && !hb.IsZero(), fmt.Sprintf("heartbeat %v, err %v", hb, err), nil
 	})
@@ -290,7 +291,7 @@ func TestSyncerSurvivesUpstreamPartition(t *testing.T) {
 	healAt := time.Now()
 	t.Logf("healed after %s; the syncer recorded %v failed heartbeats during the partition", healAt.Sub(partStart).Round(time.Millisecond), failedBeats)
 
-	pollUntil(t, 200*time.Millisecond, 60*time.Second, "downstream to converge after the heal", func(ctx context.Context) (bool, string, error) {
+	localenv.Eventually(t, 200*time.Millisecond, 60*time.Second, "downstream to converge after the heal", func(ctx context.Context) (bool, string, error) {
 		have, err := downstreamConfigMaps(ctx, down, dns, "")
 		if err != nil {
 			return false, err.Error(), nil
@@ -328,7 +329,7 @@ func TestSyncerSurvivesUpstreamPartition(t *testing.T) {
 	}
 
 	healSecond := healAt.Truncate(time.Second).Add(time.Second)
-	pollUntil(t, 500*time.Millisecond, 30*time.Second, "the heartbeat to advance after the heal", func(ctx context.Context) (bool, string, error) {
+	localenv.Eventually(t, 500*time.Millisecond, 30*time.Second, "the heartbeat to advance after the heal", func(ctx context.Context) (bool, string, error) {
 		hb, err := heartbeat(ctx)
 		if err != nil {
 			return false, err.Error(), nil
@@ -358,7 +359,7 @@ func TestSyncerDownstreamRestartMidSync(t *testing.T) {
 	go func() { createErr <- createConfigMaps(ctx, up, ns, names, se.syncLabels(), 8) }()
 
 	var atRestart int
-	pollUntil(t, 100*time.Millisecond, 90*time.Second, "20 ConfigMaps downstream before the apiserver restart", func(ctx context.Context) (bool, string, error) {
+	localenv.Eventually(t, 100*time.Millisecond, 90*time.Second, "20 ConfigMaps downstream before the apiserver restart", func(ctx context.Context) (bool, string, error) {
 		have, err := downstreamConfigMaps(ctx, down, dns, se.ownershipSelector())
 		if err != nil {
 			return false, err.Error(), nil
@@ -381,7 +382,7 @@ func TestSyncerDownstreamRestartMidSync(t *testing.T) {
 	}
 
 	var upstreamData map[string]map[string]string
-	pollUntil(t, time.Second, 90*time.Second, fmt.Sprintf("all %d ConfigMaps downstream with the upstream data", n), func(ctx context.Context) (bool, string, error) {
+	localenv.Eventually(t, time.Second, 90*time.Second, fmt.Sprintf("all %d ConfigMaps downstream with the upstream data", n), func(ctx context.Context) (bool, string, error) {
 		if upstreamData == nil {
 			ups, err := up.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{})
 			if err != nil {
@@ -400,11 +401,7 @@ func TestSyncerDownstreamRestartMidSync(t *testing.T) {
 	})
 	recovery := time.Since(restarted)
 	t.Logf("all %d ConfigMaps correct downstream %s after the apiserver came back", n, recovery.Round(time.Millisecond))
-	code, body := httpGet(ctx, sp.MetricsURL)
-	if code != http.StatusOK {
-		t.Fatalf("scraping %s: %d %s", sp.MetricsURL, code, body)
-	}
-	t.Logf("syncer errors during the restart:\n%s", grepLines(body, "syncer_errors_total"))
+	t.Logf("syncer errors during the restart:\n%s", scrape(t, ctx, sp.MetricsURL).Series("syncer_errors_total"))
 	if recovery > 30*time.Second {
 		t.Logf("MISSED TARGET: recovery after the downstream apiserver restart took %s, the target is < 30 s", recovery.Round(time.Millisecond))
 	}
@@ -417,7 +414,7 @@ func TestSyncerDownstreamRestartMidSync(t *testing.T) {
 		}
 	}
 	updateAt := time.Now()
-	pollUntil(t, 200*time.Millisecond, 60*time.Second, "updates made after the restart to reach downstream", func(ctx context.Context) (bool, string, error) {
+	localenv.Eventually(t, 200*time.Millisecond, 60*time.Second, "updates made after the restart to reach downstream", func(ctx context.Context) (bool, string, error) {
 		have, err := downstreamConfigMaps(ctx, down, dns, se.ownershipSelector())
 		if err != nil {
 			return false, err.Error(), nil
@@ -457,7 +454,7 @@ func TestSyncerReadyzFollowsDownstream(t *testing.T) {
 	if _, err := up.AppsV1().Deployments(ns).Create(ctx, deployment("web", 1, se.syncLabels()), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	pollUntil(t, 500*time.Millisecond, 90*time.Second, "the upstream Deployment to report 1 ready replica", func(ctx context.Context) (bool, string, error) {
+	localenv.Eventually(t, 500*time.Millisecond, 90*time.Second, "the upstream Deployment to report 1 ready replica", func(ctx context.Context) (bool, string, error) {
 		d, err := up.AppsV1().Deployments(ns).Get(ctx, "web", metav1.GetOptions{})
 		if err != nil {
 			return false, err.Error(), nil
@@ -469,10 +466,7 @@ func TestSyncerReadyzFollowsDownstream(t *testing.T) {
 		t.Fatalf("expected the 3 ConfigMaps downstream, found %d (%v)", len(have), err)
 	}
 
-	code, body := httpGet(ctx, sp.MetricsURL)
-	if code != http.StatusOK {
-		t.Fatalf("scraping %s: %d %s", sp.MetricsURL, code, body)
-	}
+	metrics := scrape(t, ctx, sp.MetricsURL)
 	checks := []struct {
 		metric string
 		labels map[string]string
@@ -490,20 +484,20 @@ func TestSyncerReadyzFollowsDownstream(t *testing.T) {
 		{"workqueue_adds_total", map[string]string{"name": "spec"}, 1},
 	}
 	for _, c := range checks {
-		v := sumSamples(body, c.metric, c.labels)
-		t.Logf("%s%s = %v", c.metric, formatLabels(c.labels), v)
+		v := metrics.Sum(c.metric, c.labels)
+		t.Logf("%s%s = %v", c.metric, localenv.FormatLabels(c.labels), v)
 		if v < c.min {
-			t.Errorf("%s%s = %v, want >= %v; exposed series:\n%s", c.metric, formatLabels(c.labels), v, c.min, grepLines(body, c.metric))
+			t.Errorf("%s%s = %v, want >= %v; exposed series:\n%s", c.metric, localenv.FormatLabels(c.labels), v, c.min, metrics.Series(c.metric))
 		}
 	}
-	if v := sumSamples(body, "syncer_resources_synced_total", map[string]string{"workspace": wsB}); v != 0 {
+	if v := metrics.Sum("syncer_resources_synced_total", map[string]string{"workspace": wsB}); v != 0 {
 		t.Errorf("syncer_resources_synced_total{workspace=%q} = %v, want 0: nothing was created there", wsB, v)
 	}
 
 	// Cut the syncer off from the physical cluster.
 	fp.Partition()
 	partStart := time.Now()
-	pollUntil(t, 500*time.Millisecond, 20*time.Second, "/readyz to fail while the physical cluster is unreachable", func(ctx context.Context) (bool, string, error) {
+	localenv.Eventually(t, 500*time.Millisecond, 20*time.Second, "/readyz to fail while the physical cluster is unreachable", func(ctx context.Context) (bool, string, error) {
 		if code, body := httpGet(ctx, sp.HealthURL+"/livez"); code != http.StatusOK {
 			t.Errorf("/livez answered %d during the partition (+%s): %s", code, time.Since(partStart).Round(time.Millisecond), body)
 		}
@@ -511,7 +505,7 @@ func TestSyncerReadyzFollowsDownstream(t *testing.T) {
 		return code != http.StatusOK && code != 0, fmt.Sprintf("/readyz %d %s", code, body), nil
 	})
 	t.Logf("/readyz failed %s after the partition began", time.Since(partStart).Round(time.Millisecond))
-	code, body = httpGet(ctx, sp.HealthURL+"/readyz?verbose")
+	code, body := httpGet(ctx, sp.HealthURL+"/readyz?verbose")
 	t.Logf("/readyz?verbose during the partition: %d\n%s", code, body)
 	if code == http.StatusOK || !strings.Contains(body, "[-]"+"cluster-connection failed") {
 		t.Errorf("/readyz?verbose during the partition = %d, want a failure naming cluster-connection:\n%s", code, body)
@@ -531,7 +525,7 @@ func TestSyncerReadyzFollowsDownstream(t *testing.T) {
 	fp.Heal()
 	healAt := time.Now()
 	t.Logf("healed after %s", healAt.Sub(partStart).Round(time.Millisecond))
-	pollUntil(t, 200*time.Millisecond, 30*time.Second, "/readyz to pass again after the heal", func(ctx context.Context) (bool, string, error) {
+	localenv.Eventually(t, 200*time.Millisecond, 30*time.Second, "/readyz to pass again after the heal", func(ctx context.Context) (bool, string, error) {
 		code, body := httpGet(ctx, sp.HealthURL+"/readyz?verbose")
 		return code == http.StatusOK, fmt.Sprintf("/readyz %d %s", code, body), nil
 	})
@@ -541,7 +535,7 @@ func TestSyncerReadyzFollowsDownstream(t *testing.T) {
 	if err := createConfigMaps(ctx, up, ns, []string{"after-heal"}, se.syncLabels(), 1); err != nil {
 		t.Fatal(err)
 	}
-	pollUntil(t, 200*time.Millisecond, 30*time.Second, "a ConfigMap created after the heal to sync down", func(ctx context.Context) (bool, string, error) {
+	localenv.Eventually(t, 200*time.Millisecond, 30*time.Second, "a ConfigMap created after the heal to sync down", func(ctx context.Context) (bool, string, error) {
 		cm, err := down.CoreV1().ConfigMaps(dns).Get(ctx, "after-heal", metav1.GetOptions{})
 		if err != nil {
 			return false, err.Error(), nil

@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/tmc-dev/tmc/pkg/localenv"
 	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
 )
 
@@ -71,15 +72,19 @@ func TestSyncerHeartbeatAndSyncedResources(t *testing.T) {
 
 	// Take away the syncer's permissions on secrets downstream.
 	down := se.downstreamKube(t)
-	role, err := down.RbacV1().ClusterRoles().Get(ctx, "tmc-syncer", metav1.GetOptions{})
+	role, err := down.RbacV1().ClusterRoles().Get(ctx, localenv.SyncerRBACName(clusterName), metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var rules []rbacv1.PolicyRule
-	for _, r := range syncerDownstreamRules() {
-		if len(r.Resources) > 1 && r.Resources[1] == "secrets" {
-			r.Resources = []string{"configmaps", "serviceaccounts", "services", "persistentvolumeclaims"}
+	for _, r := range role.Rules {
+		var kept []string
+		for _, res := range r.Resources {
+			if res != "secrets" {
+				kept = append(kept, res)
+			}
 		}
+		r.Resources = kept
 		rules = append(rules, r)
 	}
 	role.Rules = rules
