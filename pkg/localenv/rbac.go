@@ -3,10 +3,13 @@ package localenv
 import (
 	"context"
 	"fmt"
+	"strings"
+	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
@@ -76,6 +79,29 @@ func (env *Environment) GrantSyncer(ctx context.Context, g SyncerGrant) error {
 	objs := append([]runtime.Object{&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}}, syncerrbac.DownstreamObjects(downstream)...)
 	if err := createObjects(ctx, pc.AdminConfig(), objs...); err != nil {
 		return fmt.Errorf("failed to grant the syncer on physical cluster %s: %w", g.Cluster, err)
+	}
+	return waitConfined(ctx, pc.AdminConfig(), g.User, name)
+}
+
+// waitConfined waits until the admission policy denies user a write its RBAC allows (a
+// dry-run ConfigMap in a namespace it does not own), so that the syncer starts under both.
+func waitConfined(ctx context.Context, adminConfig *rest.Config, user, policy string) error {
+	cfg := rest.CopyConfig(adminConfig)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: user}
+	c, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("failed to create client for %s: %w", cfg.Host, err)
+	}
+	probe := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "tmc-policy-probe"}}
+	err = Poll(ctx, 100*time.Millisecond, 60*time.Second, func(ctx context.Context) (bool, string, error) {
+		_, err := c.CoreV1().ConfigMaps(metav1.NamespaceDefault).Create(ctx, probe, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		if err == nil {
+			return false, "allowed", nil
+		}
+		return apierrors.IsForbidden(err) && strings.Contains(err.Error(), "ValidatingAdmissionPolicy '"+policy+"'"), err.Error(), nil
+	})
+	if err != nil {
+		return fmt.Errorf("failed to see admission policy %s confine %s: %w", policy, user, err)
 	}
 	return nil
 }

@@ -16,7 +16,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -42,11 +41,12 @@ func kube(t *testing.T, cfg *rest.Config) kubernetes.Interface {
 	return c
 }
 
-func poll(t *testing.T, ctx context.Context, timeout time.Duration, what string, cond func(ctx context.Context) (bool, error)) {
+func poll(t *testing.T, _ context.Context, timeout time.Duration, what string, cond func(ctx context.Context) (bool, error)) {
 	t.Helper()
-	if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, timeout, true, cond); err != nil {
-		t.Fatalf("%s: %v", what, err)
-	}
+	localenv.Eventually(t, 100*time.Millisecond, timeout, what, func(ctx context.Context) (bool, string, error) {
+		ok, err := cond(ctx)
+		return ok, "", err
+	})
 }
 
 func TestPhysicalClusterRunsDeployments(t *testing.T) {
