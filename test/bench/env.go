@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
@@ -33,7 +32,7 @@ func workloadWS(i int) string { return fmt.Sprintf("root:bench:ws-%d", i) }
 
 // benchEnv is the environment every scenario runs in: a location workspace, five workload
 // workspaces placed on one SyncTarget (status.workspaces set directly: no tmc-controller
-// runs) and one kwok physical cluster, with RBAC for the syncer's user on every side.
+// runs) and one kwok physical cluster, with the syncer's RBAC on every side.
 type benchEnv struct {
 	env     *localenv.Environment
 	cluster *localenv.PhysicalCluster
@@ -94,42 +93,28 @@ func (be *benchEnv) prepare(ctx context.Context) error {
 	}
 	be.stKey = workloadv1alpha1.ToSyncTargetKey(locationWS, clusterName)
 
-	locKube, err := kubernetes.NewForConfig(loc)
-	if err != nil {
-		return fmt.Errorf("failed to create client: %w", err)
-	}
-	if err := grant(ctx, locKube, []rbacv1.PolicyRule{
-		{APIGroups: []string{"workload.kcp.io"}, Resources: []string{"synctargets"}, Verbs: []string{"get", "list", "watch"}},
-		{APIGroups: []string{"workload.kcp.io"}, Resources: []string{"synctargets/status"}, Verbs: []string{"get", "update", "patch"}},
-	}); err != nil {
-		return err
-	}
 	for i := 1; i <= workloadCount; i++ {
-		cfg := be.env.Workspace(workloadWS(i)).AdminConfig()
-		kube, dyn, err := clients(cfg)
+		kube, dyn, err := clients(be.env.Workspace(workloadWS(i)).AdminConfig())
 		if err != nil {
 			return err
 		}
 		be.upstream = append(be.upstream, kube)
 		be.upstreamDyn = append(be.upstreamDyn, dyn)
-		if err := grant(ctx, kube, []rbacv1.PolicyRule{
-			{APIGroups: []string{"", "apps", "batch", "networking.k8s.io"}, Resources: []string{"*"}, Verbs: []string{"get", "list", "watch", "update", "patch"}},
-			{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch", "update"}},
-		}); err != nil {
-			return err
-		}
 	}
 	if be.downstream, be.downstreamDyn, err = clients(be.cluster.AdminConfig()); err != nil {
 		return err
 	}
-	return grant(ctx, be.downstream, []rbacv1.PolicyRule{
-		{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch", "create", "delete"}},
-		{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get", "list", "watch"}},
-		{APIGroups: []string{""}, Resources: []string{"configmaps", "secrets", "serviceaccounts", "services", "persistentvolumeclaims"}, Verbs: []string{"*"}},
-		{APIGroups: []string{"apps"}, Resources: []string{"deployments", "statefulsets"}, Verbs: []string{"*"}},
-		{APIGroups: []string{"batch"}, Resources: []string{"jobs", "cronjobs"}, Verbs: []string{"*"}},
-		{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"ingresses"}, Verbs: []string{"*"}},
-		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"*"}},
+	// Exactly the RBAC and admission policy `kubectl tmc workload sync` generates.
+	workspaces := make([]string, 0, workloadCount)
+	for i := 1; i <= workloadCount; i++ {
+		workspaces = append(workspaces, workloadWS(i))
+	}
+	return be.env.GrantSyncer(ctx, localenv.SyncerGrant{
+		User:               syncerUser,
+		SyncTargetName:     clusterName,
+		LocationWorkspace:  locationWS,
+		WorkloadWorkspaces: workspaces,
+		Cluster:            clusterName,
 	})
 }
 
@@ -145,24 +130,6 @@ func clients(cfg *rest.Config) (kubernetes.Interface, dynamic.Interface, error) 
 		return nil, nil, fmt.Errorf("failed to create dynamic client for %s: %w", cfg.Host, err)
 	}
 	return kube, dyn, nil
-}
-
-// grant binds a ClusterRole with rules to the syncer's user.
-func grant(ctx context.Context, c kubernetes.Interface, rules []rbacv1.PolicyRule) error {
-	const name = "tmc-syncer"
-	role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: name}, Rules: rules}
-	if _, err := c.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil {
-		return fmt.Errorf("failed to create ClusterRole: %w", err)
-	}
-	binding := &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: name},
-		Subjects:   []rbacv1.Subject{{Kind: "User", APIGroup: "rbac.authorization.k8s.io", Name: syncerUser}},
-	}
-	if _, err := c.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
-		return fmt.Errorf("failed to create ClusterRoleBinding: %w", err)
-	}
-	return nil
 }
 
 // syncLabels select an upstream object for the SyncTarget.

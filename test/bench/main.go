@@ -196,7 +196,7 @@ func (r *runner) header(ctx context.Context, root string, began time.Time, loadB
 			mode, r.cfg.n, began.Format(time.RFC3339), time.Since(began).Round(time.Second), envUp.Round(time.Millisecond), commit),
 		fmt.Sprintf("Machine: %d CPUs, %s memory, %s, Kubernetes %s servers (etcd, apiservers, kwok on 127.0.0.1)",
 			runtime.NumCPU(), memTotal(), runtime.Version(), k8s),
-		fmt.Sprintf("Syncer: bin/workload-syncer --workers=%d --qps=%s -v=%d (one process); B0 clients: QPS unlimited, %d and 1 workers",
+		fmt.Sprintf("Syncer: bin/workload-syncer --workers=%d --qps=%g -v=%d (one process); B0 clients: QPS unlimited, %d and 1 workers",
 			syncerWorkers, syncerQPS, r.cfg.verbosity, syncerWorkers),
 		fmt.Sprintf("Load average (1/5/15 min): %s before, %s after", loadBefore, loadAvg()),
 	}

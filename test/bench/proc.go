@@ -117,7 +117,7 @@ func processGroup(name string) string {
 	switch {
 	case name == "etcd":
 		return "etcd"
-	case name == "workload-syncer":
+	case strings.HasPrefix(name, "workload-syncer"):
 		return "syncer"
 	case strings.HasPrefix(name, "ws-") && strings.HasSuffix(name, "-apiserver"):
 		return "upstream apiservers"

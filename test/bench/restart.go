@@ -51,7 +51,7 @@ func (r *runner) b5(ctx context.Context) error {
 
 	syncerWrites := "?"
 	if m, err := r.sp.metrics(ctx); err == nil {
-		syncerWrites = fmt.Sprintf("downstream %.0f, upstream %.0f", m.sum("syncer_downstream_writes_total", nil), m.sum("syncer_upstream_writes_total", nil))
+		syncerWrites = fmt.Sprintf("downstream %.0f, upstream %.0f", m.Sum("syncer_downstream_writes_total", nil), m.Sum("syncer_upstream_writes_total", nil))
 	}
 	r.rep.add(row{scenario: "B5 restart", figure: fmt.Sprintf("process start → /readyz ok (%d objects synced)", n), value: toReady.Round(time.Millisecond).String(), target: "< 10s", verdict: verdict(toReady < 10*time.Second)})
 	r.rep.add(row{scenario: "B5 restart", figure: "process start → every object re-checked, queues empty", value: toIdle.Round(time.Millisecond).String()})
@@ -64,7 +64,7 @@ func (r *runner) b5(ctx context.Context) error {
 	ps := readProc(r.sp.Pid())
 	heap := 0.0
 	if m, err := r.sp.metrics(ctx); err == nil {
-		heap = m.sum("go_memstats_heap_inuse_bytes", nil)
+		heap = m.Sum("go_memstats_heap_inuse_bytes", nil)
 	}
 	r.rep.add(row{scenario: "B6 footprint", figure: fmt.Sprintf("syncer RSS after the restart, %d objects synced and idle, peak", n),
 		value: fmt.Sprintf("%s, peak %s (Go heap in use %s)", mib(ps.rss), mib(ps.hwm), mib(int64(heap))), target: "< 150 MiB at 10,000", verdict: verdict(ps.hwm < 150<<20)})

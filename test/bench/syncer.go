@@ -2,14 +2,12 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/tmc-dev/tmc/pkg/localenv"
@@ -17,8 +15,8 @@ import (
 
 // Syncer settings of every scenario, and the client settings of the B0 baseline.
 const (
-	syncerWorkers = 16
-	syncerQPS     = "-1" // no client-side rate limiting
+	syncerWorkers         = 16
+	syncerQPS     float32 = -1 // no client-side rate limiting
 )
 
 // buildSyncer builds bin/workload-syncer from the repository (or, for profiling, the same
@@ -40,101 +38,37 @@ func buildSyncer(ctx context.Context, root string, pprof bool) (string, error) {
 
 // syncerProcess is the workload-syncer running as a process, as the syncer user.
 type syncerProcess struct {
-	*localenv.Process
-	metricsURL string
-	healthURL  string
-	pprofURL   string
+	*localenv.Component
 }
 
 func startSyncer(ctx context.Context, be *benchEnv, binary string, verbosity int, pprof bool) (*syncerProcess, error) {
-	dir := filepath.Join(be.env.Dir, "syncer")
-	upKC, err := localenv.WriteKubeconfig(be.env.UpstreamConfig(syncerUser), "upstream", filepath.Join(dir, "upstream.kubeconfig"))
+	c, err := be.env.StartSyncer(ctx, localenv.SyncerOptions{
+		Binary:              binary,
+		Name:                "workload-syncer",
+		User:                syncerUser,
+		Cluster:             clusterName,
+		SyncTargetWorkspace: locationWS,
+		SyncTargetName:      clusterName,
+		SyncTargetUID:       string(be.st.UID),
+		QPS:                 syncerQPS,
+		Workers:             syncerWorkers,
+		Verbosity:           verbosity,
+		Pprof:               pprof,
+	})
 	if err != nil {
 		return nil, err
 	}
-	downKC, err := localenv.WriteKubeconfig(be.cluster.Config(syncerUser), "downstream", filepath.Join(dir, "downstream.kubeconfig"))
-	if err != nil {
-		return nil, err
-	}
-	metricsPort, err := localenv.FreePort()
-	if err != nil {
-		return nil, err
-	}
-	healthPort, err := localenv.FreePort()
-	if err != nil {
-		return nil, err
-	}
-	args := []string{
-		"--upstream-kubeconfig=" + upKC,
-		"--downstream-kubeconfig=" + downKC,
-		"--sync-target-workspace=" + locationWS,
-		"--sync-target-name=" + clusterName,
-		"--sync-target-uid=" + string(be.st.UID),
-		fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", metricsPort),
-		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", healthPort),
-		"--qps=" + syncerQPS,
-		"--workers=" + strconv.Itoa(syncerWorkers),
-		"-v=" + strconv.Itoa(verbosity),
-	}
-	sp := &syncerProcess{
-		metricsURL: fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort),
-		healthURL:  fmt.Sprintf("http://127.0.0.1:%d", healthPort),
-	}
-	if pprof {
-		port, err := localenv.FreePort()
-		if err != nil {
-			return nil, err
-		}
-		args = append(args, fmt.Sprintf("--pprof-bind-address=127.0.0.1:%d", port))
-		sp.pprofURL = fmt.Sprintf("http://127.0.0.1:%d/debug/pprof", port)
-	}
-	sp.Process = localenv.NewProcess("workload-syncer", binary, args, be.env.LogDir)
-	if err := sp.Start(); err != nil {
-		return nil, err
-	}
-	be.env.Track(sp.Process)
-	if _, err := sp.waitReady(ctx, 90*time.Second); err != nil {
-		return nil, err
-	}
-	return sp, nil
+	return &syncerProcess{Component: c}, nil
 }
 
-// waitReady polls /readyz every 50ms until it answers 200 and returns when it did.
+// waitReady waits until /readyz answers 200 and returns when it did.
 func (sp *syncerProcess) waitReady(ctx context.Context, timeout time.Duration) (time.Time, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	ticker := time.NewTicker(50 * time.Millisecond)
-	defer ticker.Stop()
-	for {
-		if !sp.Running() {
-			exitErr := sp.ExitError()
-			if exitErr == nil {
-				exitErr = errors.New("exit status 0")
-			}
-			return time.Time{}, fmt.Errorf("the syncer exited (log: %s): %w", sp.LogPath, exitErr)
-		}
-		if code, _, err := httpGet(ctx, sp.healthURL+"/readyz"); err == nil && code == http.StatusOK {
-			return time.Now(), nil
-		}
-		select {
-		case <-ctx.Done():
-			_, body, _ := httpGet(context.Background(), sp.healthURL+"/readyz?verbose")
-			return time.Time{}, fmt.Errorf("the syncer did not become ready within %s (log: %s):\n%s", timeout, sp.LogPath, body)
-		case <-ticker.C:
-		}
-	}
+	return sp.WaitReady(ctx, timeout)
 }
 
 // metrics scrapes the syncer's /metrics.
-func (sp *syncerProcess) metrics(ctx context.Context) (samples, error) {
-	code, body, err := httpGet(ctx, sp.metricsURL)
-	if err != nil {
-		return nil, fmt.Errorf("failed to scrape the syncer: %w", err)
-	}
-	if code != http.StatusOK {
-		return nil, fmt.Errorf("failed to scrape the syncer: HTTP %d", code)
-	}
-	return parseSamples(body), nil
+func (sp *syncerProcess) metrics(ctx context.Context) (localenv.Metrics, error) {
+	return sp.Metrics(ctx)
 }
 
 // waitIdle waits until the syncer's spec and status queues are empty and, when
@@ -142,38 +76,36 @@ func (sp *syncerProcess) metrics(ctx context.Context) (samples, error) {
 // started, with or without a write (the sign that a restarted syncer has re-checked every
 // synced object).
 func (sp *syncerProcess) waitIdle(ctx context.Context, minProcessed float64, timeout time.Duration) (time.Time, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
 	stable := 0
-	for {
+	err := localenv.Poll(ctx, 100*time.Millisecond, timeout, func(ctx context.Context) (bool, string, error) {
 		m, err := sp.metrics(ctx)
-		if err == nil {
-			depth := m.sum("workqueue_depth", map[string]string{"name": "spec"}) + m.sum("workqueue_depth", map[string]string{"name": "status"})
-			processed := m.sum("syncer_skipped_writes_total", map[string]string{"direction": "down"}) +
-				m.sum("syncer_resources_synced_total", map[string]string{"direction": "down"})
-			if depth == 0 && processed >= minProcessed {
-				// Twice in a row, so that a key being processed right now is finished.
-				if stable++; stable >= 2 {
-					return time.Now(), nil
-				}
-			} else {
-				stable = 0
-			}
+		if err != nil {
+			return false, err.Error(), nil
 		}
-		select {
-		case <-ctx.Done():
-			return time.Time{}, fmt.Errorf("the syncer did not become idle within %s (want %.0f objects re-checked): %w", timeout, minProcessed, ctx.Err())
-		case <-time.After(100 * time.Millisecond):
+		depth := m.Sum("workqueue_depth", map[string]string{"name": "spec"}) + m.Sum("workqueue_depth", map[string]string{"name": "status"})
+		processed := m.Sum("syncer_skipped_writes_total", map[string]string{"direction": "down"}) +
+			m.Sum("syncer_resources_synced_total", map[string]string{"direction": "down"})
+		status := fmt.Sprintf("queue depth %.0f, %.0f objects processed", depth, processed)
+		if depth != 0 || processed < minProcessed {
+			stable = 0
+			return false, status, nil
 		}
+		// Twice in a row, so that a key being processed right now is finished.
+		stable++
+		return stable >= 2, status, nil
+	})
+	if err != nil {
+		return time.Time{}, fmt.Errorf("the syncer did not become idle within %s (want %.0f objects re-checked): %w", timeout, minProcessed, err)
 	}
+	return time.Now(), nil
 }
 
 // cpuProfile fetches a CPU profile of d from the pprof build into path.
 func (sp *syncerProcess) cpuProfile(ctx context.Context, d time.Duration, path string) error {
-	if sp.pprofURL == "" {
+	if sp.PprofURL == "" {
 		return nil
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/profile?seconds=%d", sp.pprofURL, int(d.Seconds())), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/profile?seconds=%d", sp.PprofURL, int(d.Seconds())), nil)
 	if err != nil {
 		return err
 	}
@@ -197,15 +129,5 @@ func (sp *syncerProcess) cpuProfile(ctx context.Context, d time.Duration, path s
 }
 
 func httpGet(ctx context.Context, url string) (int, string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return 0, "", err
-	}
-	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
-	if err != nil {
-		return 0, "", err
-	}
-	defer func() { _ = resp.Body.Close() }()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), err
+	return localenv.HTTPGet(ctx, url)
 }

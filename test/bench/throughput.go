@@ -299,7 +299,7 @@ func (r *runner) b1(ctx context.Context) error {
 	// B6 under load.
 	heap := 0.0
 	if m, err := r.sp.metrics(ctx); err == nil {
-		heap = m.sum("go_memstats_heap_inuse_bytes", nil)
+		heap = m.Sum("go_memstats_heap_inuse_bytes", nil)
 	}
 	syncerCPU := syncerEnd.cpu - syncerBefore.cpu
 	perObjectBytes := float64(syncerEnd.rss-r.idle.rss) / float64(n)
@@ -310,7 +310,7 @@ func (r *runner) b1(ctx context.Context) error {
 	profiling.Wait()
 	if r.cfg.pprofDir != "" {
 		path := filepath.Join(r.cfg.pprofDir, "b1-heap.pprof")
-		code, body, err := httpGet(ctx, r.sp.pprofURL+"/heap")
+		code, body, err := httpGet(ctx, r.sp.PprofURL+"/heap")
 		if err == nil && code == 200 {
 			err = writeFile(path, body)
 		}
