@@ -116,15 +116,21 @@ func ControllerRules() []rbacv1.PolicyRule {
 	}
 }
 
-// GrantController grants the controller's user ControllerRules in every workspace.
-func (env *Environment) GrantController(ctx context.Context, user string, workspaces ...string) error {
+// ControllerRBAC is the ClusterRole tmc-controller of ControllerRules and its binding to
+// user.
+func ControllerRBAC(user string) []runtime.Object {
 	subject := rbacv1.Subject{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}
+	return clusterRoleAndBinding("tmc-controller", subject, ControllerRules())
+}
+
+// GrantController grants the controller's user ControllerRBAC in every workspace.
+func (env *Environment) GrantController(ctx context.Context, user string, workspaces ...string) error {
 	for _, path := range workspaces {
 		ws := env.Workspace(path)
 		if ws == nil {
 			return fmt.Errorf("failed to grant the controller: no workspace %s", path)
 		}
-		if err := createObjects(ctx, ws.AdminConfig(), clusterRoleAndBinding("tmc-controller", subject, ControllerRules())...); err != nil {
+		if err := createObjects(ctx, ws.AdminConfig(), ControllerRBAC(user)...); err != nil {
 			return fmt.Errorf("failed to grant the controller in %s: %w", path, err)
 		}
 	}
@@ -142,13 +148,19 @@ func clusterRoleAndBinding(name string, subject rbacv1.Subject, rules []rbacv1.P
 	}
 }
 
-// createObjects creates the RBAC, namespace and admission objects syncerrbac builds, in
-// order, as the admin of cfg.
+// createObjects creates objs as the admin of cfg (see CreateObjects).
 func createObjects(ctx context.Context, cfg *rest.Config, objs ...runtime.Object) error {
 	c, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return fmt.Errorf("failed to create client for %s: %w", cfg.Host, err)
 	}
+	return CreateObjects(ctx, c, objs...)
+}
+
+// CreateObjects creates the namespace, RBAC and admission objects this package and
+// syncerrbac build, in order. Objects that exist already are left as they are, so that
+// granting twice is harmless.
+func CreateObjects(ctx context.Context, c kubernetes.Interface, objs ...runtime.Object) error {
 	opts := metav1.CreateOptions{}
 	for _, obj := range objs {
 		var err error
@@ -170,7 +182,7 @@ func createObjects(ctx context.Context, cfg *rest.Config, objs ...runtime.Object
 		default:
 			return fmt.Errorf("failed to create %T: not a kind this environment creates", obj)
 		}
-		if err != nil {
+		if err != nil && !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("failed to create %T %s: %w", obj, objectName(obj), err)
 		}
 	}

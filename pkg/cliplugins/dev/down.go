@@ -1,6 +1,7 @@
 package dev
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -8,11 +9,12 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/tmc-dev/tmc/pkg/localenv"
 )
 
 // serveGrace is how long `down` waits for dev serve to stop its processes after SIGTERM.
@@ -58,7 +60,7 @@ func stopEnvironment(dir string, keepData bool, out io.Writer, quiet bool) error
 	if st != nil && alive(st.PID, dir) {
 		stopped = true
 		_, _ = fmt.Fprintf(out, "Stopping dev serve (pid %d) and its processes ...\n", st.PID)
-		_ = syscall.Kill(st.PID, syscall.SIGTERM)
+		terminate(st.PID)
 		if !waitGone(serveGrace, dir, st.PID) {
 			_, _ = fmt.Fprintf(out, "dev serve did not stop within %s; killing its process group\n", serveGrace)
 			killGroup(st.PID)
@@ -122,31 +124,15 @@ func stopEnvironment(dir string, keepData bool, out io.Writer, quiet bool) error
 	return errors.Join(errs...)
 }
 
-// killGroup sends SIGKILL to pid's process group when pid leads it (every process of an
-// environment does), else to pid alone.
-func killGroup(pid int) {
-	if pgid, err := syscall.Getpgid(pid); err == nil && pgid == pid {
-		_ = syscall.Kill(-pid, syscall.SIGKILL)
-	}
-	_ = syscall.Kill(pid, syscall.SIGKILL)
-}
-
 // waitGone waits until none of pids is a live process of dir, or timeout passes.
 func waitGone(timeout time.Duration, dir string, pids ...int) bool {
-	deadline := time.Now().Add(timeout)
-	for {
-		gone := true
+	err := localenv.Poll(context.Background(), 200*time.Millisecond, timeout, func(context.Context) (bool, string, error) {
 		for _, pid := range pids {
 			if alive(pid, dir) {
-				gone = false
+				return false, fmt.Sprintf("pid %d is running", pid), nil
 			}
 		}
-		if gone {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return true, "", nil
+	})
+	return err == nil
 }

@@ -6,7 +6,6 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -39,67 +38,6 @@ func clusterNames(n int) []string {
 }
 
 func syncerUser(cluster string) string { return "syncer-" + cluster }
-
-// The RBAC below is what the e2e tests give the syncers and the controller
-// (test/e2e/controller_test.go): each a token user with no more than it needs.
-
-// syncerLocationRules lets a syncer read its SyncTarget and heartbeat into its status.
-func syncerLocationRules() []rbacv1.PolicyRule {
-	return []rbacv1.PolicyRule{
-		{APIGroups: []string{"workload.kcp.io"}, Resources: []string{"synctargets"}, Verbs: []string{"get", "list", "watch"}},
-		{APIGroups: []string{"workload.kcp.io"}, Resources: []string{"synctargets/status"}, Verbs: []string{"get", "update", "patch"}},
-	}
-}
-
-// syncerWorkloadRules lets a syncer read the synced types of a workload workspace and write
-// their status, finalizers and Events.
-func syncerWorkloadRules() []rbacv1.PolicyRule {
-	return []rbacv1.PolicyRule{
-		{APIGroups: []string{"", "apps", "batch", "networking.k8s.io"}, Resources: []string{"*"}, Verbs: []string{"get", "list", "watch", "update", "patch"}},
-		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch", "update"}},
-	}
-}
-
-// syncerDownstreamRules lets a syncer manage namespaces and the synced types on its physical
-// cluster and read nodes for capacity.
-func syncerDownstreamRules() []rbacv1.PolicyRule {
-	return []rbacv1.PolicyRule{
-		{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch", "create", "delete"}},
-		{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get", "list", "watch"}},
-		{APIGroups: []string{""}, Resources: []string{"configmaps", "secrets", "serviceaccounts", "services", "persistentvolumeclaims"}, Verbs: []string{"*"}},
-		{APIGroups: []string{"apps"}, Resources: []string{"deployments", "statefulsets"}, Verbs: []string{"*"}},
-		{APIGroups: []string{"batch"}, Resources: []string{"jobs", "cronjobs"}, Verbs: []string{"*"}},
-		{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"ingresses"}, Verbs: []string{"*"}},
-		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"*"}},
-	}
-}
-
-// controllerRules is what the tmc-controller needs in the location and workload workspaces.
-func controllerRules() []rbacv1.PolicyRule {
-	return []rbacv1.PolicyRule{
-		{APIGroups: []string{"workload.kcp.io", "scheduling.kcp.io"}, Resources: []string{"*"}, Verbs: []string{"*"}},
-		{APIGroups: []string{"", "apps", "batch", "networking.k8s.io"}, Resources: []string{"*"}, Verbs: []string{"get", "list", "watch", "update", "patch"}},
-		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch", "update"}},
-		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"*"}},
-	}
-}
-
-// grantUser binds a ClusterRole name with rules to user. Existing objects are kept.
-func grantUser(ctx context.Context, c kubernetes.Interface, name, user string, rules []rbacv1.PolicyRule) error {
-	role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: name}, Rules: rules}
-	if _, err := c.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("failed to create ClusterRole %s: %w", name, err)
-	}
-	binding := &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: name},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}},
-	}
-	if _, err := c.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("failed to create ClusterRoleBinding %s: %w", name, err)
-	}
-	return nil
-}
 
 // demoPlacement places every namespace labelled tmc.dev/demo=true of the workload workspace
 // on a SyncTarget of the location workspace.

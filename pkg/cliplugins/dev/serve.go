@@ -14,7 +14,6 @@ import (
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	"github.com/tmc-dev/tmc/pkg/localenv"
@@ -42,6 +41,10 @@ func newServeCommand(streams genericiooptions.IOStreams) *cobra.Command {
 		// The failure is logged with the state; once is enough.
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkPlatform(); err != nil {
+				_, _ = fmt.Fprintf(streams.ErrOut, "Error: %v\n", err)
+				return err
+			}
 			if err := o.complete(); err != nil {
 				_, _ = fmt.Fprintf(streams.ErrOut, "Error: %v\n", err)
 				return err
@@ -246,17 +249,7 @@ func (s *server) writeKubeconfigs(names []string) error {
 }
 
 func (s *server) register(ctx context.Context, names []string) error {
-	locCfg := s.env.Workspace(locationWorkspace).AdminConfig()
-	wlCfg := s.env.Workspace(workloadWorkspace).AdminConfig()
-	tc, err := tmcclient.NewForConfig(locCfg)
-	if err != nil {
-		return fmt.Errorf("failed to create client: %w", err)
-	}
-	locKube, err := kubernetes.NewForConfig(locCfg)
-	if err != nil {
-		return fmt.Errorf("failed to create client: %w", err)
-	}
-	wlKube, err := kubernetes.NewForConfig(wlCfg)
+	tc, err := tmcclient.NewForConfig(s.env.Workspace(locationWorkspace).AdminConfig())
 	if err != nil {
 		return fmt.Errorf("failed to create client: %w", err)
 	}
@@ -274,25 +267,15 @@ func (s *server) register(ctx context.Context, names []string) error {
 			return fmt.Errorf("failed to create SyncTarget %s: %w", n, err)
 		}
 		s.uids[n] = string(st.UID)
-		downKube, err := kubernetes.NewForConfig(s.env.Cluster(n).AdminConfig())
-		if err != nil {
-			return fmt.Errorf("failed to create client: %w", err)
-		}
-		user := syncerUser(n)
-		if err := grantUser(ctx, locKube, "tmc-syncer-"+n, user, syncerLocationRules()); err != nil {
-			return err
-		}
-		if err := grantUser(ctx, wlKube, "tmc-syncer-"+n, user, syncerWorkloadRules()); err != nil {
-			return err
-		}
-		if err := grantUser(ctx, downKube, "tmc-syncer", user, syncerDownstreamRules()); err != nil {
+		if err := s.env.GrantSyncer(ctx, localenv.SyncerGrant{
+			User:               syncerUser(n),
+			SyncTargetName:     n,
+			LocationWorkspace:  locationWorkspace,
+			WorkloadWorkspaces: []string{workloadWorkspace},
+			Cluster:            n,
+		}); err != nil {
 			return err
 		}
 	}
-	for _, c := range []kubernetes.Interface{locKube, wlKube} {
-		if err := grantUser(ctx, c, "tmc-controller", controllerUser, controllerRules()); err != nil {
-			return err
-		}
-	}
-	return nil
+	return s.env.GrantController(ctx, controllerUser, locationWorkspace, workloadWorkspace)
 }

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -137,7 +136,7 @@ func alive(pid int, dir string) bool {
 	if pid <= 0 {
 		return false
 	}
-	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+	if !processExists(pid) {
 		return false
 	}
 	stat, err := os.ReadFile(filepath.Join(procFS, strconv.Itoa(pid), "stat"))

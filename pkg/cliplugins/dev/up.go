@@ -36,6 +36,9 @@ print the kubeconfigs and what to try next. Builds missing binaries first. If th
 is already up, prints the same information.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkPlatform(); err != nil {
+				return err
+			}
 			if err := o.complete(serve); err != nil {
 				return err
 			}
@@ -142,7 +145,7 @@ func (o *upOptions) startServe(binDir, serverDir string) (int, <-chan struct{}, 
 	cmd.Dir = o.dir
 	cmd.Env = append(os.Environ(), "TMC_BIN_DIR="+serverDir)
 	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.SysProcAttr = detachedSysProcAttr()
 	if err := cmd.Start(); err != nil {
 		return 0, nil, fmt.Errorf("failed to start dev serve: %w", err)
 	}
