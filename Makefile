@@ -99,8 +99,18 @@ $(GOLANGCI_LINT):
 lint: $(GOLANGCI_LINT) ## Run golangci-lint with the explicit linter list in .golangci.yml
 	$(GOLANGCI_LINT) run ./...
 
+.PHONY: verify-cross
+verify-cross: ## Build kubectl-tmc for macOS (arm64, amd64) and Windows (amd64): the plugin runs wherever kubectl does
+	GOOS=darwin GOARCH=arm64 $(GO) build -o /dev/null ./cmd/kubectl-tmc
+	GOOS=darwin GOARCH=amd64 $(GO) build -o /dev/null ./cmd/kubectl-tmc
+	GOOS=windows GOARCH=amd64 $(GO) build -o /dev/null ./cmd/kubectl-tmc
+
+.PHONY: verify-imports
+verify-imports: ## Fail if code outside test/ (not _test.go) imports github.com/tmc-dev/tmc/test/...
+	hack/verify-imports.sh
+
 .PHONY: verify
-verify: verify-gofmt verify-vet lint verify-codegen verify-mod ## All static checks
+verify: verify-gofmt verify-vet lint verify-codegen verify-mod verify-cross verify-imports ## All static checks
 
 .PHONY: clean
 clean: ## Remove build output
