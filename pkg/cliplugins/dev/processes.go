@@ -21,7 +21,7 @@ const componentReadyTimeout = 2 * time.Minute
 // startSyncer runs the workload-syncer of cluster as its token user and waits until it is
 // ready.
 func (s *server) startSyncer(ctx context.Context, cluster string) error {
-	c, err := s.env.StartSyncer(ctx, localenv.SyncerOptions{
+	return s.record(s.env.StartSyncer(ctx, localenv.SyncerOptions{
 		Binary:              filepath.Join(s.opts.binDir, "workload-syncer"),
 		User:                syncerUser(cluster),
 		Cluster:             cluster,
@@ -31,24 +31,23 @@ func (s *server) startSyncer(ctx context.Context, cluster string) error {
 		HeartbeatInterval:   10 * time.Second,
 		Verbosity:           2,
 		ReadyTimeout:        componentReadyTimeout,
-	})
-	if err != nil {
-		return err
-	}
-	s.urls[c.Name] = c.MetricsURL
-	return nil
+	}))
 }
 
 // startController runs the tmc-controller and waits until it is ready.
 func (s *server) startController(ctx context.Context) error {
-	c, err := s.env.StartController(ctx, localenv.ControllerOptions{
+	return s.record(s.env.StartController(ctx, localenv.ControllerOptions{
 		Binary:             filepath.Join(s.opts.binDir, "tmc-controller"),
 		User:               controllerUser,
 		LocationWorkspaces: []string{locationWorkspace},
 		Workspaces:         []string{workloadWorkspace},
 		Verbosity:          2,
 		ReadyTimeout:       componentReadyTimeout,
-	})
+	}))
+}
+
+// record keeps the /metrics URL of a started component for state.json.
+func (s *server) record(c *localenv.Component, err error) error {
 	if err != nil {
 		return err
 	}
