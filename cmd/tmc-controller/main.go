@@ -1,6 +1,3 @@
-// Command tmc-controller runs TMC's control-plane controllers: placement of namespaces onto
-// SyncTargets, Location status, SyncTarget heartbeat health, label propagation from
-// namespaces to their objects, and SyncTarget.status.workspaces.
 package main
 
 import (

@@ -1,6 +1,3 @@
-// Command workload-syncer is TMC's per-physical-cluster syncer: it syncs the workloads of
-// the workspaces placed on its SyncTarget down to the cluster, copies their status back up,
-// and heartbeats the SyncTarget.
 package main
 
 import (

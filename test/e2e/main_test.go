@@ -1,5 +1,3 @@
-// Package e2e runs TMC's real binaries as processes against real servers started by
-// pkg/localenv: workspaces behind a kcp-style front proxy and kwok physical clusters.
 package e2e
 
 import (

@@ -1,5 +1,3 @@
-// Package integration holds integration tests that run real etcd, kube-apiservers,
-// controller-managers, schedulers and kwok through pkg/localenv.
 package integration
 
 import (
