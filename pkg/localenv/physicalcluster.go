@@ -67,8 +67,27 @@ func startPhysicalCluster(ctx context.Context, env *Environment, opts PhysicalCl
 		return nil, err
 	}
 	pc.KubeconfigPath = kubeconfig
+	if err := pc.startComponents(env, kubeconfig); err != nil {
+		return nil, err
+	}
+	client, err := kubernetes.NewForConfig(as.AdminConfig())
+	if err != nil {
+		return nil, fmt.Errorf("failed to create client: %w", err)
+	}
+	for i := range opts.Nodes {
+		if err := createNode(ctx, client, opts, i); err != nil {
+			return nil, err
+		}
+	}
+	if err := pc.waitNodesReady(ctx, client, opts.Nodes); err != nil {
+		return nil, err
+	}
+	return pc, nil
+}
 
-	pc.ControllerManager = NewProcess("cluster-"+opts.Name+"-controller-manager", env.bins.Path(BinKubeControllerManager), []string{
+// startComponents starts the controller-manager, the scheduler and kwok of the cluster.
+func (pc *PhysicalCluster) startComponents(env *Environment, kubeconfig string) error {
+	pc.ControllerManager = NewProcess("cluster-"+pc.Name+"-controller-manager", env.bins.Path(BinKubeControllerManager), []string{
 		"--kubeconfig=" + kubeconfig,
 		"--authentication-kubeconfig=" + kubeconfig,
 		"--authorization-kubeconfig=" + kubeconfig,
@@ -82,7 +101,7 @@ func startPhysicalCluster(ctx context.Context, env *Environment, opts PhysicalCl
 		"--concurrent-replicaset-syncs=10",
 		"--v=1",
 	}, env.LogDir)
-	pc.Scheduler = NewProcess("cluster-"+opts.Name+"-scheduler", env.bins.Path(BinKubeScheduler), []string{
+	pc.Scheduler = NewProcess("cluster-"+pc.Name+"-scheduler", env.bins.Path(BinKubeScheduler), []string{
 		"--kubeconfig=" + kubeconfig,
 		"--authentication-kubeconfig=" + kubeconfig,
 		"--authorization-kubeconfig=" + kubeconfig,
@@ -90,7 +109,7 @@ func startPhysicalCluster(ctx context.Context, env *Environment, opts PhysicalCl
 		"--secure-port=0",
 		"--v=1",
 	}, env.LogDir)
-	pc.Kwok = NewProcess("cluster-"+opts.Name+"-kwok", env.bins.Path(BinKwok), []string{
+	pc.Kwok = NewProcess("cluster-"+pc.Name+"-kwok", env.bins.Path(BinKwok), []string{
 		"--kubeconfig=" + kubeconfig,
 		"--config=" + env.bins.Path(kwokStagesFile),
 		"--manage-all-nodes=true",
@@ -100,43 +119,38 @@ func startPhysicalCluster(ctx context.Context, env *Environment, opts PhysicalCl
 	}, env.LogDir)
 	for _, p := range []*Process{pc.ControllerManager, pc.Scheduler, pc.Kwok} {
 		if err := p.Start(); err != nil {
-			return nil, fmt.Errorf("physical cluster %s: %w", opts.Name, err)
+			return fmt.Errorf("physical cluster %s: %w", pc.Name, err)
 		}
 		env.track(p)
 	}
+	return nil
+}
 
-	client, err := kubernetes.NewForConfig(as.AdminConfig())
-	if err != nil {
-		return nil, fmt.Errorf("failed to create client: %w", err)
-	}
-	for i := range opts.Nodes {
-		node := &corev1.Node{
-			ObjectMeta: metav1.ObjectMeta{
-				Name:        fmt.Sprintf("kwok-%s-%d", opts.Name, i),
-				Labels:      map[string]string{"type": "kwok", "kubernetes.io/hostname": fmt.Sprintf("kwok-%s-%d", opts.Name, i), "kubernetes.io/os": "linux"},
-				Annotations: map[string]string{"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+// createNode creates fake node i, which kwok makes Ready.
+func createNode(ctx context.Context, client kubernetes.Interface, opts PhysicalClusterOptions, i int) error {
+	node := &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        fmt.Sprintf("kwok-%s-%d", opts.Name, i),
+			Labels:      map[string]string{"type": "kwok", "kubernetes.io/hostname": fmt.Sprintf("kwok-%s-%d", opts.Name, i), "kubernetes.io/os": "linux"},
+			Annotations: map[string]string{"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+		},
+		Status: corev1.NodeStatus{
+			Allocatable: corev1.ResourceList{
+				corev1.ResourceCPU:    resource.MustParse(opts.NodeCPU),
+				corev1.ResourceMemory: resource.MustParse(opts.NodeMemory),
+				corev1.ResourcePods:   resource.MustParse(opts.NodePods),
 			},
-			Status: corev1.NodeStatus{
-				Allocatable: corev1.ResourceList{
-					corev1.ResourceCPU:    resource.MustParse(opts.NodeCPU),
-					corev1.ResourceMemory: resource.MustParse(opts.NodeMemory),
-					corev1.ResourcePods:   resource.MustParse(opts.NodePods),
-				},
-				Capacity: corev1.ResourceList{
-					corev1.ResourceCPU:    resource.MustParse(opts.NodeCPU),
-					corev1.ResourceMemory: resource.MustParse(opts.NodeMemory),
-					corev1.ResourcePods:   resource.MustParse(opts.NodePods),
-				},
+			Capacity: corev1.ResourceList{
+				corev1.ResourceCPU:    resource.MustParse(opts.NodeCPU),
+				corev1.ResourceMemory: resource.MustParse(opts.NodeMemory),
+				corev1.ResourcePods:   resource.MustParse(opts.NodePods),
 			},
-		}
-		if _, err := client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-			return nil, fmt.Errorf("failed to create node %s: %w", node.Name, err)
-		}
+		},
 	}
-	if err := pc.waitNodesReady(ctx, client, opts.Nodes); err != nil {
-		return nil, err
+	if _, err := client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("failed to create node %s: %w", node.Name, err)
 	}
-	return pc, nil
+	return nil
 }
 
 func (pc *PhysicalCluster) waitNodesReady(ctx context.Context, client kubernetes.Interface, n int) error {

@@ -279,22 +279,6 @@ func deployment(o ManifestOptions, n names, labels map[string]string, resources 
 	if o.Replicas > 1 {
 		strategy = appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType}
 	}
-	probe := func(path string) *corev1.Probe {
-		return &corev1.Probe{
-			ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
-				Path: path, Port: intstr.FromString("health"),
-			}},
-			// The syncer's health checks give up after 4s.
-			TimeoutSeconds:   5,
-			PeriodSeconds:    10,
-			FailureThreshold: 3,
-		}
-	}
-	fieldEnv := func(name, path string) corev1.EnvVar {
-		return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{
-			FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: path},
-		}}
-	}
 	return &appsv1.Deployment{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
 		ObjectMeta: meta(n.namespaced, n.namespace, labels),
@@ -313,39 +297,7 @@ func deployment(o ManifestOptions, n names, labels map[string]string, resources 
 						FSGroup:        ptr.To[int64](nonRootUID),
 						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 					},
-					Containers: []corev1.Container{{
-						Name:  "workload-syncer",
-						Image: o.Image,
-						Args:  o.syncerArgs(resources),
-						Env: []corev1.EnvVar{
-							fieldEnv("POD_NAME", "metadata.name"),
-							fieldEnv("POD_NAMESPACE", "metadata.namespace"),
-						},
-						Ports: []corev1.ContainerPort{
-							{Name: "metrics", ContainerPort: metricsPort, Protocol: corev1.ProtocolTCP},
-							{Name: "health", ContainerPort: healthPort, Protocol: corev1.ProtocolTCP},
-						},
-						LivenessProbe:  probe("/livez"),
-						ReadinessProbe: probe("/readyz"),
-						Resources: corev1.ResourceRequirements{
-							Requests: corev1.ResourceList{
-								corev1.ResourceCPU:    resource.MustParse("100m"),
-								corev1.ResourceMemory: resource.MustParse("128Mi"),
-							},
-							Limits: corev1.ResourceList{
-								corev1.ResourceMemory: resource.MustParse("512Mi"),
-							},
-						},
-						VolumeMounts: []corev1.VolumeMount{{
-							Name: "upstream", MountPath: secretMountPath, ReadOnly: true,
-						}},
-						SecurityContext: &corev1.SecurityContext{
-							RunAsNonRoot:             ptr.To(true),
-							ReadOnlyRootFilesystem:   ptr.To(true),
-							AllowPrivilegeEscalation: ptr.To(false),
-							Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
-						},
-					}},
+					Containers: []corev1.Container{syncerContainer(o, resources)},
 					Volumes: []corev1.Volume{{
 						Name: "upstream",
 						VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
@@ -355,6 +307,60 @@ func deployment(o ManifestOptions, n names, labels map[string]string, resources 
 					}},
 				},
 			},
+		},
+	}
+}
+
+// syncerContainer is the syncer's container: its flags, probes, limits and a locked-down
+// security context.
+func syncerContainer(o ManifestOptions, resources []workloadv1alpha1.ResourceToSync) corev1.Container {
+	probe := func(path string) *corev1.Probe {
+		return &corev1.Probe{
+			ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
+				Path: path, Port: intstr.FromString("health"),
+			}},
+			// The syncer's health checks give up after 4s.
+			TimeoutSeconds:   5,
+			PeriodSeconds:    10,
+			FailureThreshold: 3,
+		}
+	}
+	fieldEnv := func(name, path string) corev1.EnvVar {
+		return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{
+			FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: path},
+		}}
+	}
+	return corev1.Container{
+		Name:  "workload-syncer",
+		Image: o.Image,
+		Args:  o.syncerArgs(resources),
+		Env: []corev1.EnvVar{
+			fieldEnv("POD_NAME", "metadata.name"),
+			fieldEnv("POD_NAMESPACE", "metadata.namespace"),
+		},
+		Ports: []corev1.ContainerPort{
+			{Name: "metrics", ContainerPort: metricsPort, Protocol: corev1.ProtocolTCP},
+			{Name: "health", ContainerPort: healthPort, Protocol: corev1.ProtocolTCP},
+		},
+		LivenessProbe:  probe("/livez"),
+		ReadinessProbe: probe("/readyz"),
+		Resources: corev1.ResourceRequirements{
+			Requests: corev1.ResourceList{
+				corev1.ResourceCPU:    resource.MustParse("100m"),
+				corev1.ResourceMemory: resource.MustParse("128Mi"),
+			},
+			Limits: corev1.ResourceList{
+				corev1.ResourceMemory: resource.MustParse("512Mi"),
+			},
+		},
+		VolumeMounts: []corev1.VolumeMount{{
+			Name: "upstream", MountPath: secretMountPath, ReadOnly: true,
+		}},
+		SecurityContext: &corev1.SecurityContext{
+			RunAsNonRoot:             ptr.To(true),
+			ReadOnlyRootFilesystem:   ptr.To(true),
+			AllowPrivilegeEscalation: ptr.To(false),
+			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
 		},
 	}
 }
