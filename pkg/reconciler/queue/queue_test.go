@@ -4,14 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/component-base/metrics/testutil"
 	testingclock "k8s.io/utils/clock/testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tmc-dev/tmc/pkg/reconciler/workload/tmc"
 )
 
@@ -262,5 +265,27 @@ func TestDrainTakesReadyKeysWithoutReconciling(t *testing.T) {
 	}
 	if got := q.Failures("bad"); got != 0 {
 		t.Errorf("a drained key remembers %d failures, want 0", got)
+	}
+}
+
+func TestFailuresAreCountedByTypeAndStrategy(t *testing.T) {
+	registry := prometheus.NewRegistry()
+	q := New(func(context.Context, string) (time.Duration, error) {
+		return 0, apierrors.NewForbidden(gr, "a", errors.New("no"))
+	}, Options[string]{Name: "counted", Component: "test", Recovery: tmc.RecoveryOptions{Registerer: registry}})
+	t.Cleanup(q.ShutDown)
+	// A second queue on the same registry shares the counter instead of failing to register.
+	other := New(func(context.Context, string) (time.Duration, error) { return 0, nil },
+		Options[string]{Name: "other", Recovery: tmc.RecoveryOptions{Registerer: registry}})
+	t.Cleanup(other.ShutDown)
+	q.Add("a")
+	q.ProcessNext(t.Context())
+	want := `
+# HELP tmc_recovery_attempts_total Number of failures handled by the retry rule, by error type and chosen strategy.
+# TYPE tmc_recovery_attempts_total counter
+tmc_recovery_attempts_total{component="test",error_type="Forbidden",strategy="SlowRetry"} 1
+`
+	if err := testutil.GatherAndCompare(registry, strings.NewReader(want), tmc.MetricRecoveryAttempts); err != nil {
+		t.Error(err)
 	}
 }
