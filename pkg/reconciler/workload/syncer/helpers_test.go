@@ -29,7 +29,6 @@ import (
 	"github.com/tmc-dev/tmc/sdk/apis/logicalcluster"
 	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
 	tmcfake "github.com/tmc-dev/tmc/sdk/client/clientset/versioned/fake"
-	workloadlisters "github.com/tmc-dev/tmc/sdk/client/listers/workload/v1alpha1"
 )
 
 const (
@@ -131,16 +130,15 @@ func newTestEnv(t *testing.T, objs testObjects) *testEnv {
 	d := newDataPath(target, transform.DefaultChain(), cfg, env.downstreamDynamic, env.downstreamKube, env.metrics, env.errors, env.recovery)
 	env.engine, env.spec, env.status, env.namespaces = d.engine, d.spec, d.status, d.namespaces
 	env.reporter = &statusReporter{
-		target:           target,
-		interval:         cfg.HeartbeatInterval,
-		podName:          cfg.PodName,
-		syncTargetLister: func() workloadlisters.SyncTargetLister { return nil },
-		downstreamNodes:  env.downstreamKube.CoreV1().Nodes(),
-		caches:           d.engine,
-		started:          env.started.Load,
-		errors:           env.errors,
-		metrics:          env.metrics,
-		startTime:        metav1.NewTime(time.Now().Truncate(time.Second)),
+		target:          target,
+		interval:        cfg.HeartbeatInterval,
+		podName:         cfg.PodName,
+		downstreamNodes: env.downstreamKube.CoreV1().Nodes(),
+		caches:          d.engine,
+		started:         env.started.Load,
+		errors:          env.errors,
+		metrics:         env.metrics,
+		startTime:       metav1.NewTime(time.Now().Truncate(time.Second)),
 	}
 	env.fakeInformers()
 	t.Cleanup(func() {

@@ -112,11 +112,11 @@ func (c *specController) reconcile(ctx context.Context, key specKey) (time.Durat
 	if desired == nil || err != nil {
 		return 0, err
 	}
-	downstreamObj, err := c.current(ctx, req, upstreamObj)
-	if downstreamObj == nil || err != nil {
+	downstreamObj, watched, err := c.current(ctx, req, upstreamObj)
+	if !watched || err != nil {
 		return 0, err
 	}
-	if downstreamObj.GetDeletionTimestamp() != nil {
+	if downstreamObj != nil && downstreamObj.GetDeletionTimestamp() != nil {
 		// Wait until a previous deletion finishes before re-creating.
 		return time.Second, nil
 	}
@@ -187,42 +187,36 @@ func (c *specController) desired(ctx context.Context, req specRequest, upstreamO
 	return desired, nil
 }
 
-// noDownstreamObject stands for "no copy yet": an empty object NeedsApply always applies.
-var noDownstreamObject = &unstructured.Unstructured{}
-
-// current returns the downstream copy: from the ownership-filtered cache, else a live read
-// that finds objects we do not own. It returns noDownstreamObject when there is none, and
-// nil (with a ResourceConflict error) for an object that is not ours.
-func (c *specController) current(ctx context.Context, req specRequest, upstreamObj *unstructured.Unstructured) (*unstructured.Unstructured, error) {
+// current returns the downstream copy (nil if there is none): from the ownership-filtered
+// cache, else a live read that finds objects we do not own, which are a ResourceConflict.
+// watched is false while the type has no downstream informer: then nothing is written.
+func (c *specController) current(ctx context.Context, req specRequest, upstreamObj *unstructured.Unstructured) (downstreamObj *unstructured.Unstructured, watched bool, err error) {
 	downstream, ok := c.downstream(req.key.gvr)
 	if !ok {
-		return nil, nil
+		return nil, false, nil
 	}
 	obj, err := downstream.lister.ByNamespace(req.downstreamNamespace).Get(req.key.name)
 	if err == nil {
-		return obj.(*unstructured.Unstructured), nil
+		return obj.(*unstructured.Unstructured), true, nil
 	}
 	if !apierrors.IsNotFound(err) {
-		return nil, err
+		return nil, true, err
 	}
-	downstreamObj, err := c.downstreamClient.Resource(req.key.gvr).Namespace(req.downstreamNamespace).Get(ctx, req.key.name, metav1.GetOptions{})
+	downstreamObj, err = c.downstreamClient.Resource(req.key.gvr).Namespace(req.downstreamNamespace).Get(ctx, req.key.name, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
-		return noDownstreamObject, nil
+		return nil, true, nil
 	case err != nil:
-		return nil, fmt.Errorf("failed to get downstream %s: %w", req.key.gvr.Resource, err)
+		return nil, true, fmt.Errorf("failed to get downstream %s: %w", req.key.gvr.Resource, err)
 	case downstreamObj.GetLabels()[workloadv1alpha1.InternalDownstreamClusterLabel] != c.target.key:
-		return nil, c.conflict(ctx, req, upstreamObj)
+		return nil, true, c.conflict(ctx, req, upstreamObj)
 	}
-	return downstreamObj, nil
+	return downstreamObj, true, nil
 }
 
 // apply writes desired downstream unless the copy is already up to date.
 func (c *specController) apply(ctx context.Context, req specRequest, upstreamObj, desired, downstreamObj *unstructured.Unstructured) error {
 	logger := klog.FromContext(ctx)
-	if downstreamObj == noDownstreamObject {
-		downstreamObj = nil
-	}
 	need, reason := transform.NeedsApply(desired, downstreamObj)
 	if !need {
 		c.metrics.skipped(directionDown)

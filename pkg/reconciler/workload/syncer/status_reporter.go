@@ -120,7 +120,7 @@ type statusReporter struct {
 	target           syncTarget
 	interval         time.Duration
 	podName          string
-	syncTargetLister func() workloadlisters.SyncTargetLister
+	syncTargetLister workloadlisters.SyncTargetLister       // nil: no cached SyncTarget
 	syncTargets      dynamic.NamespaceableResourceInterface // in the location workspace
 	downstreamNodes  typedcorev1.NodeInterface
 	caches           reporterCaches
@@ -167,8 +167,8 @@ func (r *statusReporter) report(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	var current *workloadv1alpha1.SyncTarget
-	if lister := r.syncTargetLister(); lister != nil {
-		current, _ = lister.Get(r.target.name)
+	if r.syncTargetLister != nil {
+		current, _ = r.syncTargetLister.Get(r.target.name)
 	}
 	status := r.buildStatus(ctx, current)
 	raw, err := json.Marshal(status)

@@ -271,7 +271,7 @@ func (s *Syncer) runControllers(ctx context.Context) error {
 		target:           s.target,
 		interval:         s.cfg.HeartbeatInterval,
 		podName:          s.cfg.PodName,
-		syncTargetLister: func() workloadlisters.SyncTargetLister { return syncTargetLister },
+		syncTargetLister: syncTargetLister,
 		syncTargets:      s.locationDynamic.Resource(workloadv1alpha1.SchemeGroupVersion.WithResource("synctargets")),
 		downstreamNodes:  s.downstreamKube.CoreV1().Nodes(),
 		caches:           d.engine,
