@@ -56,29 +56,10 @@ func (r *downstreamRemover) remove(ctx context.Context, req specRequest, upstrea
 	if requeue, err := r.deleteDownstream(ctx, req); requeue > 0 || err != nil {
 		return requeue, err
 	}
-	finalizer := workloadv1alpha1.SyncerFinalizerName(r.target.key)
-	perTarget := upstreamObj.GetDeletionTimestamp() == nil
-	if !slices.Contains(upstreamObj.GetFinalizers(), finalizer) && !perTarget {
-		return 0, nil
+	released, err := r.release(ctx, req, upstreamObj, upstreamObj.GetDeletionTimestamp() == nil)
+	if !released || err != nil {
+		return 0, err
 	}
-	updated := upstreamObj.DeepCopy()
-	updated.SetFinalizers(slices.DeleteFunc(updated.GetFinalizers(), func(f string) bool { return f == finalizer }))
-	if perTarget {
-		labels := updated.GetLabels()
-		delete(labels, workloadv1alpha1.ClusterResourceStateLabel(r.target.key))
-		updated.SetLabels(labels)
-		ann := updated.GetAnnotations()
-		delete(ann, workloadv1alpha1.DeletionAnnotation(r.target.key))
-		delete(ann, workloadv1alpha1.StatusAnnotation(r.target.key))
-		updated.SetAnnotations(ann)
-	}
-	if _, err := req.upstream.client.Namespace(req.key.upstreamNamespace).Update(ctx, updated, metav1.UpdateOptions{}); err != nil {
-		if apierrors.IsNotFound(err) {
-			return 0, nil
-		}
-		return 0, fmt.Errorf("failed to release upstream %s: %w", req.key.gvr.Resource, err)
-	}
-	r.metrics.upstreamWrite(operationPatchFinalizer)
 	klog.FromContext(ctx).V(2).Info("Downstream copy removed; released the upstream object")
 	r.considerNamespace(req.downstreamNamespace)
 	return 0, nil
@@ -105,13 +86,8 @@ func (r *downstreamRemover) upstreamGone(ctx context.Context, req specRequest) (
 		if requeue, err := r.deleteDownstream(ctx, req); requeue > 0 || err != nil {
 			return requeue, err
 		}
-		finalizer := workloadv1alpha1.SyncerFinalizerName(r.target.key)
-		if slices.Contains(upstreamObj.GetFinalizers(), finalizer) {
-			upstreamObj.SetFinalizers(slices.DeleteFunc(upstreamObj.GetFinalizers(), func(f string) bool { return f == finalizer }))
-			if _, err := upstreamClient.Update(ctx, upstreamObj, metav1.UpdateOptions{}); err != nil && !apierrors.IsNotFound(err) {
-				return 0, fmt.Errorf("failed to release upstream %s: %w", req.key.gvr.Resource, err)
-			}
-			r.metrics.upstreamWrite(operationPatchFinalizer)
+		if _, err := r.release(ctx, req, upstreamObj, false); err != nil {
+			return 0, err
 		}
 	case apierrors.IsNotFound(err):
 		if requeue, err := r.deleteDownstream(ctx, req); requeue > 0 || err != nil {
@@ -122,6 +98,36 @@ func (r *downstreamRemover) upstreamGone(ctx context.Context, req specRequest) (
 	}
 	r.considerNamespace(req.downstreamNamespace)
 	return 0, nil
+}
+
+// release removes the syncer finalizer from the upstream object and, for a per-target
+// removal, the target's state label and per-target annotations. It writes only when it
+// has something to remove (always for a per-target removal) and reports whether it wrote;
+// an object gone meanwhile needs no release.
+func (r *downstreamRemover) release(ctx context.Context, req specRequest, upstreamObj *unstructured.Unstructured, perTarget bool) (bool, error) {
+	finalizer := workloadv1alpha1.SyncerFinalizerName(r.target.key)
+	if !slices.Contains(upstreamObj.GetFinalizers(), finalizer) && !perTarget {
+		return false, nil
+	}
+	updated := upstreamObj.DeepCopy()
+	updated.SetFinalizers(slices.DeleteFunc(updated.GetFinalizers(), func(f string) bool { return f == finalizer }))
+	if perTarget {
+		labels := updated.GetLabels()
+		delete(labels, workloadv1alpha1.ClusterResourceStateLabel(r.target.key))
+		updated.SetLabels(labels)
+		ann := updated.GetAnnotations()
+		delete(ann, workloadv1alpha1.DeletionAnnotation(r.target.key))
+		delete(ann, workloadv1alpha1.StatusAnnotation(r.target.key))
+		updated.SetAnnotations(ann)
+	}
+	if _, err := req.upstream.client.Namespace(req.key.upstreamNamespace).Update(ctx, updated, metav1.UpdateOptions{}); err != nil {
+		if apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		return false, fmt.Errorf("failed to release upstream %s: %w", req.key.gvr.Resource, err)
+	}
+	r.metrics.upstreamWrite(operationPatchFinalizer)
+	return true, nil
 }
 
 // deleteDownstream deletes the downstream copy if it is ours. It returns 0 once a live
