@@ -226,7 +226,12 @@ func TestPlacement(t *testing.T) {
 		t.Errorf("placement status: %+v", p.Status)
 	}
 
-	// 2. Namespaces spread over both targets.
+	// 2. Namespaces spread over both targets, once the controller sees both Ready (the
+	// second syncer may still be starting when the first namespace is scheduled).
+	eventually(t, 60*time.Second, "the Location did not count both targets available", func(ctx context.Context) (bool, error) {
+		loc, err := tmcClient(t, pe.env.Workspace(locationWS).AdminConfig()).SchedulingV1alpha1().Locations().Get(ctx, "everywhere", metav1.GetOptions{})
+		return err == nil && loc.Status.AvailableInstances != nil && *loc.Status.AvailableInstances == 2, nil
+	})
 	for i := 2; i <= 4; i++ {
 		createNamespace(t, upA, fmt.Sprintf("app-%d", i), placed)
 	}
