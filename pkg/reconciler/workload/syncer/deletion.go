@@ -46,6 +46,7 @@ type downstreamRemover struct {
 	target            syncTarget
 	downstreamClient  dynamic.Interface
 	considerNamespace func(downstreamNamespace string)
+	budget            deletionBudget
 	metrics           *syncerMetrics
 }
 

@@ -41,6 +41,7 @@ type namespaceManager struct {
 	downstreamNamespaces typedcorev1.NamespaceInterface
 	caches               namespaceCaches
 	cleanDelay           time.Duration
+	budget               deletionBudget
 	metrics              *syncerMetrics
 	queue                *queue.Queue[string]
 }

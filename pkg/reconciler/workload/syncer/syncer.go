@@ -188,6 +188,7 @@ func newDataPath(target syncTarget, chain *transform.Chain, cfg *Config, downstr
 	metrics *syncerMetrics, errs *errorLog, recovery tmc.RecoveryOptions) *dataPath {
 	d := &dataPath{}
 	latency := newLatencyTracker()
+	var budget deletionBudget = unlimitedBudget{}
 	d.engine = newEngine(target.key, downstreamDynamic, downstreamKube, newUpstreamWorkspaceFunc(cfg.UpstreamConfig, target.name), cfg.ResyncPeriod, engineEvents{
 		specChanged:    func(key specKey) { d.spec.enqueue(key) },
 		statusChanged:  func(key statusKey) { d.status.enqueue(key) },
@@ -202,6 +203,7 @@ func newDataPath(target syncTarget, chain *transform.Chain, cfg *Config, downstr
 		downstreamNamespaces: downstreamKube.CoreV1().Namespaces(),
 		caches:               d.engine,
 		cleanDelay:           cfg.DownstreamNamespaceCleanDelay,
+		budget:               budget,
 		metrics:              metrics,
 	}
 	// Cleanup failures are not sync failures: they are retried, but neither counted nor
@@ -217,7 +219,7 @@ func newDataPath(target syncTarget, chain *transform.Chain, cfg *Config, downstr
 		downstream:       d.engine.downstream,
 		downstreamClient: downstreamDynamic,
 		namespaces:       d.namespaces,
-		remover:          &downstreamRemover{target: target, downstreamClient: downstreamDynamic, considerNamespace: d.namespaces.consider, metrics: metrics},
+		remover:          &downstreamRemover{target: target, downstreamClient: downstreamDynamic, considerNamespace: d.namespaces.consider, budget: budget, metrics: metrics},
 		metrics:          metrics,
 		latency:          latency,
 	}
