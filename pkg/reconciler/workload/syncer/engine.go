@@ -371,6 +371,13 @@ func (e *engine) downstream(gvr schema.GroupVersionResource) (downstreamView, bo
 	return downstreamView{lister: h.lister, synced: h.hasSynced}, true
 }
 
+// upstreamNamespace returns the cached upstream namespace name of workspace ws, if the
+// namespace is placed on this target (it carries the target's state label).
+// TODO(issue 11): served by a label-filtered upstream namespace informer per workspace.
+func (e *engine) upstreamNamespace(ws, name string) (*corev1.Namespace, bool) {
+	return nil, false
+}
+
 // namespaces returns the lister of the downstream namespaces this target owns, nil until
 // the namespace informer runs.
 func (e *engine) namespaces() corelisters.NamespaceLister {
