@@ -20,6 +20,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
@@ -178,6 +179,31 @@ func TestSyncerAdmissionPolicy(t *testing.T) {
 		if err := syncer.CoreV1().Namespaces().Delete(ctx, "kcp-new", metav1.DeleteOptions{}); err != nil {
 			t.Errorf("delete a labelled namespace: %v", err)
 		}
+	})
+
+	t.Run("namespaces: unlabelled only when released with orphaned copies", func(t *testing.T) {
+		if _, err := admin.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{
+			ObjectMeta: metav1.ObjectMeta{Name: "kcp-orphans", Labels: owned},
+		}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		patch := func(body string) error {
+			_, err := syncer.CoreV1().Namespaces().Patch(ctx, "kcp-orphans", types.MergePatchType, []byte(body), metav1.PatchOptions{})
+			return err
+		}
+		unlabel := fmt.Sprintf(`{"metadata":{"labels":{%q:null}}}`, workloadv1alpha1.InternalDownstreamClusterLabel)
+		expectPolicyDenial(t, "unlabel an owned namespace without orphans", patch(unlabel), policyName)
+		relabel := fmt.Sprintf(`{"metadata":{"labels":{%q:"someoneElse"}}}`, workloadv1alpha1.InternalDownstreamClusterLabel)
+		expectPolicyDenial(t, "label an owned namespace for another SyncTarget", patch(relabel), policyName)
+		if err := patch(fmt.Sprintf(`{"metadata":{"annotations":{%q:"2026-01-01T00:00:00Z"}}}`, workloadv1alpha1.DownstreamOrphansAnnotation)); err != nil {
+			t.Fatalf("record orphaned copies on an owned namespace: %v", err)
+		}
+		expectPolicyDenial(t, "label a namespace with orphans for another SyncTarget", patch(relabel), policyName)
+		if err := patch(unlabel); err != nil {
+			t.Fatalf("release an owned namespace holding orphaned copies: %v", err)
+		}
+		err := syncer.CoreV1().Namespaces().Delete(ctx, "kcp-orphans", metav1.DeleteOptions{})
+		expectPolicyDenial(t, "delete a released namespace", err, policyName)
 	})
 
 	t.Run("what the syncer needs besides keeps working", func(t *testing.T) {

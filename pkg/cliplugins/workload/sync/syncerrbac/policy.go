@@ -16,7 +16,9 @@ import (
 // namespaced objects only in namespaces carrying its ownership label
 // (internal.workload.kcp.io/cluster=<stKey>), create and delete only namespaces carrying
 // that label, write its leader-election Lease in its own namespace, and write no other
-// cluster-scoped object. This is what lets the syncer run without cluster-admin (kcp's
+// cluster-scoped object. The one change of a namespace that may drop the label is its
+// release: an owned namespace that records orphaned copies (DownstreamOrphansAnnotation)
+// is handed over to its users. This is what lets the syncer run without cluster-admin (kcp's
 // syncer needed "*" on every synced type in every namespace).
 //
 // The policy matches every resource and subresource, so permissions granted to the
@@ -26,6 +28,12 @@ func AdmissionPolicy(d Downstream) []runtime.Object {
 	owned := func(obj string) string {
 		return fmt.Sprintf("%[1]s != null && has(%[1]s.metadata.labels) && '%[2]s' in %[1]s.metadata.labels && %[1]s.metadata.labels['%[2]s'] == '%[3]s'",
 			obj, workloadv1alpha1.InternalDownstreamClusterLabel, d.SyncTargetKey)
+	}
+	// released: no ownership label any more, and the record of orphaned copies.
+	released := func(obj string) string {
+		return fmt.Sprintf("%[1]s != null && !(has(%[1]s.metadata.labels) && '%[2]s' in %[1]s.metadata.labels) && "+
+			"has(%[1]s.metadata.annotations) && '%[3]s' in %[1]s.metadata.annotations",
+			obj, workloadv1alpha1.InternalDownstreamClusterLabel, workloadv1alpha1.DownstreamOrphansAnnotation)
 	}
 	label := workloadv1alpha1.InternalDownstreamClusterLabel + "=" + d.SyncTargetKey
 	who := fmt.Sprintf("the workload-syncer of SyncTarget %s (%s)", d.SyncTargetName, d.UserName)
@@ -59,6 +67,7 @@ func AdmissionPolicy(d Downstream) []runtime.Object {
 				{Name: "isNamespace", Expression: "request.resource.group == '' && request.resource.resource == 'namespaces'"},
 				{Name: "newObjectOwned", Expression: owned("object")},
 				{Name: "oldObjectOwned", Expression: owned("oldObject")},
+				{Name: "newObjectReleased", Expression: released("object")},
 				{Name: "namespaceOwned", Expression: owned("namespaceObject")},
 				{Name: "ownLease", Expression: fmt.Sprintf(
 					"request.namespace == '%s' && request.resource.group == 'coordination.k8s.io' && request.resource.resource == 'leases'", d.Namespace)},
@@ -68,9 +77,11 @@ func AdmissionPolicy(d Downstream) []runtime.Object {
 					// A Namespace request carries the namespace's own name in
 					// request.namespace and has no namespaceObject: check the object itself.
 					Expression: "!variables.isNamespace || (request.operation == 'CREATE' ? variables.newObjectOwned : " +
-						"(request.operation == 'DELETE' ? variables.oldObjectOwned : variables.oldObjectOwned && variables.newObjectOwned))",
-					Message: fmt.Sprintf("%s may only create, change or delete namespaces labelled %s", who, label),
-					Reason:  ptr.To(metav1.StatusReasonForbidden),
+						"(request.operation == 'DELETE' ? variables.oldObjectOwned : " +
+						"variables.oldObjectOwned && (variables.newObjectOwned || variables.newObjectReleased)))",
+					Message: fmt.Sprintf("%s may only create, change or delete namespaces labelled %s, and unlabel only those holding orphaned copies (%s)",
+						who, label, workloadv1alpha1.DownstreamOrphansAnnotation),
+					Reason: ptr.To(metav1.StatusReasonForbidden),
 				},
 				{
 					Expression: "variables.isNamespace || request.namespace == '' || variables.namespaceOwned || variables.ownLease",

@@ -57,10 +57,11 @@ func DownstreamObjects(d Downstream) []runtime.Object {
 
 // DownstreamRules are the syncer's cluster-wide permissions on the physical cluster:
 // namespaces and the synced types everywhere (the admission policy narrows writes to its own
-// namespaces) and nodes for capacity.
+// namespaces) and nodes for capacity. Namespaces are patched to record orphaned copies and
+// to release a namespace that holds them.
 func DownstreamRules(resources []workloadv1alpha1.ResourceToSync) []rbacv1.PolicyRule {
 	rules := []rbacv1.PolicyRule{
-		{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch", "create", "delete"}},
+		{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch", "create", "patch", "delete"}},
 		{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get", "list", "watch"}},
 	}
 	return append(rules, groupRules(resources, false, DownstreamSyncVerbs)...)
@@ -120,13 +121,17 @@ func LocationWorkspaceRules(syncTargetName string) []rbacv1.PolicyRule {
 }
 
 // WorkloadWorkspaceRules are the syncer's permissions in every workload workspace: the
-// synced types and their status, and Events for failures users can act on.
+// synced types and their status, Events for failures users can act on, and read access to
+// namespaces (a downstream namespace is removed only once its upstream namespace is gone
+// or no longer placed on the SyncTarget).
 func WorkloadWorkspaceRules(resources []workloadv1alpha1.ResourceToSync) []rbacv1.PolicyRule {
 	if len(resources) == 0 {
 		resources = workloadv1alpha1.DefaultResources()
 	}
 	rules := groupRules(resources, true, UpstreamSyncVerbs)
-	return append(rules, rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch", "update"}})
+	return append(rules,
+		rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch"}},
+		rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch", "update"}})
 }
 
 // WorkloadWorkspaceRBAC returns the ClusterRole and ClusterRoleBinding named name that grant
