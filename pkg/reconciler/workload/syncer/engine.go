@@ -60,11 +60,14 @@ type downstreamView struct {
 	synced func() bool
 }
 
-// upstreamWorkspace holds the upstream clients of one workload workspace.
+// upstreamWorkspace holds the upstream clients of one workload workspace and the cache of
+// its namespaces that carry this target's state label (started with the workspace).
 type upstreamWorkspace struct {
 	dynamic    dynamic.Interface
+	kube       kubernetes.Interface
 	recorder   record.EventRecorder
 	stopEvents func()
+	namespaces *informerHandle
 }
 
 // informerHandle is one running informer with its own stop function, so that informers
@@ -90,6 +93,9 @@ type engineEvents struct {
 	statusChanged func(statusKey)
 	// namespaceAdded queues a downstream namespace for the cleanup check.
 	namespaceAdded func(downstreamNamespace string)
+	// upstreamNamespaceChanged queues the cleanup check of the downstream namespace of an
+	// upstream namespace whose placement on this target changed or that was deleted.
+	upstreamNamespaceChanged func(workspace, upstreamNamespace string)
 	// locatorOf maps a downstream namespace back to its upstream workspace and namespace.
 	locatorOf func(downstreamNamespace string) (workloadv1alpha1.NamespaceLocator, bool)
 }
@@ -257,11 +263,17 @@ func (e *engine) reconcileWorkspacesLocked(ctx context.Context, workspaces []str
 		if err != nil {
 			return nil, err
 		}
+		if upstream.kube != nil {
+			upstream.namespaces = e.startUpstreamNamespaceInformer(ctx, ws, upstream.kube)
+		}
 		e.upstreamWorkspaces[ws] = upstream
 	}
 	for ws, upstream := range e.upstreamWorkspaces {
 		if !want[ws] {
 			klog.FromContext(ctx).Info("Workspace no longer placed on this SyncTarget; stopping its informers (downstream objects are kept)", "workspace", ws)
+			if upstream.namespaces != nil {
+				upstream.namespaces.stop()
+			}
 			upstream.stopEvents()
 			delete(e.upstreamWorkspaces, ws)
 			e.metrics.forgetWorkspace(ws)
@@ -332,6 +344,13 @@ func (e *engine) stopAll() {
 		handles = append(handles, h)
 		delete(e.downstreamInformers, k)
 	}
+	for _, upstream := range e.upstreamWorkspaces {
+		if h := upstream.namespaces; h != nil {
+			h.stop()
+			handles = append(handles, h)
+			upstream.namespaces = nil
+		}
+	}
 	for _, h := range handles {
 		<-h.done
 	}
@@ -371,13 +390,6 @@ func (e *engine) downstream(gvr schema.GroupVersionResource) (downstreamView, bo
 	return downstreamView{lister: h.lister, synced: h.hasSynced}, true
 }
 
-// upstreamNamespace returns the cached upstream namespace name of workspace ws, if the
-// namespace is placed on this target (it carries the target's state label).
-// TODO(issue 11): served by a label-filtered upstream namespace informer per workspace.
-func (e *engine) upstreamNamespace(ws, name string) (*corev1.Namespace, bool) {
-	return nil, false
-}
-
 // namespaces returns the lister of the downstream namespaces this target owns, nil until
 // the namespace informer runs.
 func (e *engine) namespaces() corelisters.NamespaceLister {
@@ -405,6 +417,22 @@ func (e *engine) syncedResources() []workloadv1alpha1.SyncedResource {
 	return append([]workloadv1alpha1.SyncedResource(nil), e.resourceStates...)
 }
 
+// downstreamSynced reports whether the downstream namespace informer and every downstream
+// object informer have synced, and names the first that has not.
+func (e *engine) downstreamSynced() (bool, string) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if !e.namespacesSynced() {
+		return false, "downstream namespaces"
+	}
+	for gvr, h := range e.downstreamInformers {
+		if !h.hasSynced() {
+			return false, "downstream " + gvr.String()
+		}
+	}
+	return true, ""
+}
+
 // allSynced reports whether every informer has synced, and names the first that has not.
 func (e *engine) allSynced() (bool, string) {
 	e.mu.RLock()
@@ -425,11 +453,13 @@ func (e *engine) allSynced() (bool, string) {
 	return true, ""
 }
 
-// upstreamSynced reports whether every upstream informer of workspace ws has synced.
+// upstreamSynced reports whether every upstream informer of workspace ws, its namespace
+// informer included, has synced.
 func (e *engine) upstreamSynced(ws string) bool {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	if _, ok := e.upstreamWorkspaces[ws]; !ok {
+	upstream, ok := e.upstreamWorkspaces[ws]
+	if !ok || upstream.namespaces == nil || !upstream.namespaces.hasSynced() {
 		return false
 	}
 	for k, h := range e.upstreamInformers {

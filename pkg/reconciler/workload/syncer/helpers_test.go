@@ -63,6 +63,10 @@ type testObjects struct {
 	namespaces             []*corev1.Namespace
 	namespacesLiveOnly     []*corev1.Namespace
 	downstreamKubeLiveOnly []runtime.Object
+	// upstreamNamespaces are upstream namespaces of testWorkspace in the label-filtered
+	// upstream namespace cache (and live); upstreamNamespacesLiveOnly only live.
+	upstreamNamespaces         []*corev1.Namespace
+	upstreamNamespacesLiveOnly []*corev1.Namespace
 }
 
 // testEnv is the syncer's data path wired by newDataPath to fake clients and plain-indexer
@@ -80,6 +84,7 @@ type testEnv struct {
 	recovery   tmc.RecoveryOptions
 
 	upstreamDynamic   *dynamicfake.FakeDynamicClient
+	upstreamKube      *kubefake.Clientset
 	downstreamDynamic *dynamicfake.FakeDynamicClient
 	downstreamKube    *kubefake.Clientset
 	locationClient    *tmcfake.Clientset
@@ -88,6 +93,8 @@ type testEnv struct {
 	upstreamCaches   map[schema.GroupVersionResource]cache.Indexer
 	downstreamCaches map[schema.GroupVersionResource]cache.Indexer
 	namespaceCache   cache.Indexer
+	// upstreamNamespaceCache is testWorkspace's upstream namespace cache.
+	upstreamNamespaceCache cache.Indexer
 
 	// informersSynced and namespacesSynced drive hasSynced of the fake informers.
 	informersSynced  *atomic.Bool
@@ -101,15 +108,16 @@ func newIndexer() cache.Indexer {
 func newTestEnv(t *testing.T, objs testObjects) *testEnv {
 	t.Helper()
 	env := &testEnv{
-		upstreamCaches:   map[schema.GroupVersionResource]cache.Indexer{},
-		downstreamCaches: map[schema.GroupVersionResource]cache.Indexer{},
-		namespaceCache:   newIndexer(),
-		informersSynced:  &atomic.Bool{},
-		namespacesSynced: &atomic.Bool{},
-		started:          &atomic.Bool{},
-		recorder:         record.NewFakeRecorder(100),
-		metrics:          newSyncerMetrics(testSyncTargetName),
-		errors:           newErrorLog(),
+		upstreamCaches:         map[schema.GroupVersionResource]cache.Indexer{},
+		downstreamCaches:       map[schema.GroupVersionResource]cache.Indexer{},
+		namespaceCache:         newIndexer(),
+		upstreamNamespaceCache: newIndexer(),
+		informersSynced:        &atomic.Bool{},
+		namespacesSynced:       &atomic.Bool{},
+		started:                &atomic.Bool{},
+		recorder:               record.NewFakeRecorder(100),
+		metrics:                newSyncerMetrics(testSyncTargetName),
+		errors:                 newErrorLog(),
 		// Jitter-free, and long enough that a loaded machine cannot see the re-queue before
 		// the test looks at the queue, short enough to wait for it.
 		recovery: tmc.RecoveryOptions{Backoff: tmc.BackoffConfig{BaseDelay: time.Second, MaxDelay: 2 * time.Second}},
@@ -158,6 +166,11 @@ func newTestEnv(t *testing.T, objs testObjects) *testEnv {
 			t.Fatal(err)
 		}
 	}
+	for _, ns := range objs.upstreamNamespaces {
+		if err := env.upstreamNamespaceCache.Add(ns.DeepCopy()); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return env
 }
 
@@ -190,6 +203,11 @@ func (env *testEnv) newClients(objs testObjects) {
 		kubeObjs = append(kubeObjs, ns.DeepCopy())
 	}
 	env.downstreamKube = kubefake.NewClientset(append(kubeObjs, objs.downstreamKubeLiveOnly...)...)
+	var upstreamKubeObjs []runtime.Object
+	for _, ns := range append(slices.Clone(objs.upstreamNamespaces), objs.upstreamNamespacesLiveOnly...) {
+		upstreamKubeObjs = append(upstreamKubeObjs, ns.DeepCopy())
+	}
+	env.upstreamKube = kubefake.NewClientset(upstreamKubeObjs...)
 	env.locationClient = tmcfake.NewSimpleClientset(&workloadv1alpha1.SyncTarget{
 		ObjectMeta: metav1.ObjectMeta{Name: testSyncTargetName, UID: testSyncTargetUID},
 	})
@@ -208,7 +226,13 @@ func (env *testEnv) fakeInformers() {
 		e.upstreamInformers[upstreamInformerKey{workspace: testWorkspace, gvr: gvr}] = env.handle(env.upstreamCaches[gvr], gvr)
 		e.downstreamInformers[gvr] = env.handle(env.downstreamCaches[gvr], gvr)
 	}
-	e.upstreamWorkspaces[testWorkspace] = &upstreamWorkspace{dynamic: env.upstreamDynamic, recorder: env.recorder, stopEvents: func() {}}
+	e.upstreamWorkspaces[testWorkspace] = &upstreamWorkspace{dynamic: env.upstreamDynamic, kube: env.upstreamKube, recorder: env.recorder, stopEvents: func() {},
+		namespaces: &informerHandle{
+			lister:    cache.NewGenericLister(env.upstreamNamespaceCache, namespacesResource),
+			hasSynced: env.informersSynced.Load,
+			stop:      func() {},
+			done:      make(chan struct{}),
+		}}
 	e.namespaceLister = corelisters.NewNamespaceLister(env.namespaceCache)
 	e.namespacesSynced = env.namespacesSynced.Load
 }

@@ -2,6 +2,7 @@ package syncer
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -9,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/klog/v2"
@@ -20,30 +22,41 @@ import (
 )
 
 // namespaceCaches is what the cleanup must know about the informer caches before it may
-// decide that a namespace is no longer needed.
+// decide that a namespace is no longer needed, and the live reads that confirm it.
 type namespaceCaches interface {
-	allSynced() (bool, string)
+	downstreamSynced() (bool, string)
 	resourceList() []resourceInfo
 	syncedResources() []workloadv1alpha1.SyncedResource
 	downstreamObjectsIn(downstreamNamespace string) int
 	upstreamSynced(workspace string) bool
 	upstreamObjectsIn(workspace, upstreamNamespace string) int
+	upstreamNamespace(workspace, name string) (*corev1.Namespace, bool)
+	upstreamNamespaces(workspace string) (typedcorev1.NamespaceInterface, bool)
 }
 
+// operationReleaseNamespace is the downstream write that hands a namespace holding
+// orphaned copies over to its users (the ownership label dropped).
+const operationReleaseNamespace = "release_namespace"
+
 // namespaceManager creates downstream namespaces (named by the hash of their locator, and
-// carrying it) and deletes them once they are no longer needed: only after the clean delay,
-// only when every informer has synced, and only when no synced object is left in them
-// downstream or in their upstream namespace. Startup never deletes a namespace that holds
-// anything (kcp bug #2041).
+// carrying it) and removes them once they are no longer needed: only when their upstream
+// namespace is gone or no longer placed on this target (or the SyncTarget is being
+// deleted), never merely because they hold no synced object; only after the clean delay,
+// with the caches of their workspace and of the downstream side synced, once no synced
+// object is left in them on either side, and only as far as the deletion budget admits.
+// A namespace holding orphaned copies is released instead of deleted. Startup never
+// deletes a namespace that holds anything (kcp bug #2041).
 type namespaceManager struct {
 	target               syncTarget
 	namespaceLister      func() corelisters.NamespaceLister
 	downstreamNamespaces typedcorev1.NamespaceInterface
 	caches               namespaceCaches
-	cleanDelay           time.Duration
-	budget               deletionBudget
-	metrics              *syncerMetrics
-	queue                *queue.Queue[string]
+	// targetDeleting reports whether the served SyncTarget is being deleted.
+	targetDeleting func() bool
+	cleanDelay     time.Duration
+	budget         deletionBudget
+	metrics        *syncerMetrics
+	queue          *queue.Queue[string]
 }
 
 // notYetError says that the cleanup cannot decide yet; it looks again after the delay.
@@ -110,6 +123,12 @@ func (m *namespaceManager) ensure(ctx context.Context, locator workloadv1alpha1.
 		msg := fmt.Sprintf("downstream namespace %s exists but belongs to %q, not to %s", downstreamNamespace, ns.Annotations[workloadv1alpha1.NamespaceLocatorAnnotation], want)
 		return tmc.NewTMCError(tmc.TMCErrorTypeNamespaceCollision, errors.New(msg), "namespace collision", tmc.TMCErrorSeverityHigh)
 	}
+	if ns.Labels[workloadv1alpha1.InternalDownstreamClusterLabel] != m.target.key {
+		// Released earlier because it holds orphaned copies: it is its users' now.
+		msg := fmt.Sprintf("downstream namespace %s was released by TMC (it holds orphaned copies) and no longer carries %s=%s; label it again to let TMC use it",
+			downstreamNamespace, workloadv1alpha1.InternalDownstreamClusterLabel, m.target.key)
+		return tmc.NewTMCError(tmc.TMCErrorTypeNamespaceCollision, errors.New(msg), "namespace released", tmc.TMCErrorSeverityHigh)
+	}
 	if ns.DeletionTimestamp != nil {
 		return fmt.Errorf("downstream namespace %s is being deleted; waiting", downstreamNamespace)
 	}
@@ -119,6 +138,18 @@ func (m *namespaceManager) ensure(ctx context.Context, locator workloadv1alpha1.
 // consider schedules a cleanup check of a downstream namespace after the clean delay.
 func (m *namespaceManager) consider(downstreamNamespace string) {
 	m.queue.AddAfter(downstreamNamespace, m.cleanDelay)
+}
+
+// upstreamNamespaceChanged schedules the cleanup check of the downstream namespace of
+// upstream namespace ns of workspace ws, if this target owns one.
+func (m *namespaceManager) upstreamNamespaceChanged(ws, ns string) {
+	downstreamNamespace, err := m.target.locator(ws, ns).DownstreamNamespaceName()
+	if err != nil {
+		return
+	}
+	if _, ok := m.locatorOf(downstreamNamespace); ok {
+		m.consider(downstreamNamespace)
+	}
 }
 
 // reconcile runs the cleanup check of one namespace: one that cannot be decided yet is
@@ -134,9 +165,79 @@ func (m *namespaceManager) reconcile(ctx context.Context, downstreamNamespace st
 	return 0, err
 }
 
-// clean deletes a downstream namespace if it is ours and no longer needed.
+// clean removes a downstream namespace of ours that is no longer needed, phase by phase:
+// ours? → caches synced → upstream namespace gone or no longer placed here → no synced
+// object left → released (orphans) or deleted within the deletion budget. Whatever cannot
+// be decided yet is looked at again after the clean delay.
 func (m *namespaceManager) clean(ctx context.Context, downstreamNamespace string) error {
-	if ok, what := m.caches.allSynced(); !ok {
+	ns, loc, ok, err := m.owned(downstreamNamespace)
+	if !ok || err != nil {
+		return err
+	}
+	if err := m.cachesReady(loc.ClusterName); err != nil {
+		return err
+	}
+	why, err := m.unplaced(ctx, loc)
+	if why == "" || err != nil {
+		return err
+	}
+	logger := klog.FromContext(ctx).WithValues("workspace", loc.ClusterName, "upstreamNamespace", loc.Namespace)
+	objects := m.caches.downstreamObjectsIn(downstreamNamespace)
+	if objects > 0 {
+		logger.V(4).Info("Keeping downstream namespace: it holds synced objects", "objects", objects, "why", why)
+		return nil
+	}
+	if m.caches.upstreamObjectsIn(loc.ClusterName, loc.Namespace) > 0 {
+		logger.V(4).Info("Keeping downstream namespace: its upstream namespace holds synced objects", "why", why)
+		return nil
+	}
+	if _, orphans := ns.Annotations[workloadv1alpha1.DownstreamOrphansAnnotation]; orphans {
+		return m.release(klog.NewContext(ctx, logger), ns, why)
+	}
+	if !m.budget.admit(ctx, plannedDeletion{
+		workspace: loc.ClusterName, resource: "namespaces", downstreamNamespace: downstreamNamespace, name: downstreamNamespace,
+		reason: deletionNamespaceCleanup, objects: objects,
+	}) {
+		return notYet("the deletion budget holds the deletion (%s)", why)
+	}
+	err = m.downstreamNamespaces.Delete(ctx, downstreamNamespace, metav1.DeleteOptions{
+		Preconditions: &metav1.Preconditions{UID: ptr.To(ns.UID), ResourceVersion: ptr.To(ns.ResourceVersion)},
+	})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("failed to delete downstream namespace: %w", err)
+	}
+	m.metrics.downstreamWrite(operationDeleteNamespace)
+	logger.V(2).Info("Deleted downstream namespace", "why", why)
+	return nil
+}
+
+// owned returns the cached downstream namespace and its locator if it is ours and not
+// being deleted already; ok is false when there is nothing to do.
+func (m *namespaceManager) owned(downstreamNamespace string) (*corev1.Namespace, workloadv1alpha1.NamespaceLocator, bool, error) {
+	var loc workloadv1alpha1.NamespaceLocator
+	lister := m.namespaceLister()
+	if lister == nil {
+		return nil, loc, false, notYet("downstream namespaces not watched yet")
+	}
+	ns, err := lister.Get(downstreamNamespace)
+	if apierrors.IsNotFound(err) {
+		return nil, loc, false, nil
+	}
+	if err != nil {
+		return nil, loc, false, err
+	}
+	if ns.DeletionTimestamp != nil {
+		return nil, loc, false, nil
+	}
+	loc, ok := m.locatorOf(downstreamNamespace)
+	return ns, loc, ok, nil
+}
+
+// cachesReady checks that the caches the decision reads are complete: the downstream side
+// and the upstream side of workspace ws only (another unreadable workspace neither blocks
+// nor triggers anything here).
+func (m *namespaceManager) cachesReady(ws string) error {
+	if ok, what := m.caches.downstreamSynced(); !ok {
 		return notYet("informers not synced yet (%s)", what)
 	}
 	if len(m.caches.resourceList()) == 0 {
@@ -150,35 +251,60 @@ func (m *namespaceManager) clean(ctx context.Context, downstreamNamespace string
 			return notYet("cannot tell whether namespace is empty: %s is unauthorized", st.String())
 		}
 	}
-	ns, err := m.namespaceLister().Get(downstreamNamespace)
-	if apierrors.IsNotFound(err) {
-		return nil
+	if !m.caches.upstreamSynced(ws) {
+		return notYet("the caches of workspace %s are not synced (or it is not watched)", ws)
 	}
-	if err != nil {
-		return err
+	return nil
+}
+
+// unplaced says why the downstream namespace of loc is no longer needed, "" while its
+// upstream namespace exists and is placed on this target. The cache answers "placed"; its
+// "not placed" is confirmed by a live read, so a lagging or lost cache never deletes.
+func (m *namespaceManager) unplaced(ctx context.Context, loc workloadv1alpha1.NamespaceLocator) (string, error) {
+	if m.targetDeleting() {
+		return "the SyncTarget is being deleted", nil
 	}
-	if ns.DeletionTimestamp != nil {
-		return nil
+	if upstreamNS, ok := m.caches.upstreamNamespace(loc.ClusterName, loc.Namespace); ok && placedOnTarget(m.target.key, upstreamNS) {
+		klog.FromContext(ctx).V(4).Info("Keeping downstream namespace: its upstream namespace is placed on this SyncTarget")
+		return "", nil
 	}
-	loc, ok := m.locatorOf(downstreamNamespace)
+	upstreamNamespaces, ok := m.caches.upstreamNamespaces(loc.ClusterName)
 	if !ok {
-		return nil
+		return "", notYet("workspace %s is not watched", loc.ClusterName)
 	}
-	if n := m.caches.downstreamObjectsIn(downstreamNamespace); n > 0 {
-		klog.FromContext(ctx).V(4).Info("Keeping downstream namespace: it holds synced objects", "objects", n)
-		return nil
+	upstreamNS, err := upstreamNamespaces.Get(ctx, loc.Namespace, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return "the upstream namespace is gone", nil
+	case err != nil:
+		return "", fmt.Errorf("failed to get upstream namespace %s: %w", loc.Namespace, err)
+	case placedOnTarget(m.target.key, upstreamNS):
+		// The cache lags; its event will bring the namespace here again.
+		klog.FromContext(ctx).V(4).Info("Keeping downstream namespace: its upstream namespace is placed on this SyncTarget (cache lags)")
+		return "", nil
 	}
-	if m.caches.upstreamSynced(loc.ClusterName) && m.caches.upstreamObjectsIn(loc.ClusterName, loc.Namespace) > 0 {
-		klog.FromContext(ctx).V(4).Info("Keeping downstream namespace: its upstream namespace holds synced objects")
-		return nil
+	return "the upstream namespace is no longer placed on this SyncTarget", nil
+}
+
+// release hands a namespace holding orphaned copies over to its users instead of deleting
+// it: the ownership label is dropped (a merge patch guarded by the resourceVersion), so
+// that TMC never touches it again.
+func (m *namespaceManager) release(ctx context.Context, ns *corev1.Namespace, why string) error {
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{
+		"resourceVersion": ns.ResourceVersion,
+		"labels":          map[string]any{workloadv1alpha1.InternalDownstreamClusterLabel: nil},
+	}})
+	if err != nil {
+		return fmt.Errorf("failed to encode the namespace release patch: %w", err)
 	}
-	err = m.downstreamNamespaces.Delete(ctx, downstreamNamespace, metav1.DeleteOptions{
-		Preconditions: &metav1.Preconditions{UID: ptr.To(ns.UID)},
-	})
-	if err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("failed to delete downstream namespace: %w", err)
+	if _, err := m.downstreamNamespaces.Patch(ctx, ns.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("failed to release downstream namespace: %w", err)
 	}
-	m.metrics.downstreamWrite(operationDeleteNamespace)
-	klog.FromContext(ctx).V(2).Info("Deleted empty downstream namespace", "workspace", loc.ClusterName, "upstreamNamespace", loc.Namespace)
+	m.metrics.downstreamWrite(operationReleaseNamespace)
+	klog.FromContext(ctx).Info("Released downstream namespace instead of deleting it: it holds orphaned copies", "why", why,
+		"orphansSince", ns.Annotations[workloadv1alpha1.DownstreamOrphansAnnotation])
 	return nil
 }

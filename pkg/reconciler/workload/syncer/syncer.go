@@ -193,6 +193,9 @@ func newDataPath(target syncTarget, chain *transform.Chain, cfg *Config, downstr
 		specChanged:    func(key specKey) { d.spec.enqueue(key) },
 		statusChanged:  func(key statusKey) { d.status.enqueue(key) },
 		namespaceAdded: func(downstreamNamespace string) { d.namespaces.consider(downstreamNamespace) },
+		upstreamNamespaceChanged: func(ws, upstreamNamespace string) {
+			d.namespaces.upstreamNamespaceChanged(ws, upstreamNamespace)
+		},
 		locatorOf: func(downstreamNamespace string) (workloadv1alpha1.NamespaceLocator, bool) {
 			return d.namespaces.locatorOf(downstreamNamespace)
 		},
@@ -202,9 +205,11 @@ func newDataPath(target syncTarget, chain *transform.Chain, cfg *Config, downstr
 		namespaceLister:      d.engine.namespaces,
 		downstreamNamespaces: downstreamKube.CoreV1().Namespaces(),
 		caches:               d.engine,
-		cleanDelay:           cfg.DownstreamNamespaceCleanDelay,
-		budget:               budget,
-		metrics:              metrics,
+		// TODO(issue 11): the SyncTarget's deletionTimestamp, once the removal path reads it.
+		targetDeleting: func() bool { return false },
+		cleanDelay:     cfg.DownstreamNamespaceCleanDelay,
+		budget:         budget,
+		metrics:        metrics,
 	}
 	// Cleanup failures are not sync failures: they are retried, but neither counted nor
 	// reported as failing objects.

@@ -53,7 +53,7 @@ func newUpstreamWorkspaceFunc(base *rest.Config, syncTargetName string) func(con
 		broadcaster := record.NewBroadcaster(record.WithContext(ctx))
 		broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: upstreamKube.CoreV1().Events("")})
 		recorder := broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "workload-syncer", Host: syncTargetName})
-		return &upstreamWorkspace{dynamic: upstreamDynamic, recorder: recorder, stopEvents: broadcaster.Shutdown}, nil
+		return &upstreamWorkspace{dynamic: upstreamDynamic, kube: upstreamKube, recorder: recorder, stopEvents: broadcaster.Shutdown}, nil
 	}
 }
 

@@ -1,0 +1,120 @@
+package syncer
+
+import (
+	"context"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	coreinformers "k8s.io/client-go/informers/core/v1"
+	"k8s.io/client-go/kubernetes"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
+
+	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
+)
+
+// namespacesResource names the namespace caches' lister.
+var namespacesResource = corev1.SchemeGroupVersion.WithResource("namespaces").GroupResource()
+
+// placedOnTarget reports whether an upstream namespace is placed on the target stKey: its
+// state label says Sync and no per-target deletion annotation marks it as being removed.
+func placedOnTarget(stKey string, upstreamNamespace *corev1.Namespace) bool {
+	if upstreamNamespace.Labels[workloadv1alpha1.ClusterResourceStateLabel(stKey)] != workloadv1alpha1.ResourceStateSync {
+		return false
+	}
+	_, removing := upstreamNamespace.Annotations[workloadv1alpha1.DeletionAnnotation(stKey)]
+	return !removing
+}
+
+// startUpstreamNamespaceInformer watches the namespaces of workspace ws that carry this
+// target's state label, whatever its value (placed, or being removed), so that the
+// namespace cleanup learns when one is no longer placed or goes away.
+func (e *engine) startUpstreamNamespaceInformer(ctx context.Context, ws string, upstreamKube kubernetes.Interface) *informerHandle {
+	stateLabel := workloadv1alpha1.ClusterResourceStateLabel(e.stKey)
+	inf := coreinformers.NewFilteredNamespaceInformer(upstreamKube, e.resync, cache.Indexers{}, func(o *metav1.ListOptions) {
+		o.LabelSelector = stateLabel // exists, any value
+	})
+	_, err := inf.AddEventHandler(upstreamNamespaceHandler(e.stKey, func(name string) {
+		if e.events.upstreamNamespaceChanged != nil {
+			e.events.upstreamNamespaceChanged(ws, name)
+		}
+	}))
+	if err != nil {
+		// Only possible on a stopped informer; this one has not started.
+		klog.FromContext(ctx).Error(err, "Failed to watch upstream namespaces", "workspace", ws)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	h := &informerHandle{
+		lister:    cache.NewGenericLister(inf.GetIndexer(), namespacesResource),
+		hasSynced: inf.HasSynced,
+		stop:      cancel,
+		done:      make(chan struct{}),
+	}
+	go func() {
+		defer close(h.done)
+		inf.RunWithContext(ctx)
+	}()
+	klog.FromContext(ctx).Info("Started upstream namespace informer", "workspace", ws)
+	return h
+}
+
+// upstreamNamespace returns the cached upstream namespace name of workspace ws if it carries
+// the target's state label (any value: placedOnTarget tells whether it is still placed).
+// false while the workspace is not watched, and for a namespace the cache has not seen
+// (yet): callers that act on its absence check upstreamSynced(ws) first.
+func (e *engine) upstreamNamespace(ws, name string) (*corev1.Namespace, bool) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	upstream, ok := e.upstreamWorkspaces[ws]
+	if !ok || upstream.namespaces == nil {
+		return nil, false
+	}
+	obj, err := upstream.namespaces.lister.Get(name)
+	if err != nil {
+		return nil, false
+	}
+	ns, ok := obj.(*corev1.Namespace)
+	return ns, ok
+}
+
+// upstreamNamespaces returns the namespace client of workspace ws for live reads, if the
+// workspace is watched.
+func (e *engine) upstreamNamespaces(ws string) (typedcorev1.NamespaceInterface, bool) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	upstream, ok := e.upstreamWorkspaces[ws]
+	if !ok || upstream.kube == nil {
+		return nil, false
+	}
+	return upstream.kube.CoreV1().Namespaces(), true
+}
+
+// upstreamNamespaceHandler calls changed with the name of every upstream namespace whose
+// placement on target stKey changed (state label or deletion annotation) or that left the
+// cache (deleted, or its state label removed). An added namespace counts only if it is not
+// placed: the downstream namespace informer already queues every owned namespace at start.
+func upstreamNamespaceHandler(stKey string, changed func(name string)) cache.ResourceEventHandlerFuncs {
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc: func(obj any) {
+			if ns, ok := obj.(*corev1.Namespace); ok && !placedOnTarget(stKey, ns) {
+				changed(ns.Name)
+			}
+		},
+		UpdateFunc: func(oldObj, newObj any) {
+			oldNS, ok1 := oldObj.(*corev1.Namespace)
+			newNS, ok2 := newObj.(*corev1.Namespace)
+			if ok1 && ok2 && placedOnTarget(stKey, oldNS) != placedOnTarget(stKey, newNS) {
+				changed(newNS.Name)
+			}
+		},
+		DeleteFunc: func(obj any) {
+			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = d.Obj
+			}
+			if ns, ok := obj.(*corev1.Namespace); ok {
+				changed(ns.Name)
+			}
+		},
+	}
+}
