@@ -200,27 +200,37 @@ func (e *engine) startNamespaceInformer(ctx context.Context) {
 // reconcile brings informers in line with the accepted resources and the workspaces.
 // servedUpstream tells, for the (workspace, resource) pairs without an informer, whether the
 // workspace serves the resource; pairs it does not serve are retried on the next reconcile.
+//
+// A type that left the accepted set stops being synced first (the controllers no longer
+// act on it), then its upstream objects are released from our finalizer from the caches
+// that still run, and only then are its informers stopped; its downstream copies stay.
+// Upstream informers whose release did not complete keep running and are retried on the
+// next reconcile.
 func (e *engine) reconcile(ctx context.Context, accepted []resourceInfo, states []workloadv1alpha1.SyncedResource, workspaces []string, servedUpstream map[upstreamInformerKey]bool) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.resourceStates = states
 	want := map[schema.GroupVersionResource]resourceInfo{}
 	for _, r := range accepted {
 		want[r.gvr] = r
 	}
+	releases := e.acceptTypes(want, states)
+	unreleased := e.releaseRemovedTypes(ctx, releases)
+
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	if err := e.reconcileDownstreamLocked(ctx, want); err != nil {
 		return err
 	}
-	e.resources = want
 	wantWorkspaces, err := e.reconcileWorkspacesLocked(ctx, workspaces)
 	if err != nil {
 		return err
 	}
-	if err := e.reconcileUpstreamLocked(ctx, want, wantWorkspaces, servedUpstream); err != nil {
+	if err := e.reconcileUpstreamLocked(ctx, want, wantWorkspaces, servedUpstream, unreleased); err != nil {
 		return err
 	}
 	e.metrics.informers.WithLabelValues(e.metrics.clusterName, sideUpstream).Set(float64(len(e.upstreamInformers)))
 	e.metrics.informers.WithLabelValues(e.metrics.clusterName, sideDownstream).Set(float64(len(e.downstreamInformers)))
+	if len(unreleased) > 0 {
+		return fmt.Errorf("failed to release the upstream objects of %d removed (workspace, resource) pairs; retrying", len(unreleased))
+	}
 	return nil
 }
 
@@ -283,11 +293,15 @@ func (e *engine) reconcileWorkspacesLocked(ctx context.Context, workspaces []str
 }
 
 // reconcileUpstreamLocked runs one upstream informer per (workspace, accepted resource)
-// that the workspace serves.
-func (e *engine) reconcileUpstreamLocked(ctx context.Context, want map[schema.GroupVersionResource]resourceInfo, wantWorkspaces map[string]bool, servedUpstream map[upstreamInformerKey]bool) error {
+// that the workspace serves, and keeps those of removed types not released yet.
+func (e *engine) reconcileUpstreamLocked(ctx context.Context, want map[schema.GroupVersionResource]resourceInfo, wantWorkspaces map[string]bool,
+	servedUpstream map[upstreamInformerKey]bool, unreleased map[upstreamInformerKey]bool) error {
 	logger := klog.FromContext(ctx)
 	selector := workloadv1alpha1.ClusterResourceStateLabel(e.stKey) + "=" + workloadv1alpha1.ResourceStateSync
 	for key, h := range e.upstreamInformers {
+		if unreleased[key] && wantWorkspaces[key.workspace] {
+			continue
+		}
 		if _, ok := want[key.gvr]; !ok || !wantWorkspaces[key.workspace] {
 			logger.Info("Stopping upstream informer", "workspace", key.workspace, "resource", key.gvr.String())
 			h.stop()
