@@ -9,7 +9,10 @@
 // desired → compare → apply) → transform/; removals continue in deletion.go. Status up
 // reads in engine.go (downstream event → statusKey) → status.go. Each piece is built in
 // syncer.go (newDataPath) with exactly the listers, clients and funcs it uses; none holds
-// a pointer to the Syncer. namespace.go creates and cleans downstream namespaces,
+// a pointer to the Syncer. namespace.go creates and cleans downstream namespaces (a
+// namespace goes only once its upstream namespace is gone or no longer placed here),
+// namespace_informers.go watches the namespaces of both sides, type_release.go releases
+// the upstream objects of a type that stops being synced (its copies stay),
 // status_reporter.go heartbeats and writes the SyncTarget status, upstream.go holds the
 // per-workspace clients, discovery.go the accepted types, health.go and metrics.go the
 // checks and series. Every queue is a pkg/reconciler/queue with the TMC retry rule.

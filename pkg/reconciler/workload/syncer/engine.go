@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
@@ -15,7 +14,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
@@ -173,28 +171,6 @@ func objectHandler(fn func(obj *unstructured.Unstructured, deleted bool)) cache.
 		UpdateFunc: func(_, obj any) { call(obj, false) },
 		DeleteFunc: func(obj any) { call(obj, true) },
 	}
-}
-
-// startNamespaceInformer watches the downstream namespaces that carry this target's
-// ownership label.
-func (e *engine) startNamespaceInformer(ctx context.Context) {
-	factory := informers.NewSharedInformerFactoryWithOptions(e.downstreamKube, e.resync,
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-			o.LabelSelector = workloadv1alpha1.InternalDownstreamClusterLabel + "=" + e.stKey
-		}))
-	nsInformer := factory.Core().V1().Namespaces()
-	e.mu.Lock()
-	e.namespacesSynced = nsInformer.Informer().HasSynced
-	e.namespaceLister = nsInformer.Lister()
-	e.mu.Unlock()
-	_, _ = nsInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: func(obj any) {
-			if ns, ok := obj.(*corev1.Namespace); ok {
-				e.events.namespaceAdded(ns.Name)
-			}
-		},
-	})
-	factory.Start(ctx.Done())
 }
 
 // reconcile brings informers in line with the accepted resources and the workspaces.
@@ -404,14 +380,6 @@ func (e *engine) downstream(gvr schema.GroupVersionResource) (downstreamView, bo
 	return downstreamView{lister: h.lister, synced: h.hasSynced}, true
 }
 
-// namespaces returns the lister of the downstream namespaces this target owns, nil until
-// the namespace informer runs.
-func (e *engine) namespaces() corelisters.NamespaceLister {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	return e.namespaceLister
-}
-
 // resourceList returns the accepted resources, sorted.
 func (e *engine) resourceList() []resourceInfo {
 	e.mu.RLock()
@@ -429,22 +397,6 @@ func (e *engine) syncedResources() []workloadv1alpha1.SyncedResource {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	return append([]workloadv1alpha1.SyncedResource(nil), e.resourceStates...)
-}
-
-// downstreamSynced reports whether the downstream namespace informer and every downstream
-// object informer have synced, and names the first that has not.
-func (e *engine) downstreamSynced() (bool, string) {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	if !e.namespacesSynced() {
-		return false, "downstream namespaces"
-	}
-	for gvr, h := range e.downstreamInformers {
-		if !h.hasSynced() {
-			return false, "downstream " + gvr.String()
-		}
-	}
-	return true, ""
 }
 
 // allSynced reports whether every informer has synced, and names the first that has not.

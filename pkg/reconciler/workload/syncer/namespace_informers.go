@@ -5,9 +5,11 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
 	coreinformers "k8s.io/client-go/informers/core/v1"
 	"k8s.io/client-go/kubernetes"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 
@@ -16,6 +18,52 @@ import (
 
 // namespacesResource names the namespace caches' lister.
 var namespacesResource = corev1.SchemeGroupVersion.WithResource("namespaces").GroupResource()
+
+// startNamespaceInformer watches the downstream namespaces that carry this target's
+// ownership label.
+func (e *engine) startNamespaceInformer(ctx context.Context) {
+	factory := informers.NewSharedInformerFactoryWithOptions(e.downstreamKube, e.resync,
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.LabelSelector = workloadv1alpha1.InternalDownstreamClusterLabel + "=" + e.stKey
+		}))
+	nsInformer := factory.Core().V1().Namespaces()
+	e.mu.Lock()
+	e.namespacesSynced = nsInformer.Informer().HasSynced
+	e.namespaceLister = nsInformer.Lister()
+	e.mu.Unlock()
+	_, _ = nsInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: func(obj any) {
+			if ns, ok := obj.(*corev1.Namespace); ok {
+				e.events.namespaceAdded(ns.Name)
+			}
+		},
+	})
+	factory.Start(ctx.Done())
+}
+
+// namespaces returns the lister of the downstream namespaces this target owns, nil until
+// the namespace informer runs.
+func (e *engine) namespaces() corelisters.NamespaceLister {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.namespaceLister
+}
+
+// downstreamSynced reports whether the downstream namespace informer and every downstream
+// object informer have synced, and names the first that has not.
+func (e *engine) downstreamSynced() (bool, string) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if !e.namespacesSynced() {
+		return false, "downstream namespaces"
+	}
+	for gvr, h := range e.downstreamInformers {
+		if !h.hasSynced() {
+			return false, "downstream " + gvr.String()
+		}
+	}
+	return true, ""
+}
 
 // placedOnTarget reports whether an upstream namespace is placed on the target stKey: its
 // state label says Sync and no per-target deletion annotation marks it as being removed.
