@@ -123,7 +123,7 @@ func TestSyncerKeepsNamespaceWhileUpstreamNamespaceLives(t *testing.T) {
 		}
 		return nil
 	}
-	holdsFor(t, 5*syncerCleanDelay, "the downstream namespace and the claim to stay while the upstream namespace is placed", kept)
+	holdFor(t, 5*syncerCleanDelay, "the downstream namespace and the claim to stay while the upstream namespace is placed", kept)
 	if after := cleanupChecks(); after <= checksBefore {
 		t.Fatalf("the namespace cleanup never looked at the namespace (workqueue_adds_total{name=\"namespace-cleanup\"} %v → %v); the test proves nothing", checksBefore, after)
 	}
@@ -178,7 +178,7 @@ func TestSyncerTypeRemovalKeepsCopies(t *testing.T) {
 		return apierrors.IsNotFound(err), nil
 	})
 	// Give the syncer every chance to act wrongly on the deleted object and the namespace.
-	holdsFor(t, 4*syncerCleanDelay, "the downstream copies to stay untouched", func(ctx context.Context) error {
+	holdFor(t, 4*syncerCleanDelay, "the downstream copies to stay untouched", func(ctx context.Context) error {
 		versions, _ := downstreamResourceVersions(t, down, dns, se.ownershipSelector())
 		if !maps.Equal(versions, versionsBefore) {
 			return fmt.Errorf("downstream ConfigMaps changed: %v, were %v", versions, versionsBefore)
@@ -243,20 +243,4 @@ func waitUpstreamFinalizers(t *testing.T, up kubernetes.Interface, ns string, na
 		}
 		return true, "", nil
 	})
-}
-
-// holdsFor checks cond every 500ms for d and fails the test at the first violation.
-func holdsFor(t *testing.T, d time.Duration, what string, cond func(ctx context.Context) error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if err := cond(t.Context()); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-		select {
-		case <-t.Context().Done():
-			t.Fatal(t.Context().Err())
-		case <-time.After(500 * time.Millisecond):
-		}
-	}
 }
