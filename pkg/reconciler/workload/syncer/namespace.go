@@ -36,7 +36,11 @@ type namespaceCaches interface {
 
 // operationReleaseNamespace is the downstream write that hands a namespace holding
 // orphaned copies over to its users (the ownership label dropped).
-const operationReleaseNamespace = "release_namespace"
+const (
+	operationReleaseNamespace = "release_namespace"
+	// operationMarkNamespace records PlacedNamespaceAnnotation on an existing namespace.
+	operationMarkNamespace = "mark_namespace"
+)
 
 // namespaceManager creates downstream namespaces (named by the hash of their locator, and
 // carrying it) and removes them once they are no longer needed: only when their upstream
@@ -98,11 +102,15 @@ func (m *namespaceManager) ensure(ctx context.Context, locator workloadv1alpha1.
 	}
 	ns, err := lister.Get(downstreamNamespace)
 	if apierrors.IsNotFound(err) {
+		annotations := map[string]string{workloadv1alpha1.NamespaceLocatorAnnotation: want}
+		if upstreamNS, ok := m.caches.upstreamNamespace(locator.ClusterName, locator.Namespace); ok && placedOnTarget(m.target.key, upstreamNS) {
+			annotations[workloadv1alpha1.PlacedNamespaceAnnotation] = "true"
+		}
 		_, err = m.downstreamNamespaces.Create(ctx, &corev1.Namespace{
 			ObjectMeta: metav1.ObjectMeta{
 				Name:        downstreamNamespace,
 				Labels:      map[string]string{workloadv1alpha1.InternalDownstreamClusterLabel: m.target.key},
-				Annotations: map[string]string{workloadv1alpha1.NamespaceLocatorAnnotation: want},
+				Annotations: annotations,
 			},
 		}, metav1.CreateOptions{})
 		if err == nil {
@@ -177,7 +185,7 @@ func (m *namespaceManager) clean(ctx context.Context, downstreamNamespace string
 	if err := m.cachesReady(loc.ClusterName); err != nil {
 		return err
 	}
-	why, err := m.unplaced(ctx, loc)
+	why, err := m.unplaced(ctx, ns, loc)
 	if why == "" || err != nil {
 		return err
 	}
@@ -257,16 +265,18 @@ func (m *namespaceManager) cachesReady(ws string) error {
 	return nil
 }
 
-// unplaced says why the downstream namespace of loc is no longer needed, "" while its
+// unplaced says why the downstream namespace ns of loc is no longer needed, "" while its
 // upstream namespace exists and is placed on this target. The cache answers "placed"; its
-// "not placed" is confirmed by a live read, so a lagging or lost cache never deletes.
-func (m *namespaceManager) unplaced(ctx context.Context, loc workloadv1alpha1.NamespaceLocator) (string, error) {
+// "not placed" is confirmed by a live read, so a lagging or lost cache never deletes. An
+// upstream namespace that never carried the state label (its objects were labelled by
+// hand: ns lacks PlacedNamespaceAnnotation) keeps ns until it is deleted.
+func (m *namespaceManager) unplaced(ctx context.Context, ns *corev1.Namespace, loc workloadv1alpha1.NamespaceLocator) (string, error) {
 	if m.targetDeleting() {
 		return "the SyncTarget is being deleted", nil
 	}
 	if upstreamNS, ok := m.caches.upstreamNamespace(loc.ClusterName, loc.Namespace); ok && placedOnTarget(m.target.key, upstreamNS) {
 		klog.FromContext(ctx).V(4).Info("Keeping downstream namespace: its upstream namespace is placed on this SyncTarget")
-		return "", nil
+		return "", m.markPlaced(ctx, ns)
 	}
 	upstreamNamespaces, ok := m.caches.upstreamNamespaces(loc.ClusterName)
 	if !ok {
@@ -278,12 +288,41 @@ func (m *namespaceManager) unplaced(ctx context.Context, loc workloadv1alpha1.Na
 		return "the upstream namespace is gone", nil
 	case err != nil:
 		return "", fmt.Errorf("failed to get upstream namespace %s: %w", loc.Namespace, err)
+	case upstreamNS.DeletionTimestamp != nil:
+		return "the upstream namespace is being deleted", nil
 	case placedOnTarget(m.target.key, upstreamNS):
 		// The cache lags; its event will bring the namespace here again.
 		klog.FromContext(ctx).V(4).Info("Keeping downstream namespace: its upstream namespace is placed on this SyncTarget (cache lags)")
 		return "", nil
 	}
+	if _, removing := upstreamNS.Annotations[workloadv1alpha1.DeletionAnnotation(m.target.key)]; removing {
+		return "the upstream namespace is being removed from this SyncTarget", nil
+	}
+	if ns.Annotations[workloadv1alpha1.PlacedNamespaceAnnotation] != "true" {
+		klog.FromContext(ctx).V(4).Info("Keeping downstream namespace: its upstream namespace was never placed by its label (objects labelled by hand); it goes when the upstream namespace is deleted")
+		return "", nil
+	}
 	return "the upstream namespace is no longer placed on this SyncTarget", nil
+}
+
+// markPlaced records on ns that its upstream namespace is placed by its state label, once
+// (namespaces created before the annotation existed get it here).
+func (m *namespaceManager) markPlaced(ctx context.Context, ns *corev1.Namespace) error {
+	if ns.Annotations[workloadv1alpha1.PlacedNamespaceAnnotation] == "true" {
+		return nil
+	}
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{
+		"resourceVersion": ns.ResourceVersion,
+		"annotations":     map[string]any{workloadv1alpha1.PlacedNamespaceAnnotation: "true"},
+	}})
+	if err != nil {
+		return fmt.Errorf("failed to encode the namespace annotation patch: %w", err)
+	}
+	if _, err := m.downstreamNamespaces.Patch(ctx, ns.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("failed to mark downstream namespace as placed: %w", err)
+	}
+	m.metrics.downstreamWrite(operationMarkNamespace)
+	return nil
 }
 
 // release hands a namespace holding orphaned copies over to its users instead of deleting

@@ -70,15 +70,31 @@ func TestResourceControllerNamespaceCleanup(t *testing.T) {
 		ns.ResourceVersion = "11"
 		return ns
 	}
-	// owned is the empty downstream namespace of testWorkspace/testNamespace, whose upstream
-	// namespace is gone unless a case adds one.
-	owned := func(t *testing.T) testObjects { return testObjects{namespaces: []*corev1.Namespace{ownedNamespace(t)}} }
+	marked := func(ns *corev1.Namespace) *corev1.Namespace {
+		ns.Annotations[workloadv1alpha1.PlacedNamespaceAnnotation] = "true"
+		return ns
+	}
+	// owned is the empty downstream namespace of testWorkspace/testNamespace, created while
+	// its upstream namespace was placed by its label; the upstream namespace is gone unless
+	// a case adds one.
+	owned := func(t *testing.T) testObjects { return testObjects{namespaces: []*corev1.Namespace{marked(ownedNamespace(t))}} }
 	withUpstream := func(cached, live []*corev1.Namespace) func(t *testing.T) testObjects {
 		return func(t *testing.T) testObjects {
 			objs := owned(t)
 			objs.upstreamNamespaces, objs.upstreamNamespacesLiveOnly = cached, live
 			return objs
 		}
+	}
+	unmarked := func(cached, live []*corev1.Namespace) func(t *testing.T) testObjects {
+		return func(t *testing.T) testObjects {
+			objs := withUpstream(cached, live)(t)
+			objs.namespaces = []*corev1.Namespace{ownedNamespace(t)}
+			return objs
+		}
+	}
+	upstreamTerminating := func(ns *corev1.Namespace) {
+		now := metav1.Now()
+		ns.DeletionTimestamp = &now
 	}
 	goneWorkspace := testLocator("root:org:gone", testNamespace)
 	goneNS, err := goneWorkspace.DownstreamNamespaceName()
@@ -106,6 +122,7 @@ func TestResourceControllerNamespaceCleanup(t *testing.T) {
 		wantErr     string // "", notYetDecided or failed
 		wantDelete  bool
 		wantRelease bool
+		wantMark    bool
 	}{
 		// The guard of issue 11: emptiness alone never deletes.
 		{
@@ -120,7 +137,7 @@ func TestResourceControllerNamespaceCleanup(t *testing.T) {
 			name: "empty, upstream namespace placed, orphans recorded: untouched",
 			objs: func(t *testing.T) testObjects {
 				objs := withUpstream([]*corev1.Namespace{upstreamNS()}, nil)(t)
-				objs.namespaces = []*corev1.Namespace{withOrphans(ownedNamespace(t))}
+				objs.namespaces = []*corev1.Namespace{marked(withOrphans(ownedNamespace(t)))}
 				return objs
 			},
 		},
@@ -133,6 +150,30 @@ func TestResourceControllerNamespaceCleanup(t *testing.T) {
 			name:       "empty, upstream namespace no longer labelled for this target: deleted",
 			objs:       withUpstream(nil, []*corev1.Namespace{upstreamNS(withoutStateLabel)}),
 			wantDelete: true,
+		},
+		{
+			name: "empty, upstream namespace never labelled (objects labelled by hand, no marker): kept",
+			objs: unmarked(nil, []*corev1.Namespace{upstreamNS(withoutStateLabel)}),
+		},
+		{
+			name:       "empty, never marked, upstream namespace being deleted: deleted",
+			objs:       unmarked(nil, []*corev1.Namespace{upstreamNS(withoutStateLabel, upstreamTerminating)}),
+			wantDelete: true,
+		},
+		{
+			name:       "empty, never marked, upstream namespace gone (live 404): deleted",
+			objs:       unmarked(nil, nil),
+			wantDelete: true,
+		},
+		{
+			name:       "empty, never marked, being removed from this target (deletion annotation): deleted",
+			objs:       unmarked([]*corev1.Namespace{upstreamNS(beingRemoved)}, nil),
+			wantDelete: true,
+		},
+		{
+			name:     "empty, upstream namespace placed, not marked yet: kept and marked",
+			objs:     unmarked([]*corev1.Namespace{upstreamNS()}, nil),
+			wantMark: true,
 		},
 		{
 			name:       "empty, upstream state label no longer Sync: deleted",
@@ -343,6 +384,12 @@ func TestResourceControllerNamespaceCleanup(t *testing.T) {
 			case tc.wantRelease:
 				expectWrites(t, "downstream kube", env.downstreamKube.Actions(), []string{"patch namespaces"})
 				expectNamespaceRelease(t, env, name)
+			case tc.wantMark:
+				expectWrites(t, "downstream kube", env.downstreamKube.Actions(), []string{"patch namespaces"})
+				got, err := env.downstreamKube.CoreV1().Namespaces().Get(t.Context(), name, metav1.GetOptions{})
+				if err != nil || got.Annotations[workloadv1alpha1.PlacedNamespaceAnnotation] != "true" {
+					t.Errorf("downstream namespace not marked as placed: %v %v", got.GetAnnotations(), err)
+				}
 			case tc.wantDelete:
 				expectWrites(t, "downstream kube", env.downstreamKube.Actions(), []string{"delete namespaces"})
 				expectNamespaceDelete(t, env, name)
@@ -472,5 +519,34 @@ func TestResourceControllerNamespaceLocatorOf(t *testing.T) {
 	env.engine.namespaceLister = nil // before the namespace informer starts
 	if _, ok := env.namespaces.locatorOf(dsNS); ok {
 		t.Error("locatorOf must not find anything before the namespace informer starts")
+	}
+}
+
+// A downstream namespace created for a namespace placed by its label records it, so that
+// losing the label later removes it; one created for objects labelled by hand does not.
+func TestNamespaceEnsureRecordsPlacement(t *testing.T) {
+	dsNS := downstreamNamespaceFor(t, testWorkspace, testNamespace)
+	for _, tc := range []struct {
+		name       string
+		upstream   []*corev1.Namespace
+		wantMarked bool
+	}{
+		{name: "upstream namespace placed by its label", upstream: []*corev1.Namespace{upstreamNS()}, wantMarked: true},
+		{name: "upstream namespace not labelled (objects labelled by hand)"},
+		{name: "upstream namespace being removed from this target", upstream: []*corev1.Namespace{upstreamNS(beingRemoved)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := newTestEnv(t, testObjects{upstreamNamespaces: tc.upstream})
+			if err := env.namespaces.ensure(t.Context(), testLocator(testWorkspace, testNamespace), dsNS); err != nil {
+				t.Fatal(err)
+			}
+			got, err := env.downstreamKube.CoreV1().Namespaces().Get(t.Context(), dsNS, metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if marked := got.Annotations[workloadv1alpha1.PlacedNamespaceAnnotation] == "true"; marked != tc.wantMarked {
+				t.Errorf("marked %v, want %v (annotations %v)", marked, tc.wantMarked, got.Annotations)
+			}
+		})
 	}
 }

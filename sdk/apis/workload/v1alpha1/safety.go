@@ -19,6 +19,12 @@ const (
 	// deletes such a namespace; it releases it (drops the ownership label) instead.
 	DownstreamOrphansAnnotation = "workload.tmc.dev/orphans"
 
+	// PlacedNamespaceAnnotation on a downstream namespace ("true") records that its upstream
+	// namespace was placed on the target by the namespace's state label. Only then does the
+	// upstream namespace losing that label remove the downstream namespace; a downstream
+	// namespace of objects labelled by hand stays until its upstream namespace is deleted.
+	PlacedNamespaceAnnotation = "workload.tmc.dev/placed-namespace"
+
 	// ResumeDeletionsAnnotation on a SyncTarget (RFC3339 time) resumes the downstream
 	// deletions the syncer's breaker paused before that time (kubectl tmc workload
 	// resume-deletions sets it).
