@@ -299,8 +299,8 @@ func (m *namespaceManager) unplaced(ctx context.Context, ns *corev1.Namespace, l
 		return "the upstream namespace is being removed from this SyncTarget", nil
 	}
 	if ns.Annotations[workloadv1alpha1.PlacedNamespaceAnnotation] != "true" {
-		klog.FromContext(ctx).V(4).Info("Keeping downstream namespace: its upstream namespace was never placed by its label (objects labelled by hand); it goes when the upstream namespace is deleted")
-		return "", nil
+		// Nothing watches such an upstream namespace: look again after the clean delay.
+		return "", notYet("the upstream namespace was never placed by its label (objects labelled by hand); the downstream namespace goes when it is deleted")
 	}
 	return "the upstream namespace is no longer placed on this SyncTarget", nil
 }

@@ -152,8 +152,9 @@ func TestResourceControllerNamespaceCleanup(t *testing.T) {
 			wantDelete: true,
 		},
 		{
-			name: "empty, upstream namespace never labelled (objects labelled by hand, no marker): kept",
-			objs: unmarked(nil, []*corev1.Namespace{upstreamNS(withoutStateLabel)}),
+			name:    "empty, upstream namespace never labelled (objects labelled by hand, no marker): kept, looked at again",
+			objs:    unmarked(nil, []*corev1.Namespace{upstreamNS(withoutStateLabel)}),
+			wantErr: notYetDecided,
 		},
 		{
 			name:       "empty, never marked, upstream namespace being deleted: deleted",
