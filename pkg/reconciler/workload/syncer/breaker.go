@@ -89,8 +89,9 @@ type heldDeletion struct {
 	reason    string
 	since     time.Time // first held
 	lastAsked time.Time
-	// approved: an operator resumed after since; the next ask is admitted, uncounted.
-	approved bool
+	// approved: an operator resumed after since; every further ask is admitted,
+	// uncounted. admitted: it was.
+	approved, admitted bool
 }
 
 // deletionBreaker is the mass-deletion breaker: a deletionBudget that counts the objects
@@ -178,9 +179,14 @@ func (b *deletionBreaker) admit(ctx context.Context, d plannedDeletion) bool {
 	logger := klog.FromContext(ctx).WithValues("deletionReason", d.reason, "objects", d.objects)
 
 	if h, ok := b.held[k]; ok && h.approved {
-		b.forgetLocked(k)
-		b.metrics.deletionAdmitted(d.reason)
-		logger.V(2).Info("Deletion admitted: an operator resumed deletions")
+		// Remembered until nobody asks any more: the caller asks again while the copy
+		// is going, and must not be held then.
+		h.lastAsked = now
+		if !h.admitted {
+			h.admitted = true
+			b.metrics.deletionAdmitted(d.reason)
+			logger.V(2).Info("Deletion admitted: an operator resumed deletions")
+		}
 		return true
 	}
 	if c, ok := b.counted[k]; ok && c.admitted {

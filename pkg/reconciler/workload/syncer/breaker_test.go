@@ -214,6 +214,15 @@ func TestBreakerNeverAdmitsLostUntilResumed(t *testing.T) {
 			if !f.admit(t.Context(), objectDeletion("lost", deletionUpstreamLost)) {
 				t.Fatal("an upstream-lost deletion held before the resume was not admitted")
 			}
+			// Asked again while its copy is going (even after the window): still admitted,
+			// and counted once.
+			f.advance(2 * time.Minute)
+			if !f.admit(t.Context(), objectDeletion("lost", deletionUpstreamLost)) {
+				t.Fatal("a resumed upstream-lost deletion was held when asked again")
+			}
+			if got := testutil.ToFloat64(f.metrics.deletionsAdmitted.WithLabelValues(testSyncTargetName, deletionUpstreamLost)); got != 1 {
+				t.Errorf("admitted upstream-lost = %v, want 1", got)
+			}
 			// A lost object first held after the resume needs another one.
 			if f.admit(t.Context(), objectDeletion("lost-later", deletionUpstreamLost)) {
 				t.Fatal("an upstream-lost deletion held after the resume was admitted")
