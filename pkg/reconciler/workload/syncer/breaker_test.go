@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/record"
 
 	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
@@ -398,5 +399,22 @@ func TestBreakerSignalsTheReporterOncePerTrip(t *testing.T) {
 	f.condition(t.Context())
 	if n := drain(); n != 1 {
 		t.Fatalf("%d wake-ups at the resume, want 1", n)
+	}
+}
+
+func TestDataPathAsksTheBreaker(t *testing.T) {
+	env := newTestEnv(t, testObjects{})
+	if env.spec.remover.budget != deletionBudget(env.breaker) || env.namespaces.budget != deletionBudget(env.breaker) {
+		t.Fatal("the removals and the namespace cleanup do not ask the mass-deletion breaker")
+	}
+	target := syncTarget{workspace: testLocationWorkspace, name: testSyncTargetName, key: testStKey, uid: testSyncTargetUID}
+	d := newDataPath(target, env.spec.chain, &Config{UpstreamConfig: &rest.Config{Host: "https://upstream.invalid"}}, env.downstreamDynamic, env.downstreamKube,
+		env.metrics, env.errors, env.recovery, withDeletionBudget(unlimitedBudget{}))
+	t.Cleanup(func() { d.spec.queue.ShutDown(); d.status.queue.ShutDown(); d.namespaces.queue.ShutDown() })
+	if d.spec.remover.budget != deletionBudget(unlimitedBudget{}) || d.namespaces.budget != deletionBudget(unlimitedBudget{}) {
+		t.Error("withDeletionBudget did not replace the breaker")
+	}
+	if d.breaker.budget != DefaultDeletionBudget() {
+		t.Errorf("a Config without DeletionBudget got %+v, want the defaults", d.breaker.budget)
 	}
 }
