@@ -4,7 +4,8 @@
 // clusters made of kube-apiserver, kube-controller-manager, kube-scheduler and kwok with fake
 // nodes. Every server listens on 127.0.0.1 with a free port and logs to a per-environment
 // directory. It also injects faults: a TCP proxy that partitions, delays or resets
-// connections, and stop/start/kill of any process.
+// connections, stop/start/kill of any process, and a workspace's apiserver replaced by an
+// empty one at the same path (ReplaceWorkspace).
 //
 // It owns, for every caller alike: the one launcher of the workload-syncer and of the
 // tmc-controller binaries (StartSyncer, StartController), the syncer's RBAC and admission

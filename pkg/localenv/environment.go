@@ -52,6 +52,8 @@ type Environment struct {
 	stopped    bool
 	ownDir     bool
 	startTaken time.Duration
+	// replacements counts ReplaceWorkspace calls, naming the new apiservers.
+	replacements int
 }
 
 // Workspace is one emulated kcp workspace: its own apiserver, served through the front proxy.
@@ -157,39 +159,50 @@ func (env *Environment) startWorkspace(ctx context.Context, path string, control
 		return nil, err
 	}
 	name := "ws-" + strings.ReplaceAll(path, ":", "-")
-	as, err := StartAPIServer(ctx, env.bins, env.PKI, env.Tokens, APIServerOptions{
-		Name:       name,
-		EtcdURL:    env.Etcd.ClientURL,
-		EtcdPrefix: "/workspaces/" + path,
-	}, env.LogDir)
+	as, cm, err := env.startWorkspaceServers(ctx, name, "/workspaces/"+path, controllers)
 	if err != nil {
 		return nil, fmt.Errorf("workspace %s: %w", path, err)
 	}
-	env.track(as.Process)
-	ws := &Workspace{Path: p, APIServer: as, env: env}
-	if controllers {
-		kubeconfig, err := WriteKubeconfig(as.AdminConfig(), name, filepath.Join(env.Dir, "kubeconfigs", name+"-direct.kubeconfig"))
-		if err != nil {
-			return nil, err
-		}
-		ws.ControllerManager = NewProcess(name+"-controller-manager", env.bins.Path(BinKubeControllerManager), []string{
-			"--kubeconfig=" + kubeconfig,
-			"--authentication-kubeconfig=" + kubeconfig,
-			"--authorization-kubeconfig=" + kubeconfig,
-			"--leader-elect=false",
-			"--secure-port=0",
-			"--controllers=namespace-controller,garbage-collector-controller",
-			"--v=1",
-		}, env.LogDir)
-		if err := ws.ControllerManager.Start(); err != nil {
-			return nil, err
-		}
-		env.track(ws.ControllerManager)
-	}
+	ws := &Workspace{Path: p, APIServer: as, ControllerManager: cm, env: env}
 	if err := env.FrontProxy.AddWorkspace(p, as.URL); err != nil {
 		return nil, err
 	}
 	return ws, nil
+}
+
+// startWorkspaceServers starts a workspace's apiserver on etcdPrefix and, with
+// controllers, its namespace and garbage-collector controllers.
+func (env *Environment) startWorkspaceServers(ctx context.Context, name, etcdPrefix string, controllers bool) (*APIServer, *Process, error) {
+	as, err := StartAPIServer(ctx, env.bins, env.PKI, env.Tokens, APIServerOptions{
+		Name:       name,
+		EtcdURL:    env.Etcd.ClientURL,
+		EtcdPrefix: etcdPrefix,
+	}, env.LogDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	env.track(as.Process)
+	if !controllers {
+		return as, nil, nil
+	}
+	kubeconfig, err := WriteKubeconfig(as.AdminConfig(), name, filepath.Join(env.Dir, "kubeconfigs", name+"-direct.kubeconfig"))
+	if err != nil {
+		return nil, nil, err
+	}
+	cm := NewProcess(name+"-controller-manager", env.bins.Path(BinKubeControllerManager), []string{
+		"--kubeconfig=" + kubeconfig,
+		"--authentication-kubeconfig=" + kubeconfig,
+		"--authorization-kubeconfig=" + kubeconfig,
+		"--leader-elect=false",
+		"--secure-port=0",
+		"--controllers=namespace-controller,garbage-collector-controller",
+		"--v=1",
+	}, env.LogDir)
+	if err := cm.Start(); err != nil {
+		return nil, nil, err
+	}
+	env.track(cm)
+	return as, cm, nil
 }
 
 func (env *Environment) track(p *Process) {

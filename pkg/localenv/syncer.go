@@ -31,6 +31,10 @@ type SyncerOptions struct {
 	// HeartbeatInterval, DownstreamNamespaceCleanDelay and DiscoveryInterval are passed
 	// when set; zero keeps the syncer's defaults.
 	HeartbeatInterval, DownstreamNamespaceCleanDelay, DiscoveryInterval time.Duration
+	// DeletionBudgetObjects and DeletionBudgetPercent are passed when set (0 is a
+	// value); DeletionBudgetWindow when non-zero. Unset keeps the syncer's defaults.
+	DeletionBudgetObjects, DeletionBudgetPercent *int
+	DeletionBudgetWindow                         time.Duration
 	// QPS is passed when set: negative disables client-side rate limiting.
 	QPS float32
 	// Workers per controller; zero keeps the syncer's default.
@@ -74,6 +78,13 @@ func (env *Environment) StartSyncer(ctx context.Context, opts SyncerOptions) (*C
 	args = durationArg(args, "heartbeat-interval", opts.HeartbeatInterval)
 	args = durationArg(args, "downstream-namespace-clean-delay", opts.DownstreamNamespaceCleanDelay)
 	args = durationArg(args, "discovery-interval", opts.DiscoveryInterval)
+	args = durationArg(args, "deletion-budget-window", opts.DeletionBudgetWindow)
+	if opts.DeletionBudgetObjects != nil {
+		args = append(args, "--deletion-budget-objects="+strconv.Itoa(*opts.DeletionBudgetObjects))
+	}
+	if opts.DeletionBudgetPercent != nil {
+		args = append(args, "--deletion-budget-percent="+strconv.Itoa(*opts.DeletionBudgetPercent))
+	}
 	args = qpsArg(args, opts.QPS)
 	if opts.Workers > 0 {
 		args = append(args, "--workers="+strconv.Itoa(opts.Workers))

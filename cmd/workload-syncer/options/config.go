@@ -68,9 +68,14 @@ func (o *Options) Config() (*syncer.Config, error) {
 		DownstreamNamespaceCleanDelay: o.DownstreamNamespaceCleanDelay,
 		ResyncPeriod:                  o.ResyncPeriod,
 		DiscoveryInterval:             o.DiscoveryInterval,
-		MetricsBindAddress:            o.MetricsBindAddress,
-		HealthProbeBindAddress:        o.HealthProbeBindAddress,
-		PodName:                       o.podName(),
+		DeletionBudget: &syncer.DeletionBudget{
+			Objects: o.DeletionBudgetObjects,
+			Percent: o.DeletionBudgetPercent,
+			Window:  o.DeletionBudgetWindow,
+		},
+		MetricsBindAddress:     o.MetricsBindAddress,
+		HealthProbeBindAddress: o.HealthProbeBindAddress,
+		PodName:                o.podName(),
 	}
 	if o.LeaderElect {
 		config.LeaderElection = &syncer.LeaderElectionConfig{

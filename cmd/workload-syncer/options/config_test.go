@@ -51,6 +51,7 @@ func TestOptionsConfig(t *testing.T) {
 				if cfg.LeaderElection != nil {
 					t.Errorf("leader election %+v, want none without --leader-elect", cfg.LeaderElection)
 				}
+				assertEqual(t, "deletion budget", *cfg.DeletionBudget, syncer.DefaultDeletionBudget())
 			},
 		},
 		{

@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/tmc-dev/tmc/pkg/cliutil"
+	"github.com/tmc-dev/tmc/pkg/reconciler/workload/syncer"
 	"github.com/tmc-dev/tmc/sdk/apis/logicalcluster"
 	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
 )
@@ -34,6 +35,9 @@ const (
 	DefaultRenewDeadline                         = cliutil.DefaultRenewDeadline
 	DefaultRetryPeriod                           = cliutil.DefaultRetryPeriod
 	DefaultLeaderElectionIDPrefix                = "workload-syncer-"
+	DefaultDeletionBudgetObjects                 = syncer.DefaultDeletionBudgetObjects
+	DefaultDeletionBudgetPercent                 = syncer.DefaultDeletionBudgetPercent
+	DefaultDeletionBudgetWindow                  = syncer.DefaultDeletionBudgetWindow
 )
 
 const (
@@ -89,6 +93,14 @@ type Options struct {
 	// DiscoveryInterval is how often downstream resource types and permissions are checked.
 	DiscoveryInterval time.Duration
 
+	// DeletionBudgetObjects, DeletionBudgetPercent and DeletionBudgetWindow configure the
+	// mass-deletion breaker: more than max(objects, percent % of the synced objects) deleted
+	// within the window pauses the deletions the syncer decides on its own. A negative
+	// DeletionBudgetObjects disables the budget.
+	DeletionBudgetObjects int
+	DeletionBudgetPercent int
+	DeletionBudgetWindow  time.Duration
+
 	// MetricsBindAddress and HealthProbeBindAddress are host:port, or "0" to disable.
 	MetricsBindAddress     string
 	HealthProbeBindAddress string
@@ -117,6 +129,9 @@ func NewOptions() *Options {
 		DownstreamNamespaceCleanDelay: DefaultDownstreamNamespaceCleanDelay,
 		ResyncPeriod:                  DefaultResyncPeriod,
 		DiscoveryInterval:             DefaultDiscoveryInterval,
+		DeletionBudgetObjects:         DefaultDeletionBudgetObjects,
+		DeletionBudgetPercent:         DefaultDeletionBudgetPercent,
+		DeletionBudgetWindow:          DefaultDeletionBudgetWindow,
 		MetricsBindAddress:            DefaultMetricsBindAddress,
 		HealthProbeBindAddress:        DefaultHealthProbeBindAddress,
 		LeaderElectionFlags:           cliutil.NewLeaderElectionFlags("", ""),
@@ -154,6 +169,12 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 		"How long an empty downstream namespace whose upstream namespace is gone is kept before it is deleted.")
 	fs.DurationVar(&o.ResyncPeriod, "resync-period", o.ResyncPeriod, "Resync period of the informers; 0 disables resync.")
 	fs.DurationVar(&o.DiscoveryInterval, "discovery-interval", o.DiscoveryInterval, "How often the syncer re-checks which resource types the physical cluster serves and which it may write (besides every SyncTarget change).")
+	fs.IntVar(&o.DeletionBudgetObjects, "deletion-budget-objects", o.DeletionBudgetObjects,
+		"Mass-deletion breaker: the downstream deletions the syncer decides on its own (object gone upstream, unscheduled, namespace cleanup; never those a user asked for) pause when more than the larger of this many objects and --deletion-budget-percent of the synced objects are deleted within --deletion-budget-window, until an operator runs `kubectl tmc workload resume-deletions`. 0 (with --deletion-budget-percent=0) pauses every such deletion; a negative value disables the budget. Copies whose upstream object vanished without a deletion always wait for an operator.")
+	fs.IntVar(&o.DeletionBudgetPercent, "deletion-budget-percent", o.DeletionBudgetPercent,
+		"Mass-deletion breaker: the budget grows to this percentage (0-100) of the target's synced objects on large targets.")
+	fs.DurationVar(&o.DeletionBudgetWindow, "deletion-budget-window", o.DeletionBudgetWindow,
+		"Mass-deletion breaker: the sliding window the deletions are counted in.")
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress,
 		`Address (host:port) serving /metrics; "0" disables it.`)
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress,
@@ -224,6 +245,12 @@ func (o *Options) Validate() error {
 	}
 	if o.DiscoveryInterval < time.Second {
 		add("--discovery-interval must be at least 1s, got %s", o.DiscoveryInterval)
+	}
+	if o.DeletionBudgetPercent < 0 || o.DeletionBudgetPercent > 100 {
+		add("--deletion-budget-percent must be between 0 and 100, got %d", o.DeletionBudgetPercent)
+	}
+	if o.DeletionBudgetWindow < time.Second {
+		add("--deletion-budget-window must be at least 1s, got %s", o.DeletionBudgetWindow)
 	}
 	if o.ResyncPeriod < 0 {
 		add("--resync-period must not be negative (0 disables resync), got %s", o.ResyncPeriod)

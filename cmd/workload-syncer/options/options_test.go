@@ -69,6 +69,9 @@ func TestOptionsDefaults(t *testing.T) {
 		DownstreamNamespaceCleanDelay: 30 * time.Second,
 		ResyncPeriod:                  10 * time.Hour,
 		DiscoveryInterval:             30 * time.Second,
+		DeletionBudgetObjects:         10,
+		DeletionBudgetPercent:         20,
+		DeletionBudgetWindow:          time.Minute,
 		MetricsBindAddress:            ":8080",
 		HealthProbeBindAddress:        ":8081",
 		LeaderElectionFlags: cliutil.LeaderElectionFlags{
@@ -95,6 +98,7 @@ func TestOptionsFlags(t *testing.T) {
 		"--workspaces=root:org:a,root:org:b",
 		"--workers=8", "--qps=-1", "--burst=7",
 		"--heartbeat-interval=5s", "--downstream-namespace-clean-delay=1m", "--resync-period=0", "--discovery-interval=3s",
+		"--deletion-budget-objects=-1", "--deletion-budget-percent=5", "--deletion-budget-window=5m",
 		"--metrics-bind-address=0", "--health-probe-bind-address=127.0.0.1:9000",
 		"--leader-elect", "--leader-election-namespace=tmc", "--leader-election-id=my-lease",
 		"--leader-elect-lease-duration=30s", "--leader-elect-renew-deadline=20s", "--leader-elect-retry-period=3s",
@@ -108,6 +112,7 @@ func TestOptionsFlags(t *testing.T) {
 		Workspaces: []string{"root:org:a", "root:org:b"},
 		Workers:    8, QPS: -1, Burst: 7,
 		HeartbeatInterval: 5 * time.Second, DownstreamNamespaceCleanDelay: time.Minute, ResyncPeriod: 0, DiscoveryInterval: 3 * time.Second,
+		DeletionBudgetObjects: -1, DeletionBudgetPercent: 5, DeletionBudgetWindow: 5 * time.Minute,
 		MetricsBindAddress: "0", HealthProbeBindAddress: "127.0.0.1:9000",
 		LeaderElectionFlags: cliutil.LeaderElectionFlags{
 			LeaderElect: true, LeaderElectionNamespace: "tmc", LeaderElectionID: "my-lease",
@@ -250,6 +255,25 @@ func TestOptionsValidate(t *testing.T) {
 			name:     "resync period negative",
 			args:     append(slices.Clone(base), "--resync-period=-1m"),
 			wantErrs: []string{"--resync-period must not be negative"},
+		},
+		{
+			name:     "deletion budget percent out of range",
+			args:     append(slices.Clone(base), "--deletion-budget-percent=101"),
+			wantErrs: []string{"--deletion-budget-percent must be between 0 and 100, got 101"},
+		},
+		{
+			name:     "deletion budget percent negative",
+			args:     append(slices.Clone(base), "--deletion-budget-percent=-1"),
+			wantErrs: []string{"--deletion-budget-percent must be between 0 and 100, got -1"},
+		},
+		{
+			name:     "deletion budget window too short",
+			args:     append(slices.Clone(base), "--deletion-budget-window=0"),
+			wantErrs: []string{"--deletion-budget-window must be at least 1s, got 0s"},
+		},
+		{
+			name: "deletion budget disabled",
+			args: append(slices.Clone(base), "--deletion-budget-objects=-1"),
 		},
 		{
 			name:     "metrics bind address without port",

@@ -12,7 +12,7 @@ import (
 func NewCommand(streams genericiooptions.IOStreams, extra ...*cobra.Command) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "workload",
-		Short: "Register physical clusters, inspect SyncTargets, preview and drain",
+		Short: "Register physical clusters, inspect SyncTargets, preview, drain and resume paused deletions",
 	}
 	cmd.AddCommand(
 		sync.NewCommand(streams),
@@ -20,6 +20,7 @@ func NewCommand(streams genericiooptions.IOStreams, extra ...*cobra.Command) *co
 		inspect.NewCordonCommand(streams),
 		inspect.NewUncordonCommand(streams),
 		inspect.NewDrainCommand(streams),
+		inspect.NewResumeDeletionsCommand(streams),
 		inspect.NewPreviewCommand(streams),
 	)
 	cmd.AddCommand(extra...)

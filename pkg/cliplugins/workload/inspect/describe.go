@@ -61,8 +61,19 @@ func describeStatusLists(d *describer, st *workloadv1alpha1.SyncTarget, now time
 		}
 	})
 
+	// A workspace the syncer cannot read says why next to its path.
+	notSynced := map[string]workloadv1alpha1.WorkspaceHealth{}
+	for _, h := range st.Status.WorkspaceHealth {
+		if !h.Ready {
+			notSynced[h.Path] = h
+		}
+	}
 	d.section("Workspaces", len(st.Status.Workspaces), func(w *strings.Builder) {
 		for _, ws := range st.Status.Workspaces {
+			if h, ok := notSynced[ws.Path]; ok {
+				fmt.Fprintf(w, "  %s\tnot synced (%s): %s\n", ws.Path, h.Reason, oneLine(h.Message))
+				continue
+			}
 			fmt.Fprintf(w, "  %s\n", ws.Path)
 		}
 	})

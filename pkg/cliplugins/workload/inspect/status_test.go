@@ -59,9 +59,13 @@ func detailedSyncTarget() *workloadv1alpha1.SyncTarget {
 			LastSyncerHeartbeatTime: ago(12 * time.Second),
 			SyncedResources:         synced,
 			Workspaces:              []workloadv1alpha1.WorkspaceReference{{Path: "root:org:team-a"}, {Path: "root:org:team-b"}},
-			Capacity:                &capacity,
-			Allocatable:             &allocatable,
-			Syncer:                  &workloadv1alpha1.SyncerInfo{Version: "v0.3.0", Pod: "tmc-syncer/syncer-cluster-1-5f7d9-abcde", StartTime: ago(2 * time.Hour)},
+			WorkspaceHealth: []workloadv1alpha1.WorkspaceHealth{
+				{Path: "root:org:team-a", Ready: true},
+				{Path: "root:org:team-b", Reason: workloadv1alpha1.WorkspaceForbidden, Message: `The syncer may not list configmaps: configmaps is forbidden`},
+			},
+			Capacity:    &capacity,
+			Allocatable: &allocatable,
+			Syncer:      &workloadv1alpha1.SyncerInfo{Version: "v0.3.0", Pod: "tmc-syncer/syncer-cluster-1-5f7d9-abcde", StartTime: ago(2 * time.Hour)},
 			Errors: &workloadv1alpha1.ErrorSummary{
 				Counts: map[string]int64{"ResourceConflict": 2, "NetworkError": 1},
 				Recent: []workloadv1alpha1.SyncerError{

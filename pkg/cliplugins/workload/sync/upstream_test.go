@@ -158,6 +158,7 @@ func TestEnsureUpstreamScopesRBACToTheSyncTarget(t *testing.T) {
 	wantRules := []rbacv1.PolicyRule{
 		{APIGroups: []string{"workload.kcp.io"}, Resources: []string{"synctargets"}, ResourceNames: []string{"east"}, Verbs: []string{"get", "list", "watch"}},
 		{APIGroups: []string{"workload.kcp.io"}, Resources: []string{"synctargets/status"}, ResourceNames: []string{"east"}, Verbs: []string{"get", "update", "patch"}},
+		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch", "update"}},
 	}
 	if !reflect.DeepEqual(role.Rules, wantRules) {
 		t.Errorf("ClusterRole rules:\n got %+v\nwant %+v", role.Rules, wantRules)

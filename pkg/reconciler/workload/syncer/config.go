@@ -46,6 +46,8 @@ type Config struct {
 	// DiscoveryInterval is how often downstream resource types and permissions are
 	// re-checked (default 30s).
 	DiscoveryInterval time.Duration
+	// DeletionBudget configures the mass-deletion breaker; nil means the defaults.
+	DeletionBudget *DeletionBudget
 
 	// MetricsBindAddress serves /metrics ("0" disables).
 	MetricsBindAddress string
@@ -68,4 +70,32 @@ type LeaderElectionConfig struct {
 	LeaseDuration time.Duration
 	RenewDeadline time.Duration
 	RetryPeriod   time.Duration
+}
+
+// Defaults of the mass-deletion breaker.
+const (
+	DefaultDeletionBudgetObjects = 10
+	DefaultDeletionBudgetPercent = 20
+	DefaultDeletionBudgetWindow  = time.Minute
+)
+
+// DeletionBudget bounds the downstream deletions the syncer decides on its own (the
+// upstream object carries no deletionTimestamp): more than max(Objects, Percent % of the
+// target's synced objects) within Window pauses them until an operator resumes. Deletions
+// users ask for are never counted. Copies whose upstream object vanished without a
+// deletion ("upstream lost") are kept until an operator resumes, whatever the budget.
+type DeletionBudget struct {
+	// Objects is the budget's floor in objects. 0 with Percent 0 pauses every deletion of
+	// a synced object; a negative value disables the budget (upstream-lost copies are
+	// still kept until resumed).
+	Objects int
+	// Percent of the target's synced objects the budget grows to on larger targets.
+	Percent int
+	// Window is the sliding window the deletions are counted in.
+	Window time.Duration
+}
+
+// DefaultDeletionBudget returns the defaults: 10 objects or 20 %, per minute.
+func DefaultDeletionBudget() DeletionBudget {
+	return DeletionBudget{Objects: DefaultDeletionBudgetObjects, Percent: DefaultDeletionBudgetPercent, Window: DefaultDeletionBudgetWindow}
 }

@@ -17,6 +17,13 @@
 // per-workspace clients, discovery.go the accepted types, health.go and metrics.go the
 // checks and series. Every queue is a pkg/reconciler/queue with the TMC retry rule.
 //
+// Every downstream deletion the syncer decides on its own asks the mass-deletion breaker
+// first (breaker.go: a budget of objects per sliding window, paused until an operator
+// resumes with an annotation on the SyncTarget; breaker_status.go its DeletionsPaused
+// condition). workspace_health.go says which workload workspaces the syncer can read
+// (status.workspaceHealth); SyncerReady depends on the syncer's own, downstream caches
+// only, so one unreadable workspace does not take the target down.
+//
 // It uses pkg/reconciler/workload/tmc for errors, metrics, health and recovery, and must not
 // import the control-plane controllers or anything under test/.
 package syncer

@@ -26,7 +26,9 @@ type healthChecks struct {
 	locationClient tmcclient.Interface
 	downstreamREST rest.Interface
 	started        func() bool
-	allSynced      func() (bool, string)
+	// synced reports whether the syncer's own caches (downstream) have synced; an
+	// unreadable workload workspace does not make the syncer unready.
+	synced func() (bool, string)
 }
 
 // register registers the checks on a TMC health manager. All three are readiness checks: a
@@ -61,12 +63,13 @@ func (h healthChecks) checkClusterConnection(ctx context.Context) error {
 	return nil
 }
 
-// checkResourceControllers is healthy once the controllers run and every informer synced.
+// checkResourceControllers is healthy once the controllers run and the downstream
+// informers synced.
 func (h healthChecks) checkResourceControllers(context.Context) error {
 	if !h.started() {
 		return errors.New("controllers not started")
 	}
-	if ok, what := h.allSynced(); !ok {
+	if ok, what := h.synced(); !ok {
 		return fmt.Errorf("waiting for caches to sync: %s", what)
 	}
 	return nil

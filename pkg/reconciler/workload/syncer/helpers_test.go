@@ -77,6 +77,7 @@ type testEnv struct {
 	spec       *specController
 	status     *statusController
 	namespaces *namespaceManager
+	breaker    *deletionBreaker
 	reporter   *statusReporter
 	metrics    *syncerMetrics
 	errors     *errorLog
@@ -136,7 +137,7 @@ func newTestEnv(t *testing.T, objs testObjects) *testEnv {
 		PodName:                       "tmc-system/syncer-0",
 	}
 	d := newDataPath(target, transform.DefaultChain(), cfg, env.downstreamDynamic, env.downstreamKube, env.metrics, env.errors, env.recovery)
-	env.engine, env.spec, env.status, env.namespaces = d.engine, d.spec, d.status, d.namespaces
+	env.engine, env.spec, env.status, env.namespaces, env.breaker = d.engine, d.spec, d.status, d.namespaces, d.breaker
 	env.reporter = &statusReporter{
 		target:          target,
 		interval:        cfg.HeartbeatInterval,
@@ -244,7 +245,7 @@ func (env *testEnv) healthChecks(downstreamREST rest.Interface) healthChecks {
 		locationClient: env.locationClient,
 		downstreamREST: downstreamREST,
 		started:        env.started.Load,
-		allSynced:      env.engine.allSynced,
+		synced:         env.engine.syncerSynced,
 	}
 }
 

@@ -25,6 +25,9 @@ const (
 	MetricDownstreamWrites   = "syncer_downstream_writes_total"
 	MetricUpstreamWrites     = "syncer_upstream_writes_total"
 	MetricSkippedWrites      = "syncer_skipped_writes_total"
+	MetricDeletionsPaused    = "syncer_deletions_paused"
+	MetricDeletionsHeld      = "syncer_deletions_held"
+	MetricDeletionsAdmitted  = "syncer_deletions_admitted_total"
 	directionDown            = "down"
 	directionUp              = "up"
 	heartbeatResultSuccess   = "success"
@@ -45,18 +48,21 @@ const (
 type syncerMetrics struct {
 	tmc *tmc.TMCMetrics
 
-	resourcesSynced  *prometheus.CounterVec
-	syncDuration     *prometheus.HistogramVec
-	endToEnd         *prometheus.HistogramVec
-	errors           *prometheus.CounterVec
-	conflicts        *prometheus.CounterVec
-	heartbeats       *prometheus.CounterVec
-	lastHeartbeat    *prometheus.GaugeVec
-	informers        *prometheus.GaugeVec
-	downstreamWrites *prometheus.CounterVec
-	upstreamWrites   *prometheus.CounterVec
-	skippedWrites    *prometheus.CounterVec
-	clusterName      string
+	resourcesSynced   *prometheus.CounterVec
+	syncDuration      *prometheus.HistogramVec
+	endToEnd          *prometheus.HistogramVec
+	errors            *prometheus.CounterVec
+	conflicts         *prometheus.CounterVec
+	heartbeats        *prometheus.CounterVec
+	lastHeartbeat     *prometheus.GaugeVec
+	informers         *prometheus.GaugeVec
+	downstreamWrites  *prometheus.CounterVec
+	upstreamWrites    *prometheus.CounterVec
+	skippedWrites     *prometheus.CounterVec
+	deletionsPaused   *prometheus.GaugeVec
+	deletionsHeld     *prometheus.GaugeVec
+	deletionsAdmitted *prometheus.CounterVec
+	clusterName       string
 }
 
 func newSyncerMetrics(clusterName string) *syncerMetrics {
@@ -95,6 +101,15 @@ func newSyncerMetrics(clusterName string) *syncerMetrics {
 	sm.skippedWrites = m.MustRegisterCounterVec(MetricSkippedWrites,
 		"Objects processed without a write because nothing had changed.",
 		[]string{"cluster", "direction"})
+	sm.deletionsPaused = m.MustRegisterGaugeVec(MetricDeletionsPaused,
+		"1 while the mass-deletion breaker holds downstream deletions for an operator (DeletionsPaused=True), else 0.",
+		[]string{"cluster"})
+	sm.deletionsHeld = m.MustRegisterGaugeVec(MetricDeletionsHeld,
+		"Downstream deletions the syncer decided on its own that wait for an operator, by reason.",
+		[]string{"cluster", "reason"})
+	sm.deletionsAdmitted = m.MustRegisterCounterVec(MetricDeletionsAdmitted,
+		"Downstream deletions the syncer decided on its own that the deletion budget admitted, by reason.",
+		[]string{"cluster", "reason"})
 	return sm
 }
 
@@ -126,6 +141,10 @@ func (m *syncerMetrics) downstreamWrite(op string) {
 
 func (m *syncerMetrics) upstreamWrite(op string) {
 	m.upstreamWrites.WithLabelValues(m.clusterName, op).Inc()
+}
+
+func (m *syncerMetrics) deletionAdmitted(reason string) {
+	m.deletionsAdmitted.WithLabelValues(m.clusterName, reason).Inc()
 }
 
 func (m *syncerMetrics) skipped(direction string) {

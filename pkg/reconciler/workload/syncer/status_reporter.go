@@ -109,13 +109,16 @@ func (l *errorLog) summary() *workloadv1alpha1.ErrorSummary {
 // reporterCaches is what the status reporter reads of the informer caches.
 type reporterCaches interface {
 	syncedResources() []workloadv1alpha1.SyncedResource
-	allSynced() (bool, string)
+	syncerSynced() (bool, string)
+	workspaceSyncStates() []workspaceSyncState
 }
 
 // statusReporter sends heartbeats and the syncer's part of the SyncTarget status: synced
-// resources, conditions (SyncerReady, SyncerAuthorized, ResourcesSynced), node capacity,
-// the syncer's identity and its error summary. Each report is one server-side apply of the
-// status subresource, guarded by the SyncTarget's UID.
+// resources, conditions (SyncerReady, SyncerAuthorized, ResourcesSynced, DeletionsPaused),
+// per-workspace health, node capacity, the syncer's identity and its error summary. Each
+// report is one server-side apply of the status subresource, guarded by the SyncTarget's
+// UID. A trip or resume of the deletion breaker brings the next report forward; nothing
+// else adds writes.
 type statusReporter struct {
 	target           syncTarget
 	interval         time.Duration
@@ -128,6 +131,10 @@ type statusReporter struct {
 	errors           *errorLog
 	metrics          *syncerMetrics
 	startTime        metav1.Time
+	// breaker is the mass-deletion breaker whose DeletionsPaused condition is reported;
+	// nil: none. workspaceHealth reports status.workspaceHealth; nil: not reported.
+	breaker         *deletionBreaker
+	workspaceHealth *workspaceHealthChecker
 
 	mu             sync.Mutex
 	lastSuccess    time.Time
@@ -140,6 +147,10 @@ type statusReporter struct {
 // interval.
 func (r *statusReporter) run(ctx context.Context) {
 	interval := r.interval
+	var breakerChanged <-chan struct{}
+	if r.breaker != nil {
+		breakerChanged = r.breaker.changed
+	}
 	for {
 		err := r.report(ctx)
 		var wait time.Duration
@@ -159,6 +170,7 @@ func (r *statusReporter) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-time.After(wait):
+		case <-breakerChanged:
 		}
 	}
 }
@@ -219,17 +231,21 @@ func (r *statusReporter) buildStatus(ctx context.Context, current *workloadv1alp
 		}
 	}
 	var conds []metav1.Condition
-	setCond := func(t string, ok bool, reasonOK, reasonBad, msg string) {
-		c := metav1.Condition{Type: t, Status: metav1.ConditionTrue, Reason: reasonOK, Message: msg, LastTransitionTime: now}
-		if !ok {
-			c.Status, c.Reason = metav1.ConditionFalse, reasonBad
-		}
-		if prev := meta.FindStatusCondition(existing, t); prev != nil && prev.Status == c.Status {
+	addCond := func(c metav1.Condition) {
+		c.LastTransitionTime = now
+		if prev := meta.FindStatusCondition(existing, c.Type); prev != nil && prev.Status == c.Status {
 			c.LastTransitionTime = prev.LastTransitionTime
 		}
 		conds = append(conds, c)
 	}
-	synced, what := r.caches.allSynced()
+	setCond := func(t string, ok bool, reasonOK, reasonBad, msg string) {
+		c := metav1.Condition{Type: t, Status: metav1.ConditionTrue, Reason: reasonOK, Message: msg}
+		if !ok {
+			c.Status, c.Reason = metav1.ConditionFalse, reasonBad
+		}
+		addCond(c)
+	}
+	synced, what := r.caches.syncerSynced()
 	readyMsg := "The syncer is running and its caches are synced"
 	if !synced {
 		readyMsg = "Waiting for caches to sync: " + what
@@ -251,6 +267,9 @@ func (r *statusReporter) buildStatus(ctx context.Context, current *workloadv1alp
 		syncMsg = "Objects failing to sync: " + strings.Join(parts, ", ")
 	}
 	setCond(workloadv1alpha1.SyncTargetResourcesSynced, len(failing) == 0, workloadv1alpha1.ReasonAllResourcesSynced, workloadv1alpha1.ReasonResourceSyncErrors, syncMsg)
+	if r.breaker != nil {
+		addCond(r.breaker.condition(ctx))
+	}
 
 	status := map[string]any{
 		"lastSyncerHeartbeatTime": now.Rfc3339Copy().UTC().Format(time.RFC3339),
@@ -269,6 +288,9 @@ func (r *statusReporter) buildStatus(ctx context.Context, current *workloadv1alp
 	}
 	if e := r.errors.summary(); e != nil {
 		status["errors"] = e
+	}
+	if r.workspaceHealth != nil {
+		status["workspaceHealth"] = r.workspaceHealth.check(ctx, r.caches.workspaceSyncStates())
 	}
 	return status
 }

@@ -1,6 +1,7 @@
 package syncer
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -12,7 +13,10 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
 	clienttesting "k8s.io/client-go/testing"
 
 	"github.com/tmc-dev/tmc/pkg/reconciler/workload/tmc"
@@ -301,5 +305,92 @@ func TestTMCIntegrationErrorLogTruncatesMessages(t *testing.T) {
 	summary.Recent[0].Type = "changed"
 	if again := l.summary(); again.Counts["InvalidResource"] != 1 || again.Recent[0].Type != "InvalidResource" {
 		t.Errorf("modifying a summary changed the log: %+v", again)
+	}
+}
+
+func TestStatusDeletionsPaused(t *testing.T) {
+	env := newTestEnv(t, testObjects{})
+	env.started.Store(true)
+	env.reporter.breaker = env.breaker
+	st := &workloadv1alpha1.SyncTarget{ObjectMeta: metav1.ObjectMeta{Name: testSyncTargetName, UID: testSyncTargetUID}}
+	env.breaker.syncTarget = func() *workloadv1alpha1.SyncTarget { return st }
+	paused := func(current *workloadv1alpha1.SyncTarget) metav1.Condition {
+		t.Helper()
+		conds := env.reporter.buildStatus(t.Context(), current)["conditions"].([]metav1.Condition)
+		c := meta.FindStatusCondition(conds, workloadv1alpha1.SyncTargetDeletionsPaused)
+		if c == nil {
+			t.Fatalf("no DeletionsPaused condition in %+v", conds)
+		}
+		return *c
+	}
+	if c := paused(nil); c.Status != metav1.ConditionFalse || c.Reason != workloadv1alpha1.ReasonDeletionsWithinBudget {
+		t.Fatalf("got %+v before any deletion, want False/DeletionsWithinBudget", c)
+	}
+	for i := range 11 {
+		env.breaker.admit(t.Context(), plannedDeletion{workspace: testWorkspace, resource: "configmaps", downstreamNamespace: "ns", name: fmt.Sprint(i), reason: deletionUnscheduled, objects: 1})
+	}
+	first := paused(nil)
+	if first.Status != metav1.ConditionTrue || first.Reason != workloadv1alpha1.ReasonDeletionBudgetExceeded || !strings.Contains(first.Message, "Held: 1 unscheduled") {
+		t.Fatalf("got %+v after 11 deletions, want True/DeletionBudgetExceeded with the held count", first)
+	}
+	// Reported again with the first report as the current status: same condition, same
+	// transition time.
+	st.Status.Conditions = []metav1.Condition{first}
+	before := metav1.NewTime(first.LastTransitionTime.Add(-time.Hour))
+	st.Status.Conditions[0].LastTransitionTime = before
+	if again := paused(st); !again.LastTransitionTime.Equal(&before) || again.Message != first.Message {
+		t.Errorf("got %+v on the next heartbeat, want the condition unchanged and its transition time kept", again)
+	}
+}
+
+func TestStatusReportComesForwardOnATrip(t *testing.T) {
+	env := newTestEnv(t, testObjects{})
+	env.started.Store(true)
+	env.reporter.breaker = env.breaker
+	env.reporter.interval = time.Hour
+	syncTargets := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{
+		workloadv1alpha1.SchemeGroupVersion.WithResource("synctargets"): "SyncTargetList",
+	})
+	syncTargets.PrependReactor("patch", "synctargets", func(action clienttesting.Action) (bool, runtime.Object, error) {
+		return true, &unstructured.Unstructured{Object: map[string]any{"apiVersion": "workload.kcp.io/v1alpha1", "kind": "SyncTarget", "metadata": map[string]any{"name": testSyncTargetName}}}, nil
+	})
+	env.reporter.syncTargets = syncTargets.Resource(workloadv1alpha1.SchemeGroupVersion.WithResource("synctargets"))
+	reports := func() int {
+		n := 0
+		for _, a := range syncTargets.Actions() {
+			if a.GetVerb() == "patch" && a.GetSubresource() == "status" {
+				n++
+			}
+		}
+		return n
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		env.reporter.run(ctx)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	waitFor(t, "the first report", func() bool { return reports() == 1 })
+	for i := range 11 {
+		env.breaker.admit(t.Context(), plannedDeletion{workspace: testWorkspace, resource: "configmaps", downstreamNamespace: "ns", name: fmt.Sprint(i), reason: deletionUnscheduled, objects: 1})
+	}
+	// With an hour between heartbeats, only the trip can bring the second report.
+	waitFor(t, "a report right after the trip", func() bool { return reports() == 2 })
+	last := syncTargets.Actions()[len(syncTargets.Actions())-1].(clienttesting.PatchAction)
+	if !strings.Contains(string(last.GetPatch()), workloadv1alpha1.ReasonDeletionBudgetExceeded) {
+		t.Errorf("the report after the trip does not carry DeletionsPaused: %s", last.GetPatch())
+	}
+}
+
+// waitFor polls cond every 10ms for up to 10s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -10,13 +10,17 @@ import (
 	"sync/atomic"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 
 	"github.com/tmc-dev/tmc/pkg/cliutil"
@@ -39,6 +43,7 @@ type Syncer struct {
 
 	locationClient    tmcclient.Interface
 	locationDynamic   dynamic.Interface
+	locationKube      kubernetes.Interface
 	downstreamDynamic dynamic.Interface
 	downstreamKube    kubernetes.Interface
 
@@ -91,6 +96,9 @@ func New(cfg *Config, opts ...Option) (*Syncer, error) {
 	if s.locationDynamic, err = dynamic.NewForConfig(locationConfig); err != nil {
 		return nil, fmt.Errorf("failed to create location workspace client: %w", err)
 	}
+	if s.locationKube, err = kubernetes.NewForConfig(locationConfig); err != nil {
+		return nil, fmt.Errorf("failed to create location workspace client: %w", err)
+	}
 	if s.downstreamDynamic, err = dynamic.NewForConfig(cfg.DownstreamConfig); err != nil {
 		return nil, fmt.Errorf("failed to create downstream client: %w", err)
 	}
@@ -103,7 +111,7 @@ func New(cfg *Config, opts ...Option) (*Syncer, error) {
 		locationClient: s.locationClient,
 		downstreamREST: s.downstreamKube.Discovery().RESTClient(),
 		started:        s.isStarted.Load,
-		allSynced:      func() (bool, string) { return s.engine.allSynced() },
+		synced:         func() (bool, string) { return s.engine.syncerSynced() },
 	}
 	if s.health, err = checks.register(s.metrics.tmc); err != nil {
 		return nil, err
@@ -179,16 +187,29 @@ type dataPath struct {
 	spec       *specController
 	status     *statusController
 	namespaces *namespaceManager
+	breaker    *deletionBreaker
+}
+
+// dataPathOption changes how newDataPath wires the data path.
+type dataPathOption func(*dataPathOptions)
+
+type dataPathOptions struct {
+	budget deletionBudget
+}
+
+// withDeletionBudget makes the removals and the namespace cleanup ask budget instead of
+// the mass-deletion breaker (tests).
+func withDeletionBudget(budget deletionBudget) dataPathOption {
+	return func(o *dataPathOptions) { o.budget = budget }
 }
 
 // newDataPath wires the engine and the controllers: the engine's informer events queue
 // keys on the controllers (the closures only break the construction cycle); each
 // controller reads the engine's caches through the funcs it is given.
 func newDataPath(target syncTarget, chain *transform.Chain, cfg *Config, downstreamDynamic dynamic.Interface, downstreamKube kubernetes.Interface,
-	metrics *syncerMetrics, errs *errorLog, recovery tmc.RecoveryOptions) *dataPath {
+	metrics *syncerMetrics, errs *errorLog, recovery tmc.RecoveryOptions, opts ...dataPathOption) *dataPath {
 	d := &dataPath{}
 	latency := newLatencyTracker()
-	var budget deletionBudget = unlimitedBudget{}
 	d.engine = newEngine(target.key, downstreamDynamic, downstreamKube, newUpstreamWorkspaceFunc(cfg.UpstreamConfig, target.name), cfg.ResyncPeriod, engineEvents{
 		specChanged:    func(key specKey) { d.spec.enqueue(key) },
 		statusChanged:  func(key statusKey) { d.status.enqueue(key) },
@@ -200,6 +221,16 @@ func newDataPath(target syncTarget, chain *transform.Chain, cfg *Config, downstr
 			return d.namespaces.locatorOf(downstreamNamespace)
 		},
 	}, metrics)
+	deletionBudgetConfig := DefaultDeletionBudget()
+	if cfg.DeletionBudget != nil {
+		deletionBudgetConfig = *cfg.DeletionBudget
+	}
+	d.breaker = newDeletionBreaker(deletionBudgetConfig, target, d.engine.syncedObjectCount, metrics)
+	o := dataPathOptions{budget: d.breaker}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	budget := o.budget
 	d.namespaces = &namespaceManager{
 		target:               target,
 		namespaceLister:      d.engine.namespaces,
@@ -274,6 +305,14 @@ func (s *Syncer) runControllers(ctx context.Context) error {
 	d := newDataPath(s.target, s.chain, s.cfg, s.downstreamDynamic, s.downstreamKube, s.metrics, s.errors, tmc.RecoveryOptions{Registerer: s.metrics.tmc.Registerer()})
 	s.engine = d.engine
 	d.engine.startNamespaceInformer(ctx)
+	d.breaker.syncTarget = func() *workloadv1alpha1.SyncTarget {
+		st, err := syncTargetLister.Get(s.target.name)
+		if err != nil {
+			return nil
+		}
+		return st
+	}
+	d.breaker.recorder = s.locationRecorder(ctx)
 	reporter := &statusReporter{
 		target:           s.target,
 		interval:         s.cfg.HeartbeatInterval,
@@ -286,6 +325,8 @@ func (s *Syncer) runControllers(ctx context.Context) error {
 		errors:           s.errors,
 		metrics:          s.metrics,
 		startTime:        metav1.NewTime(time.Now().Truncate(time.Second)),
+		breaker:          d.breaker,
+		workspaceHealth:  newWorkspaceHealthChecker(s.target),
 	}
 	discover := func(ctx context.Context) error { return s.reconcileEngine(ctx, d.engine, syncTargetLister) }
 	if err := discover(ctx); err != nil {
@@ -374,4 +415,13 @@ func (s *Syncer) workspaces(st *workloadv1alpha1.SyncTarget) []string {
 	}
 	sort.Strings(workspaces)
 	return workspaces
+}
+
+// locationRecorder records Events on the SyncTarget, in the location workspace, until ctx
+// ends.
+func (s *Syncer) locationRecorder(ctx context.Context) record.EventRecorder {
+	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: s.locationKube.CoreV1().Events("")})
+	context.AfterFunc(ctx, broadcaster.Shutdown)
+	return broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "workload-syncer", Host: s.target.name})
 }

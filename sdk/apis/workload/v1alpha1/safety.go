@@ -45,4 +45,7 @@ const (
 	ReasonDeletionBudgetExceeded = "DeletionBudgetExceeded"
 	ReasonDeletionsWithinBudget  = "DeletionsWithinBudget"
 	ReasonDeletionsResumed       = "DeletionsResumed"
+	// ReasonUpstreamObjectsLost: the budget is not exhausted, but downstream copies whose
+	// upstream objects vanished without a deletion are kept until an operator resumes.
+	ReasonUpstreamObjectsLost = "UpstreamObjectsLost"
 )

@@ -80,7 +80,7 @@ type ResourceToSync struct {
 // SyncTargetStatus is what the syncer and the TMC controllers observe about the target.
 type SyncTargetStatus struct {
 	// conditions: Ready (summary), SyncerReady, HeartbeatHealthy, SyncerAuthorized,
-	// ResourcesSynced.
+	// ResourcesSynced, DeletionsPaused.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -127,6 +127,32 @@ type SyncTargetStatus struct {
 	// errors summarises the syncer's errors by TMC error type.
 	// +optional
 	Errors *ErrorSummary `json:"errors,omitempty"`
+
+	// workspaceHealth is the syncer's view of each workload workspace it syncs from:
+	// whether it can read it. One unreadable workspace (its RBAC missing, say) is reported
+	// here and does not turn SyncerReady False.
+	// +optional
+	// +listType=map
+	// +listMapKey=path
+	WorkspaceHealth []WorkspaceHealth `json:"workspaceHealth,omitempty"`
+}
+
+// WorkspaceHealth is whether the syncer can sync from one workload workspace.
+type WorkspaceHealth struct {
+	// path is the workspace's logical-cluster path.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	Path string `json:"path"`
+	// ready is true once every informer of the workspace has synced.
+	Ready bool `json:"ready"`
+	// reason says why the workspace is not ready: Forbidden, Unauthorized, Unreachable or
+	// Syncing.
+	// +optional
+	Reason string `json:"reason,omitempty"`
+	// message explains the reason.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Message string `json:"message,omitempty"`
 }
 
 // WorkspaceReference names a workload workspace by its logical-cluster path.
@@ -253,4 +279,16 @@ const (
 	ReasonUnschedulable         = "Unschedulable"
 	ReasonEvicting              = "Evicting"
 	ReasonDownstreamUnreachable = "DownstreamUnreachable"
+)
+
+// Reasons of a WorkspaceHealth entry that is not ready.
+const (
+	// WorkspaceForbidden: the syncer may not list a synced type in the workspace (RBAC).
+	WorkspaceForbidden = "Forbidden"
+	// WorkspaceUnauthorized: the workspace does not accept the syncer's credentials.
+	WorkspaceUnauthorized = "Unauthorized"
+	// WorkspaceUnreachable: the workspace cannot be reached or serves none of the types.
+	WorkspaceUnreachable = "Unreachable"
+	// WorkspaceSyncing: the workspace answers, its informers have not synced yet.
+	WorkspaceSyncing = "Syncing"
 )

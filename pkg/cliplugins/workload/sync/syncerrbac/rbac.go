@@ -106,7 +106,7 @@ func DownstreamRBAC(d Downstream) []runtime.Object {
 
 // LocationWorkspaceRules are the syncer's permissions in the location workspace: its own
 // SyncTarget only (the syncer watches it with a metadata.name field selector, which RBAC
-// authorizes against resourceNames).
+// authorizes against resourceNames), and Events on it (the deletion breaker's).
 func LocationWorkspaceRules(syncTargetName string) []rbacv1.PolicyRule {
 	return []rbacv1.PolicyRule{
 		{
@@ -117,6 +117,7 @@ func LocationWorkspaceRules(syncTargetName string) []rbacv1.PolicyRule {
 			APIGroups: []string{workloadv1alpha1.SchemeGroupVersion.Group}, Resources: []string{"synctargets/status"},
 			ResourceNames: []string{syncTargetName}, Verbs: []string{"get", "update", "patch"},
 		},
+		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch", "update"}},
 	}
 }
 
