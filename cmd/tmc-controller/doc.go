@@ -1,6 +1,7 @@
 // Command tmc-controller runs TMC's control-plane controllers: placement of namespaces onto
 // SyncTargets, Location status, SyncTarget heartbeat health, label propagation from
-// namespaces to their objects, and SyncTarget.status.workspaces.
+// namespaces to their objects, SyncTarget.status.workspaces, and the release of deleted or
+// silent SyncTargets' upstream objects.
 //
 // It only wires the controllers of pkg/reconciler/workload and pkg/cliutil; it must not import the syncer or anything under test/.
 package main

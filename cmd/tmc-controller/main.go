@@ -17,6 +17,7 @@ import (
 	"github.com/tmc-dev/tmc/pkg/reconciler/workload/heartbeat"
 	"github.com/tmc-dev/tmc/pkg/reconciler/workload/location"
 	"github.com/tmc-dev/tmc/pkg/reconciler/workload/placement"
+	"github.com/tmc-dev/tmc/pkg/reconciler/workload/release"
 	"github.com/tmc-dev/tmc/pkg/reconciler/workload/resource"
 	"github.com/tmc-dev/tmc/pkg/reconciler/workload/synctarget"
 	"github.com/tmc-dev/tmc/pkg/reconciler/workload/tmc"
@@ -48,7 +49,8 @@ func newCommand(runController func(context.Context, *options.Options) error) *co
 		Short: "Run TMC's control-plane controllers",
 		Long: `tmc-controller places the namespaces of workload workspaces onto SyncTargets (through
 Placements and Locations), propagates the placement to the namespaces' objects, keeps
-SyncTarget.status.workspaces, Location status and SyncTarget heartbeat health up to date.`,
+SyncTarget.status.workspaces, Location status and SyncTarget heartbeat health up to date,
+and releases the upstream objects of deleted or silent SyncTargets whose syncer does not.`,
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := logging.Apply(); err != nil {
@@ -96,6 +98,16 @@ func newControllers(opts *options.Options, set *workspaces.Set, metrics *tmc.TMC
 		return nil, err
 	}
 	cs.runners = append(cs.runners, wsc.Run)
+	rel, err := release.NewController(set, res, release.Options{
+		Grace:              opts.SyncTargetReleaseGrace,
+		HeartbeatThreshold: opts.HeartbeatThreshold,
+		Clock:              clock.RealClock{},
+		Metrics:            metrics,
+	})
+	if err != nil {
+		return nil, err
+	}
+	cs.runners = append(cs.runners, rel.Run)
 	for _, ws := range set.Location {
 		hb, err := heartbeat.NewController(ws, opts.HeartbeatThreshold, clock.RealClock{}, metrics)
 		if err != nil {

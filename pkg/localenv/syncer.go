@@ -118,8 +118,9 @@ type ControllerOptions struct {
 	User string
 	// LocationWorkspaces hold SyncTargets and Locations; Workspaces hold Placements.
 	LocationWorkspaces, Workspaces []string
-	// HeartbeatThreshold and UnhealthyGracePeriod are passed when set.
-	HeartbeatThreshold, UnhealthyGracePeriod time.Duration
+	// HeartbeatThreshold, UnhealthyGracePeriod and SyncTargetReleaseGrace are passed when
+	// set.
+	HeartbeatThreshold, UnhealthyGracePeriod, SyncTargetReleaseGrace time.Duration
 	// QPS is passed when set: negative disables client-side rate limiting.
 	QPS float32
 	// Verbosity is the klog -v level.
@@ -143,6 +144,7 @@ func (env *Environment) StartController(ctx context.Context, opts ControllerOpti
 	}
 	args = durationArg(args, "heartbeat-threshold", opts.HeartbeatThreshold)
 	args = durationArg(args, "unhealthy-grace-period", opts.UnhealthyGracePeriod)
+	args = durationArg(args, "synctarget-release-grace", opts.SyncTargetReleaseGrace)
 	args = qpsArg(args, opts.QPS)
 	args = append(append(args, verbosityArg(opts.Verbosity)), opts.ExtraArgs...)
 	c, err := env.startComponent(ctx, componentSpec{

@@ -30,9 +30,13 @@ type Options struct {
 
 	HeartbeatThreshold   time.Duration
 	UnhealthyGracePeriod time.Duration
-	Workers              int
-	QPS                  float32
-	Burst                int
+	// SyncTargetReleaseGrace is how long the syncer of a deleted SyncTarget, or of one past
+	// its heartbeat threshold, has to release its upstream objects before the controller
+	// releases them itself.
+	SyncTargetReleaseGrace time.Duration
+	Workers                int
+	QPS                    float32
+	Burst                  int
 
 	MetricsBindAddress     string
 	HealthProbeBindAddress string
@@ -46,6 +50,7 @@ func NewOptions() *Options {
 	return &Options{
 		HeartbeatThreshold:     60 * time.Second,
 		UnhealthyGracePeriod:   5 * time.Minute,
+		SyncTargetReleaseGrace: 5 * time.Minute,
 		Workers:                4,
 		QPS:                    50,
 		Burst:                  100,
@@ -64,6 +69,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&o.Resources, "resources", o.Resources, "Resource types whose objects follow their namespace's placement (resource[.group]); default: the SyncTarget default set.")
 	fs.DurationVar(&o.HeartbeatThreshold, "heartbeat-threshold", o.HeartbeatThreshold, "A SyncTarget whose syncer has not sent a heartbeat for this long is HeartbeatHealthy=False.")
 	fs.DurationVar(&o.UnhealthyGracePeriod, "unhealthy-grace-period", o.UnhealthyGracePeriod, "Namespaces are moved away from a SyncTarget that has not been Ready for this long.")
+	fs.DurationVar(&o.SyncTargetReleaseGrace, "synctarget-release-grace", o.SyncTargetReleaseGrace, "The syncer of a deleted SyncTarget has this long (from the deletionTimestamp) to release its upstream objects, and a syncer silent for longer than the heartbeat threshold this long more to complete the removals asked of it; then the controller releases them itself and records where copies may remain.")
 	fs.IntVar(&o.Workers, "workers", o.Workers, "Workers per controller.")
 	fs.Float32Var(&o.QPS, "qps", o.QPS, "Queries per second to the control plane; negative disables client-side rate limiting.")
 	fs.IntVar(&o.Burst, "burst", o.Burst, "Burst of queries to the control plane.")
@@ -107,6 +113,9 @@ func (o *Options) Validate() error {
 	}
 	if o.UnhealthyGracePeriod < 0 {
 		add("--unhealthy-grace-period must not be negative, got %s", o.UnhealthyGracePeriod)
+	}
+	if o.SyncTargetReleaseGrace < 0 {
+		add("--synctarget-release-grace must not be negative, got %s", o.SyncTargetReleaseGrace)
 	}
 	if o.Workers < 1 {
 		add("--workers must be at least 1, got %d", o.Workers)

@@ -56,6 +56,7 @@ func TestOptionsValidate(t *testing.T) {
 		{append(valid, "--qps=0"), []string{"--qps must not be 0"}},
 		{append(valid, "--metrics-bind-address=nope"), []string{"--metrics-bind-address must be host:port"}},
 		{append(valid, "--unhealthy-grace-period=-1s"), []string{"--unhealthy-grace-period must not be negative"}},
+		{append(valid, "--synctarget-release-grace=-1s"), []string{"--synctarget-release-grace must not be negative"}},
 		{append(valid, "--leader-elect", "--leader-election-id="), []string{"--leader-election-namespace and --leader-election-id must be set"}},
 		{append(valid, "--leader-elect", "--leader-elect-lease-duration=5s"), []string{"--leader-elect-lease-duration (5s) must be greater than --leader-elect-renew-deadline (10s)"}},
 		{append(valid, "--leader-elect", "--leader-elect-retry-period=0"), []string{"--leader-elect-retry-period must be positive"}},

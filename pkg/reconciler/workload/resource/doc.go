@@ -18,8 +18,9 @@
 // that objects labelled by hand in unplaced namespaces keep working.
 //
 // The controller also answers, from its caches, which synced types are in use in a
-// namespace (TypesInUse, for placement) and which workspaces still hold objects labelled
-// for a SyncTarget (WorkspacesWithObjectsFor, for SyncTarget.status.workspaces).
+// namespace (TypesInUse, for placement), which workspaces still hold objects labelled
+// for a SyncTarget (WorkspacesWithObjectsFor, for SyncTarget.status.workspaces) and which
+// objects carry anything of a SyncTarget (ObjectsFor, for the release of gone SyncTargets).
 //
 // Failures are retried by the one TMC retry rule of pkg/reconciler/queue, which runs the
 // workers: a conflict (stale cache) soon, Forbidden or an admission denial slowly until
@@ -27,7 +28,7 @@
 //
 // Layout: controller.go (wiring, queue, discovery loop), handlers.go (event filters),
 // types.go (synced types, discovery, indexes, TypesInUse and WorkspacesWithObjectsFor),
-// reconcile.go (per-object logic and patch).
+// targets.go (ObjectsFor), reconcile.go (per-object logic and patch).
 //
 // It uses pkg/workspaces, pkg/reconciler/queue and pkg/reconciler/workload/tmc and must not
 // import the other tmc-controller packages, the workload-syncer or anything under test/.
