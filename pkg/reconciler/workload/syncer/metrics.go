@@ -25,6 +25,8 @@ const (
 	MetricDownstreamWrites   = "syncer_downstream_writes_total"
 	MetricUpstreamWrites     = "syncer_upstream_writes_total"
 	MetricSkippedWrites      = "syncer_skipped_writes_total"
+	MetricUpstreamLost       = "syncer_upstream_lost_objects"
+	MetricStuckDeletions     = "syncer_stuck_downstream_deletions"
 	directionDown            = "down"
 	directionUp              = "up"
 	heartbeatResultSuccess   = "success"
@@ -56,6 +58,8 @@ type syncerMetrics struct {
 	downstreamWrites *prometheus.CounterVec
 	upstreamWrites   *prometheus.CounterVec
 	skippedWrites    *prometheus.CounterVec
+	upstreamLost     *prometheus.GaugeVec
+	stuckDeletions   *prometheus.GaugeVec
 	clusterName      string
 }
 
@@ -95,6 +99,15 @@ func newSyncerMetrics(clusterName string) *syncerMetrics {
 	sm.skippedWrites = m.MustRegisterCounterVec(MetricSkippedWrites,
 		"Objects processed without a write because nothing had changed.",
 		[]string{"cluster", "direction"})
+	sm.upstreamLost = m.MustRegisterGaugeVec(MetricUpstreamLost,
+		"Downstream copies kept although their upstream object vanished without a deletion (upstream lost), until an operator resumes deletions.",
+		[]string{"cluster"})
+	sm.stuckDeletions = m.MustRegisterGaugeVec(MetricStuckDeletions,
+		"Downstream copies the syncer waits for that have stayed in Terminating for longer than the stuck threshold.",
+		[]string{"cluster"})
+	// Both gauges are exported from the start, so that zero is a reading, not a gap.
+	sm.upstreamLost.WithLabelValues(clusterName).Set(0)
+	sm.stuckDeletions.WithLabelValues(clusterName).Set(0)
 	return sm
 }
 
