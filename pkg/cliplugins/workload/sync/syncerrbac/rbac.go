@@ -60,7 +60,7 @@ func DownstreamObjects(d Downstream) []runtime.Object {
 // namespaces) and nodes for capacity.
 func DownstreamRules(resources []workloadv1alpha1.ResourceToSync) []rbacv1.PolicyRule {
 	rules := []rbacv1.PolicyRule{
-		{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch", "create", "delete"}},
+		{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch", "create", "patch", "delete"}},
 		{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get", "list", "watch"}},
 	}
 	return append(rules, groupRules(resources, false, DownstreamSyncVerbs)...)

@@ -28,7 +28,7 @@ func TestDownstreamObjectsForAUser(t *testing.T) {
 	}
 	role := objs[0].(*rbacv1.ClusterRole)
 	wantRules := []rbacv1.PolicyRule{
-		{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch", "create", "delete"}},
+		{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch", "create", "patch", "delete"}},
 		{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get", "list", "watch"}},
 		{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: DownstreamSyncVerbs},
 		{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: DownstreamSyncVerbs},
