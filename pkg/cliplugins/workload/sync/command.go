@@ -46,7 +46,7 @@ ServiceAccount (TokenRequest API, --token-expiration, one year by default) and w
 manifest to apply to the physical cluster, to --output-file or stdout:
 
   - the syncer's Namespace and ServiceAccount;
-  - a ClusterRole and binding: namespaces (get, list, watch, create, delete), nodes (read,
+  - a ClusterRole and binding: namespaces (get, list, watch, create, patch, delete), nodes (read,
     for capacity) and the synced resource types (get, list, watch, create, update, patch,
     delete), plus a Role for the leader-election Lease in its namespace;
   - a ValidatingAdmissionPolicy and binding that confine the syncer's ServiceAccount to the

@@ -6,8 +6,11 @@
 //
 // One upstream object's way down reads in engine.go (informer event → specKey) →
 // spec.go (specController.reconcile: get → gone? → removal? → finalizer → namespace →
-// desired → compare → apply) → transform/; removals continue in deletion.go. Status up
-// reads in engine.go (downstream event → statusKey) → status.go. Each piece is built in
+// desired → compare → apply) → transform/; removals continue in deletion.go (the
+// budget), with lost.go (upstream lost), orphan.go (deletion policy Orphan), stuck.go
+// (terminating copies), release.go (the upstream release) and target_deletion.go (the
+// SyncTarget being deleted). Status up reads in engine.go (downstream event → statusKey)
+// → status.go. Each piece is built in
 // syncer.go (newDataPath) with exactly the listers, clients and funcs it uses; none holds
 // a pointer to the Syncer. namespace.go creates and cleans downstream namespaces (a
 // namespace goes only once its upstream namespace is gone or no longer placed here),

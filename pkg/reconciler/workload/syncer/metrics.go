@@ -28,6 +28,8 @@ const (
 	MetricDeletionsPaused    = "syncer_deletions_paused"
 	MetricDeletionsHeld      = "syncer_deletions_held"
 	MetricDeletionsAdmitted  = "syncer_deletions_admitted_total"
+	MetricUpstreamLost       = "syncer_upstream_lost_objects"
+	MetricStuckDeletions     = "syncer_stuck_downstream_deletions"
 	directionDown            = "down"
 	directionUp              = "up"
 	heartbeatResultSuccess   = "success"
@@ -62,6 +64,8 @@ type syncerMetrics struct {
 	deletionsPaused   *prometheus.GaugeVec
 	deletionsHeld     *prometheus.GaugeVec
 	deletionsAdmitted *prometheus.CounterVec
+	upstreamLost      *prometheus.GaugeVec
+	stuckDeletions    *prometheus.GaugeVec
 	clusterName       string
 }
 
@@ -110,6 +114,15 @@ func newSyncerMetrics(clusterName string) *syncerMetrics {
 	sm.deletionsAdmitted = m.MustRegisterCounterVec(MetricDeletionsAdmitted,
 		"Downstream deletions the syncer decided on its own that the deletion budget admitted, by reason.",
 		[]string{"cluster", "reason"})
+	sm.upstreamLost = m.MustRegisterGaugeVec(MetricUpstreamLost,
+		"Downstream copies kept although their upstream object vanished without a deletion (upstream lost), until an operator resumes deletions.",
+		[]string{"cluster"})
+	sm.stuckDeletions = m.MustRegisterGaugeVec(MetricStuckDeletions,
+		"Downstream copies the syncer waits for that have stayed in Terminating for longer than the stuck threshold.",
+		[]string{"cluster"})
+	// Both gauges are exported from the start, so that zero is a reading, not a gap.
+	sm.upstreamLost.WithLabelValues(clusterName).Set(0)
+	sm.stuckDeletions.WithLabelValues(clusterName).Set(0)
 	return sm
 }
 

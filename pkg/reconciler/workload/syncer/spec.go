@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/klog/v2"
 
@@ -75,8 +76,9 @@ func (c *specController) enqueue(key specKey) {
 }
 
 // reconcile syncs one upstream object down, phase by phase: gone upstream → remove the
-// copy (after a live confirmation); removal requested → remove, then release; finalizer;
-// namespace; desired object; compare; apply.
+// copy (after a live confirmation; a lost object's copy is kept); removal requested or the
+// SyncTarget being deleted → remove, then release; finalizer; namespace; desired object;
+// compare; apply (after a terminating copy is gone).
 func (c *specController) reconcile(ctx context.Context, key specKey) (time.Duration, error) {
 	req, ok, err := c.request(key)
 	if !ok || err != nil {
@@ -95,7 +97,8 @@ func (c *specController) reconcile(ctx context.Context, key specKey) (time.Durat
 		return 0, err
 	}
 	upstreamObj := obj.(*unstructured.Unstructured)
-	if removalRequested(c.target.key, upstreamObj) {
+	c.remover.lost.forget(key)
+	if removalRequested(c.target.key, upstreamObj) || c.remover.isTargetDeleting() {
 		return c.remover.remove(ctx, req, upstreamObj)
 	}
 	if upstreamObj.GetLabels()[workloadv1alpha1.ClusterResourceStateLabel(c.target.key)] != workloadv1alpha1.ResourceStateSync {
@@ -118,8 +121,9 @@ func (c *specController) reconcile(ctx context.Context, key specKey) (time.Durat
 	}
 	if downstreamObj != nil && downstreamObj.GetDeletionTimestamp() != nil {
 		// Wait until a previous deletion finishes before re-creating.
-		return time.Second, nil
+		return c.remover.stuck.wait(ctx, req, upstreamObj, downstreamObj, c.target.name), nil
 	}
+	c.remover.stuck.forget(key)
 	return 0, c.apply(ctx, req, upstreamObj, desired, downstreamObj)
 }
 
@@ -143,16 +147,22 @@ func (c *specController) request(key specKey) (specRequest, bool, error) {
 }
 
 // ensureFinalizer adds the syncer finalizer upstream before anything is written
-// downstream, so that an upstream delete can never leave an orphan behind. It reports
-// whether it wrote (the update comes back through the informer).
+// downstream, so that an upstream delete can never leave an orphan behind. It writes a
+// JSON merge patch of the finalizers with the cached resourceVersion as precondition — a
+// metadata write, never a full Update at the downstream's version — and reports whether it
+// wrote (the change comes back through the informer; a conflict is retried by the queue).
 func (c *specController) ensureFinalizer(ctx context.Context, req specRequest, upstreamObj *unstructured.Unstructured) (bool, error) {
 	finalizer := workloadv1alpha1.SyncerFinalizerName(c.target.key)
 	if slices.Contains(upstreamObj.GetFinalizers(), finalizer) {
 		return false, nil
 	}
-	updated := upstreamObj.DeepCopy()
-	updated.SetFinalizers(append(updated.GetFinalizers(), finalizer))
-	if _, err := req.upstream.client.Namespace(req.key.upstreamNamespace).Update(ctx, updated, metav1.UpdateOptions{}); err != nil {
+	patch, err := metadataPatch(upstreamObj.GetResourceVersion(), map[string]any{
+		"finalizers": append(slices.Clone(upstreamObj.GetFinalizers()), finalizer),
+	})
+	if err != nil {
+		return false, err
+	}
+	if _, err := req.upstream.client.Namespace(req.key.upstreamNamespace).Patch(ctx, req.key.name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
 		return false, fmt.Errorf("failed to add finalizer to upstream %s: %w", req.key.gvr.Resource, err)
 	}
 	c.metrics.upstreamWrite(operationPatchFinalizer)

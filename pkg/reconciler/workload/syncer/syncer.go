@@ -247,6 +247,9 @@ func newDataPath(target syncTarget, chain *transform.Chain, cfg *Config, downstr
 	d.namespaces.queue = queue.New(d.namespaces.reconcile, queue.Options[string]{
 		Name: "namespace-cleanup", Component: "syncer", MetricsProvider: metrics.tmc.WorkqueueMetricsProvider(), Recovery: recovery,
 	})
+	remover := &downstreamRemover{target: target, downstreamClient: downstreamDynamic, downstreamNamespaces: downstreamKube.CoreV1().Namespaces(),
+		considerNamespace: d.namespaces.consider, upstreamNamespace: d.engine.upstreamNamespace, budget: budget,
+		lost: newLostObjects(target.name, metrics, errs), stuck: newStuckDeletions(metrics), metrics: metrics}
 	d.spec = &specController{
 		target:           target,
 		chain:            chain,
@@ -255,7 +258,7 @@ func newDataPath(target syncTarget, chain *transform.Chain, cfg *Config, downstr
 		downstream:       d.engine.downstream,
 		downstreamClient: downstreamDynamic,
 		namespaces:       d.namespaces,
-		remover:          &downstreamRemover{target: target, downstreamClient: downstreamDynamic, considerNamespace: d.namespaces.consider, budget: budget, metrics: metrics},
+		remover:          remover,
 		metrics:          metrics,
 		latency:          latency,
 	}
@@ -304,6 +307,10 @@ func (s *Syncer) runControllers(ctx context.Context) error {
 
 	d := newDataPath(s.target, s.chain, s.cfg, s.downstreamDynamic, s.downstreamKube, s.metrics, s.errors, tmc.RecoveryOptions{Registerer: s.metrics.tmc.Registerer()})
 	s.engine = d.engine
+	d.spec.remover.targetDeleting = syncTargetDeleting(syncTargetLister, s.target.name)
+	if err := requeueOnTargetDeletion(stInformer.Informer(), d.engine.upstreamKeys, d.spec.enqueue); err != nil {
+		return err
+	}
 	d.engine.startNamespaceInformer(ctx)
 	d.breaker.syncTarget = func() *workloadv1alpha1.SyncTarget {
 		st, err := syncTargetLister.Get(s.target.name)

@@ -49,6 +49,10 @@ const (
 	// TMCErrorTypeNamespaceCollision means a downstream namespace exists that is
 	// not owned by this syncer.
 	TMCErrorTypeNamespaceCollision TMCErrorType = "NamespaceCollision"
+	// TMCErrorTypeUpstreamLost means an upstream object vanished without a deletion
+	// (no deletionTimestamp was seen) while its downstream copy is still ours: the copy is
+	// kept, and only an operator can resume its deletion.
+	TMCErrorTypeUpstreamLost TMCErrorType = "UpstreamLost"
 	// TMCErrorTypeUnknown is everything else.
 	TMCErrorTypeUnknown TMCErrorType = "Unknown"
 )
@@ -69,6 +73,7 @@ func AllTMCErrorTypes() []TMCErrorType {
 		TMCErrorTypeTimeout,
 		TMCErrorTypeRateLimited,
 		TMCErrorTypeNamespaceCollision,
+		TMCErrorTypeUpstreamLost,
 		TMCErrorTypeUnknown,
 	}
 }
@@ -87,8 +92,8 @@ func (t TMCErrorType) IsKnown() bool {
 // the one Classify assigns:
 //
 //   - Critical: Unauthorized (nothing can sync with rejected credentials).
-//   - High: ClusterUnreachable, Forbidden, APINotAvailable (a whole cluster or
-//     resource type is affected, or an operator must act).
+//   - High: ClusterUnreachable, Forbidden, APINotAvailable, UpstreamLost (a whole
+//     cluster or resource type is affected, or an operator must act).
 //   - Medium: ResourceConflict, InvalidResource, QuotaExceeded, AdmissionDenied,
 //     Timeout, NamespaceCollision, Unknown and unrecognised types (one object
 //     or namespace is affected).
@@ -97,7 +102,7 @@ func (t TMCErrorType) DefaultSeverity() TMCErrorSeverity {
 	switch t {
 	case TMCErrorTypeUnauthorized:
 		return TMCErrorSeverityCritical
-	case TMCErrorTypeClusterUnreachable, TMCErrorTypeForbidden, TMCErrorTypeAPINotAvailable:
+	case TMCErrorTypeClusterUnreachable, TMCErrorTypeForbidden, TMCErrorTypeAPINotAvailable, TMCErrorTypeUpstreamLost:
 		return TMCErrorSeverityHigh
 	case TMCErrorTypeNotFound, TMCErrorTypeRateLimited:
 		return TMCErrorSeverityLow
@@ -117,7 +122,7 @@ func (t TMCErrorType) DefaultRetryable() bool {
 	switch t {
 	case TMCErrorTypeInvalidResource, TMCErrorTypeForbidden, TMCErrorTypeUnauthorized,
 		TMCErrorTypeNotFound, TMCErrorTypeAPINotAvailable, TMCErrorTypeAdmissionDenied,
-		TMCErrorTypeNamespaceCollision:
+		TMCErrorTypeNamespaceCollision, TMCErrorTypeUpstreamLost:
 		return false
 	default:
 		return true

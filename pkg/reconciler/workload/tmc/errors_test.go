@@ -419,6 +419,7 @@ func TestTMCErrorTypeDefaults(t *testing.T) {
 		{TMCErrorTypeTimeout, TMCErrorSeverityMedium, true, true},
 		{TMCErrorTypeRateLimited, TMCErrorSeverityLow, true, false},
 		{TMCErrorTypeNamespaceCollision, TMCErrorSeverityMedium, false, false},
+		{TMCErrorTypeUpstreamLost, TMCErrorSeverityHigh, false, false},
 		{TMCErrorTypeUnknown, TMCErrorSeverityMedium, true, false},
 		{"SomethingNew", TMCErrorSeverityMedium, true, false},
 	}
@@ -439,8 +440,8 @@ func TestTMCErrorTypeDefaults(t *testing.T) {
 
 func TestAllTMCErrorTypes(t *testing.T) {
 	types := AllTMCErrorTypes()
-	if len(types) != 13 {
-		t.Fatalf("got %d types, want 13", len(types))
+	if len(types) != 14 {
+		t.Fatalf("got %d types, want 14", len(types))
 	}
 	seen := map[TMCErrorType]bool{}
 	for _, errType := range types {
