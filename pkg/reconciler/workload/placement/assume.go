@@ -109,6 +109,17 @@ func (p *metaPatch) setAnnotation(k, v string) { write(p.annotations, p.base.Ann
 func (p *metaPatch) removeAnnotation(k string) { write(p.annotations, p.base.Annotations, k, nil) }
 func (p *metaPatch) empty() bool               { return len(p.labels) == 0 && len(p.annotations) == 0 }
 
+// value returns annotation k as the patch leaves it ("" if absent).
+func (p *metaPatch) value(k string) string {
+	if v, written := p.annotations[k]; written {
+		if v == nil {
+			return ""
+		}
+		return *v
+	}
+	return p.base.Annotations[k]
+}
+
 // json returns the JSON merge patch: metadata labels and annotations only.
 func (p *metaPatch) json() ([]byte, error) {
 	meta := map[string]any{}

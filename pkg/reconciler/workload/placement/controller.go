@@ -44,6 +44,9 @@ const (
 	ResultRescheduled   = "rescheduled"
 	ResultUnschedulable = "unschedulable"
 	ResultUnscheduled   = "unscheduled"
+	// ResultFailoverHeld: a namespace with persistent data stays on a target past its grace
+	// period (once per episode).
+	ResultFailoverHeld = "failover_held"
 )
 
 // Options configures the controller. Only Clock has no default; all fields are optional.
@@ -122,7 +125,7 @@ type Controller struct {
 
 	mu            sync.Mutex
 	lastScheduled map[queueKey]string // Placement → key of the target it placed a namespace on last
-	unschedulable map[queueKey]bool   // namespace → last reconcile found no valid target
+	episodes      map[episode]bool    // namespace conditions reported once per episode (unschedule.go)
 }
 
 // NewController registers the informers the controller needs on the factories of set (the
@@ -143,7 +146,7 @@ func NewController(set *workspaces.Set, opts Options) (*Controller, error) {
 		location:           map[string]*locationWorkspace{},
 		broadcasters:       map[string]record.EventBroadcaster{},
 		lastScheduled:      map[queueKey]string{},
-		unschedulable:      map[queueKey]bool{},
+		episodes:           map[episode]bool{},
 	}
 	if c.clock == nil {
 		c.clock = clock.RealClock{}
@@ -159,7 +162,7 @@ func NewController(set *workspaces.Set, opts Options) (*Controller, error) {
 		provider = opts.Metrics.WorkqueueMetricsProvider()
 		recovery.Registerer = opts.Metrics.Registerer()
 		vec, err := opts.Metrics.RegisterCounterVec(DecisionsMetric,
-			"Scheduling decisions of the placement controller by workload workspace and result (scheduled, rescheduled, unschedulable, unscheduled).",
+			"Scheduling decisions of the placement controller by workload workspace and result (scheduled, rescheduled, unschedulable, unscheduled, failover_held).",
 			[]string{"workspace", "result"})
 		if err != nil {
 			return nil, err
@@ -288,10 +291,12 @@ func (c *Controller) addWorkloadWorkspace(path string, ws *workspaces.Workspace,
 	for _, gvr := range watchedObjectTypes {
 		inf := ws.DynamicInformers.ForResource(gvr)
 		wl.objects[gvr] = inf.Lister()
+		// Persistent data holds a namespace on its target whether synced or not.
+		always := gvr == persistentVolumeClaimsGVR || gvr == statefulSetsGVR
 		if _, err := inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc:    func(obj any) { c.objectChanged(path, nil, obj) },
-			UpdateFunc: func(oldObj, newObj any) { c.objectChanged(path, oldObj, newObj) },
-			DeleteFunc: func(obj any) { c.objectChanged(path, nil, obj) },
+			AddFunc:    func(obj any) { c.objectChanged(path, nil, obj, always) },
+			UpdateFunc: func(oldObj, newObj any) { c.objectChanged(path, oldObj, newObj, always) },
+			DeleteFunc: func(obj any) { c.objectChanged(path, nil, obj, always) },
 		}); err != nil {
 			return fmt.Errorf("failed to watch %s in %s: %w", gvr.Resource, path, err)
 		}

@@ -143,13 +143,17 @@ func TestPlacementEventFilters(t *testing.T) {
 
 	obj := &unstructured.Unstructured{}
 	obj.SetNamespace("ns1")
-	f.ctrl.objectChanged(wsA, nil, obj)
+	f.ctrl.objectChanged(wsA, nil, obj, false)
 	if n, _ := drain(); n != 0 {
 		t.Error("an unlabelled object woke its namespace")
 	}
+	f.ctrl.objectChanged(wsA, nil, obj, true)
+	if n, _ := drain(); n != 1 {
+		t.Error("an unlabelled PersistentVolumeClaim or StatefulSet did not wake its namespace")
+	}
 	labelled := obj.DeepCopy()
 	labelled.SetLabels(map[string]string{workloadv1alpha1.ClusterResourceStateLabel("k"): "Sync"})
-	f.ctrl.objectChanged(wsA, labelled, obj) // the label was removed
+	f.ctrl.objectChanged(wsA, labelled, obj, false) // the label was removed
 	if n, _ := drain(); n != 1 {
 		t.Error("losing a state label did not wake the namespace")
 	}

@@ -55,7 +55,9 @@ func (c *Controller) namespaceChanged(path string, obj any) {
 
 // objectChanged queues the namespace of an object that carries (or carried) a state label:
 // its readiness on a new target or the loss of an old target's label can complete a move.
-func (c *Controller) objectChanged(path string, oldObj, newObj any) {
+// With always, any object of the type queues its namespace (persistent data decides
+// whether failover may move it).
+func (c *Controller) objectChanged(path string, oldObj, newObj any, always bool) {
 	if d, ok := newObj.(cache.DeletedFinalStateUnknown); ok {
 		newObj = d.Obj
 	}
@@ -64,7 +66,7 @@ func (c *Controller) objectChanged(path string, oldObj, newObj any) {
 			GetNamespace() string
 			GetLabels() map[string]string
 		})
-		if !ok || m.GetNamespace() == "" || !hasStateLabel(m.GetLabels()) {
+		if !ok || m.GetNamespace() == "" || (!always && !hasStateLabel(m.GetLabels())) {
 			continue
 		}
 		c.namespaceQueue.Add(queueKey{workspace: path, name: m.GetNamespace()})

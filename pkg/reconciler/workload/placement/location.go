@@ -29,6 +29,10 @@ type locationChoice struct {
 	// eligible are the names of the SyncTargets that are instances of any Location matching
 	// the Placement: a namespace already on one of them may stay there.
 	eligible map[string]bool
+	// unevaluable, when not empty, says which selector cannot be evaluated: a
+	// locationSelector, or the instanceSelector of a matching Location. Which targets are
+	// eligible is then unknown, so the Placement's namespaces keep their targets.
+	unevaluable string
 }
 
 // chooseLocation selects the Location of a Placement from the caches. The Location in
@@ -48,7 +52,8 @@ func (c *Controller) chooseLocation(p *schedulingv1alpha1.Placement, now time.Ti
 		sel, err := metav1.LabelSelectorAsSelector(&p.Spec.LocationSelectors[i])
 		if err != nil {
 			choice.reason = schedulingv1alpha1.ReasonLocationInvalid
-			choice.message = fmt.Sprintf("locationSelectors[%d] is invalid: %v", i, err)
+			choice.message = fmt.Sprintf("locationSelectors[%d] cannot be evaluated: %v", i, err)
+			choice.unevaluable = choice.message
 			return choice
 		}
 		selectors = append(selectors, sel)
@@ -71,6 +76,12 @@ func (c *Controller) chooseLocation(p *schedulingv1alpha1.Placement, now time.Ti
 	}
 	instancesOf := map[string][]*workloadv1alpha1.SyncTarget{}
 	for _, loc := range matching {
+		if err := instanceSelectorError(loc); err != nil {
+			choice.reason = schedulingv1alpha1.ReasonLocationInvalid
+			choice.message = fmt.Sprintf("the instanceSelector of Location %s cannot be evaluated: %v", loc.Name, err)
+			choice.unevaluable = choice.message
+			return choice
+		}
 		instancesOf[loc.Name] = instances(loc, targets)
 		for _, st := range instancesOf[loc.Name] {
 			choice.eligible[st.Name] = true
@@ -130,8 +141,16 @@ func matchesAny(selectors []labels.Selector, set map[string]string) bool {
 	return false
 }
 
+func instanceSelectorError(loc *schedulingv1alpha1.Location) error {
+	if loc.Spec.InstanceSelector == nil {
+		return nil
+	}
+	_, err := metav1.LabelSelectorAsSelector(loc.Spec.InstanceSelector)
+	return err
+}
+
 // instances returns the targets (sorted) the Location's instanceSelector matches; nil or
-// empty selects all, an invalid selector none.
+// empty selects all, an invalid selector none (chooseLocation checks it first).
 func instances(loc *schedulingv1alpha1.Location, targets []*workloadv1alpha1.SyncTarget) []*workloadv1alpha1.SyncTarget {
 	sel := labels.Everything()
 	if loc.Spec.InstanceSelector != nil {
@@ -212,14 +231,19 @@ type verdict struct {
 	valid bool
 	// why the target is not valid, for Events and conditions.
 	why string
+	// held, on a valid verdict, says why the namespace stays on a target whose grace
+	// period has run out: automatic failover would leave its persistent data behind.
+	held string
 	// recheckAt is when the verdict changes by time alone (zero: never).
 	recheckAt time.Time
 }
 
 // judge decides whether a namespace may stay on the target with key stKey: the target
 // exists, is an instance of a Location the Placement selects, is not evicting, and is Ready
-// or not Ready for less than the grace period.
-func (c *Controller) judge(stKey string, targets map[string]targetRef, choice locationChoice, now time.Time) verdict {
+// or not Ready for less than the grace period. Past the grace period the namespace still
+// stays when hold (nil: never) gives a reason: it holds persistent data (persistent.go).
+// Draining (evictAfter) and every other reason move it regardless.
+func (c *Controller) judge(stKey string, targets map[string]targetRef, choice locationChoice, now time.Time, hold func() string) verdict {
 	ref, ok := targets[stKey]
 	if !ok {
 		return verdict{why: "the SyncTarget no longer exists"}
@@ -241,7 +265,14 @@ func (c *Controller) judge(stKey string, targets map[string]targetRef, choice lo
 	if ready, since := readiness(st); !ready {
 		expiry := since.Add(c.grace)
 		if !now.Before(expiry) {
-			return verdict{why: fmt.Sprintf("SyncTarget %s has not been Ready since %s (grace period %s)", st.Name, since.UTC().Format(time.RFC3339), c.grace)}
+			why := fmt.Sprintf("SyncTarget %s has not been Ready since %s (grace period %s)", st.Name, since.UTC().Format(time.RFC3339), c.grace)
+			if hold != nil {
+				if reason := hold(); reason != "" {
+					v.valid, v.held = true, why+", but "+reason
+					return v
+				}
+			}
+			return verdict{why: why}
 		}
 		if v.recheckAt.IsZero() || expiry.Before(v.recheckAt) {
 			v.recheckAt = expiry

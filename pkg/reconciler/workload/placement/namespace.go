@@ -3,14 +3,12 @@ package placement
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 
@@ -25,6 +23,12 @@ const (
 	EventRescheduled   = "Rescheduled"
 	EventUnschedulable = "Unschedulable"
 	EventUnscheduled   = "Unscheduled"
+	// EventFailoverHeld: the namespace stays on a target past its grace period because it
+	// holds persistent data (warning, once per episode).
+	EventFailoverHeld = "FailoverHeld"
+	// EventPlacementUnevaluable: the namespace keeps its targets because a selector cannot
+	// be evaluated (warning, once per episode).
+	EventPlacementUnevaluable = "PlacementUnevaluable"
 )
 
 // reconcileNamespace brings one namespace in line with the Placement that selects it (or
@@ -41,7 +45,7 @@ func (c *Controller) reconcileNamespace(ctx context.Context, key queueKey) (time
 		return 0, err
 	}
 	if ns == nil {
-		c.setUnschedulable(key, false)
+		c.clearEpisodes(key)
 		logger.V(4).Info("Namespace is gone")
 		return 0, nil
 	}
@@ -49,49 +53,39 @@ func (c *Controller) reconcileNamespace(ctx context.Context, key queueKey) (time
 		logger.V(4).Info("Namespace is being deleted, leaving its placement alone")
 		return 0, nil
 	}
-	p := c.placementFor(wl, ns)
+	f := fateOf(sortedPlacements(wl), ns)
 	now := c.clock.Now()
-	if p == nil {
+	if f.frozen != "" {
+		c.keepDecisions(ctx, wl, ns, f.frozen)
+		return 0, nil
+	}
+	if f.placement == nil {
+		c.setEpisode(episodeUnevaluable, key, false)
 		return c.unschedule(ctx, wl, ns, now)
 	}
-	return c.schedule(klog.NewContext(ctx, logger.WithValues("placement", p.Name)), wl, ns, p, now)
+	return c.schedule(klog.NewContext(ctx, logger.WithValues("placement", f.placement.Name)), wl, ns, f.placement, now)
 }
 
-// placementFor returns the Placement that selects the namespace: of those whose
-// namespaceSelector matches (nil matches nothing, empty everything), the first by name.
-func (c *Controller) placementFor(wl *workloadWorkspace, ns *corev1.Namespace) *schedulingv1alpha1.Placement {
-	return firstSelecting(sortedPlacements(wl), ns)
-}
-
-func sortedPlacements(wl *workloadWorkspace) []*schedulingv1alpha1.Placement {
-	placements, _ := wl.placements.List(labels.Everything())
-	sort.Slice(placements, func(i, j int) bool { return placements[i].Name < placements[j].Name })
-	return placements
-}
-
-func firstSelecting(sorted []*schedulingv1alpha1.Placement, ns *corev1.Namespace) *schedulingv1alpha1.Placement {
-	for _, p := range sorted {
-		if selects(p, ns) {
-			return p
-		}
+// keepDecisions leaves a namespace exactly as it is because a selector that could change
+// its decision cannot be evaluated, and says so once per episode.
+func (c *Controller) keepDecisions(ctx context.Context, wl *workloadWorkspace, ns *corev1.Namespace, why string) {
+	klog.FromContext(ctx).V(4).Info("Keeping the namespace's SyncTargets: a selector cannot be evaluated", "reason", why)
+	if len(touchedKeys(ns)) == 0 || !c.setEpisode(episodeUnevaluable, queueKey{workspace: wl.path, name: ns.Name}, true) {
+		return
 	}
-	return nil
-}
-
-func selects(p *schedulingv1alpha1.Placement, ns *corev1.Namespace) bool {
-	if p.DeletionTimestamp != nil || p.Spec.NamespaceSelector == nil {
-		return false
-	}
-	sel, err := metav1.LabelSelectorAsSelector(p.Spec.NamespaceSelector)
-	if err != nil {
-		return false
-	}
-	return sel.Matches(labels.Set(ns.Labels))
+	c.eventf(wl, ns, corev1.EventTypeWarning, EventPlacementUnevaluable, "Keeping the namespace on its SyncTargets and scheduling nothing new: %s", why)
+	klog.FromContext(ctx).V(2).Info("Keeping the namespace's SyncTargets: a selector cannot be evaluated", "reason", why)
 }
 
 // schedule keeps, places or moves a namespace selected by p.
 func (c *Controller) schedule(ctx context.Context, wl *workloadWorkspace, ns *corev1.Namespace, p *schedulingv1alpha1.Placement, now time.Time) (time.Duration, error) {
 	choice := c.chooseLocation(p, now)
+	if choice.unevaluable != "" {
+		// Which targets are eligible is unknown: judging them would move the namespace.
+		c.keepDecisions(ctx, wl, ns, fmt.Sprintf("Placement %s: %s", p.Name, choice.unevaluable))
+		return 0, nil
+	}
+	c.setEpisode(episodeUnevaluable, queueKey{workspace: wl.path, name: ns.Name}, false)
 	targets := c.targetsByKey()
 	patch := newMetaPatch(ns)
 	var next requeueAt
@@ -99,7 +93,7 @@ func (c *Controller) schedule(ctx context.Context, wl *workloadWorkspace, ns *co
 	finished, waiting := c.finishRemovals(wl, ns, patch)
 
 	placed := placedKeys(ns)
-	d := scheduleDecision{placedVerdicts: c.judgePlaced(placed, targets, choice, now, &next)}
+	d := scheduleDecision{placedVerdicts: c.judgePlaced(placed, targets, choice, now, &next, c.failoverHold(wl, ns.Name, p))}
 	if len(d.valid) == 0 {
 		// Decisions are serialised from the load count to the assumed write.
 		c.scheduleMu.Lock()
@@ -117,6 +111,7 @@ func (c *Controller) schedule(ctx context.Context, wl *workloadWorkspace, ns *co
 	}
 	if d.keeper != "" || len(placed) > 0 {
 		patch.setAnnotation(schedulingv1alpha1.PlacementAnnotationKey, p.Name)
+		setDeletionPolicy(patch, p)
 	}
 
 	if !patch.empty() {
@@ -134,6 +129,9 @@ type placedVerdicts struct {
 	valid, invalid []string
 	// why says, by key, why an invalid target is invalid.
 	why map[string]string
+	// held are the valid targets the namespace stays on only because of its persistent
+	// data, with the reason.
+	held map[string]string
 }
 
 // scheduleDecision is what schedule decided for a namespace.
@@ -149,13 +147,17 @@ type scheduleDecision struct {
 
 // judgePlaced judges every target the namespace is placed on; next learns when a verdict
 // changes by time alone.
-func (c *Controller) judgePlaced(placed []string, targets map[string]targetRef, choice locationChoice, now time.Time, next *requeueAt) placedVerdicts {
-	out := placedVerdicts{why: map[string]string{}}
+func (c *Controller) judgePlaced(placed []string, targets map[string]targetRef, choice locationChoice, now time.Time, next *requeueAt,
+	hold func() string) placedVerdicts {
+	out := placedVerdicts{why: map[string]string{}, held: map[string]string{}}
 	for _, k := range placed {
-		v := c.judge(k, targets, choice, now)
+		v := c.judge(k, targets, choice, now, hold)
 		next.at(v.recheckAt)
 		if v.valid {
 			out.valid = append(out.valid, k)
+			if v.held != "" {
+				out.held[k] = v.held
+			}
 		} else {
 			out.invalid = append(out.invalid, k)
 			out.why[k] = v.why
@@ -214,8 +216,9 @@ func (c *Controller) reportSchedule(ctx context.Context, wl *workloadWorkspace, 
 		c.noValidTarget(ctx, wl, ns, nsKey, choice, targets, d.invalid, d.why)
 	}
 	if d.placedOn != nil || len(d.valid) > 0 {
-		c.setUnschedulable(nsKey, false)
+		c.setEpisode(episodeUnschedulable, nsKey, false)
 	}
+	c.reportHeld(ctx, wl, ns, nsKey, d.held)
 	if d.placedOn != nil {
 		c.mu.Lock()
 		c.lastScheduled[queueKey{workspace: wl.path, name: p.Name}] = d.keeper
@@ -268,7 +271,7 @@ func (c *Controller) pick(workspace, namespace, path string, candidates []*workl
 // candidate; it stays where it is.
 func (c *Controller) noValidTarget(ctx context.Context, wl *workloadWorkspace, ns *corev1.Namespace, nsKey queueKey, choice locationChoice,
 	targets map[string]targetRef, invalid []string, why map[string]string) {
-	if !c.setUnschedulable(nsKey, true) {
+	if !c.setEpisode(episodeUnschedulable, nsKey, true) {
 		return
 	}
 	c.countDecision(wl.path, ResultUnschedulable)
@@ -282,67 +285,6 @@ func (c *Controller) noValidTarget(ctx context.Context, wl *workloadWorkspace, n
 		c.eventf(wl, ns, corev1.EventTypeWarning, EventUnschedulable, "No valid SyncTarget: %s", reason)
 	}
 	klog.FromContext(ctx).V(2).Info("No valid SyncTarget for namespace", "reason", reason, "stayingOn", targetNames(targets, invalid))
-}
-
-// unschedule removes a namespace that no Placement selects from every target it was placed
-// on by a Placement; namespaces labelled by hand (no placement annotation) are left alone.
-func (c *Controller) unschedule(ctx context.Context, wl *workloadWorkspace, ns *corev1.Namespace, now time.Time) (time.Duration, error) {
-	logger := klog.FromContext(ctx)
-	nsKey := queueKey{workspace: wl.path, name: ns.Name}
-	c.setUnschedulable(nsKey, false)
-	if _, ours := ns.Annotations[schedulingv1alpha1.PlacementAnnotationKey]; !ours {
-		logger.V(4).Info("Namespace is not selected by any Placement")
-		return 0, nil
-	}
-	patch := newMetaPatch(ns)
-	finished, waiting := c.finishRemovals(wl, ns, patch)
-	placed := placedKeys(ns)
-	stamp := now.UTC().Format(time.RFC3339)
-	for _, k := range placed {
-		patch.setAnnotation(workloadv1alpha1.DeletionAnnotation(k), stamp)
-	}
-	if len(placed) == 0 && !waiting {
-		patch.removeAnnotation(schedulingv1alpha1.PlacementAnnotationKey)
-	}
-	if !patch.empty() {
-		if err := c.patchNamespace(ctx, wl, ns, patch); err != nil {
-			return 0, err
-		}
-	}
-	targets := c.targetsByKey()
-	if len(placed) > 0 {
-		c.countDecision(wl.path, ResultUnscheduled)
-		c.eventf(wl, ns, corev1.EventTypeNormal, EventUnscheduled, "No Placement selects the namespace any more; removing it from %s",
-			targetNames(targets, placed))
-		logger.V(2).Info("Unscheduling namespace", "from", targetNames(targets, placed))
-	}
-	c.logFinished(logger, targets, finished)
-	var next requeueAt
-	return next.after(now, waiting && c.objectsLabelledFor != nil), nil
-}
-
-// finishRemovals removes the label and the deletion annotation of every target being
-// removed whose label no object of the namespace carries any more. It reports the keys
-// finished and whether some removal still waits for objects.
-func (c *Controller) finishRemovals(wl *workloadWorkspace, ns *corev1.Namespace, patch *metaPatch) ([]string, bool) {
-	var finished []string
-	waiting := false
-	for _, k := range removingKeys(ns) {
-		if c.objectsLabelled(wl, ns.Name, k) > 0 {
-			waiting = true
-			continue
-		}
-		patch.removeLabel(workloadv1alpha1.ClusterResourceStateLabel(k))
-		patch.removeAnnotation(workloadv1alpha1.DeletionAnnotation(k))
-		finished = append(finished, k)
-	}
-	return finished, waiting
-}
-
-func (c *Controller) logFinished(logger klog.Logger, targets map[string]targetRef, finished []string) {
-	if len(finished) > 0 {
-		logger.V(2).Info("Removed namespace from SyncTargets", "syncTargets", targetNames(targets, finished))
-	}
 }
 
 // patchNamespace writes the label and annotation changes (JSON merge patch of metadata) and
@@ -361,22 +303,6 @@ func (c *Controller) patchNamespace(ctx context.Context, wl *workloadWorkspace, 
 	c.assumed.assume(wl.path, ns.Name, patch)
 	klog.FromContext(ctx).V(3).Info("Patched namespace", "patch", string(body))
 	return nil
-}
-
-// setUnschedulable records whether a namespace has no valid target; it reports whether the
-// value changed.
-func (c *Controller) setUnschedulable(key queueKey, value bool) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.unschedulable[key] == value {
-		return false
-	}
-	if value {
-		c.unschedulable[key] = true
-	} else {
-		delete(c.unschedulable, key)
-	}
-	return true
 }
 
 func (c *Controller) eventf(wl *workloadWorkspace, ns *corev1.Namespace, eventType, reason, format string, args ...any) {

@@ -27,7 +27,7 @@ func TestPlacementNamespaceSelector(t *testing.T) {
 		{name: "several match: first by name wins",
 			placements: map[string]*metav1.LabelSelector{"zz": {}, "mm": nsSelector("team", "a"), "aa": nsSelector("team", "b")},
 			nsLabels:   labelMap("team", "a"), want: "mm"},
-		{name: "invalid selector matches nothing",
+		{name: "an unevaluable selector schedules nothing new",
 			placements: map[string]*metav1.LabelSelector{"p": {MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "team", Operator: "Bogus"}}}},
 			nsLabels:   labelMap("team", "a")},
 	}

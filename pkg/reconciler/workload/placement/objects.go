@@ -12,8 +12,9 @@ import (
 )
 
 var (
-	deploymentsGVR  = schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
-	statefulSetsGVR = schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "statefulsets"}
+	deploymentsGVR            = schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
+	statefulSetsGVR           = schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "statefulsets"}
+	persistentVolumeClaimsGVR = schema.GroupVersionResource{Version: "v1", Resource: "persistentvolumeclaims"}
 )
 
 // readinessTypes are the workloads whose readiness on the new target gates the removal from
@@ -28,7 +29,7 @@ var watchedObjectTypes = []schema.GroupVersionResource{
 	{Version: "v1", Resource: "secrets"},
 	{Version: "v1", Resource: "serviceaccounts"},
 	{Version: "v1", Resource: "services"},
-	{Version: "v1", Resource: "persistentvolumeclaims"},
+	persistentVolumeClaimsGVR,
 	deploymentsGVR,
 	statefulSetsGVR,
 	{Group: "batch", Version: "v1", Resource: "jobs"},

@@ -249,7 +249,7 @@ func TestPlacementDeletedUnschedules(t *testing.T) {
 	if manual := f.ns(wsA, "manual"); hasDeletion(manual, k1) {
 		t.Fatal("a namespace labelled by hand was unscheduled")
 	}
-	if events := f.events(wsA); !containsEvent(events, "Normal Unscheduled") {
+	if events := f.events(wsA); !containsEvent(events, "Warning Unscheduled Placement p was deleted") {
 		t.Fatalf("events %v, want Unscheduled", events)
 	}
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -14,10 +15,6 @@ import (
 	schedulingv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/scheduling/v1alpha1"
 	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
 )
-
-// ReasonInvalidNamespaceSelector is the Scheduled reason of a Placement whose
-// namespaceSelector cannot be parsed.
-const ReasonInvalidNamespaceSelector = "InvalidNamespaceSelector"
 
 // reconcilePlacement writes a Placement's status from the caches: phase, selected Location
 // and SyncTarget, and the Ready and Scheduled conditions. It writes only when something
@@ -57,6 +54,20 @@ func (c *Controller) reconcilePlacement(ctx context.Context, key queueKey) (time
 	return next.after(now, false), nil
 }
 
+// namespaceCounts sorts the namespaces of a workspace for one Placement's status.
+type namespaceCounts struct {
+	// selected follow the Placement (kept ones included).
+	selected []string
+	// unscheduled have no valid target; held stay on a target past its grace period for
+	// their persistent data; moving are on several targets or leaving one.
+	unscheduled, held, moving []string
+	// kept keep their targets because a selector cannot be evaluated.
+	kept []string
+	// unscheduling were placed through the Placement, are no longer selected by any, and
+	// are being removed from their targets.
+	unscheduling []string
+}
+
 // placementStatus computes the status of p and when time alone changes it.
 func (c *Controller) placementStatus(wl *workloadWorkspace, p *schedulingv1alpha1.Placement, now time.Time) (*schedulingv1alpha1.PlacementStatus, requeueAt) {
 	var next requeueAt
@@ -64,32 +75,34 @@ func (c *Controller) placementStatus(wl *workloadWorkspace, p *schedulingv1alpha
 	choice := c.chooseLocation(p, now)
 	targets := c.targetsByKey()
 	placements := sortedPlacements(wl)
+	unevaluable := selectorProblem(p, choice)
 
-	var selected, unscheduled, moving []string
+	var n namespaceCounts
 	hosts := map[string]bool{} // keys of targets hosting a namespace placed through p
 	firstHost := ""
 	for _, ns := range c.listNamespaces(wl) {
 		if ns.DeletionTimestamp != nil {
 			continue
 		}
-		if winner := firstSelecting(placements, ns); winner == nil || winner.Name != p.Name {
+		f := fateOf(placements, ns)
+		placedByP := ns.Annotations[schedulingv1alpha1.PlacementAnnotationKey] == p.Name
+		keys := placedKeys(ns)
+		if f.placement == nil && f.frozen == "" {
+			if placedByP && (len(keys) > 0 || len(removingKeys(ns)) > 0) {
+				n.unscheduling = append(n.unscheduling, ns.Name)
+			}
 			continue
 		}
-		selected = append(selected, ns.Name)
-		keys := placedKeys(ns)
-		hasValid := false
-		for _, k := range keys {
-			v := c.judge(k, targets, choice, now)
-			next.at(v.recheckAt)
-			hasValid = hasValid || v.valid
+		if f.placement == nil || f.placement.Name != p.Name {
+			continue
 		}
-		if !hasValid {
-			unscheduled = append(unscheduled, ns.Name)
+		n.selected = append(n.selected, ns.Name)
+		if f.frozen != "" || unevaluable != "" {
+			n.kept = append(n.kept, ns.Name)
+		} else {
+			c.judgeForStatus(wl, p, ns, keys, targets, choice, now, &next, &n)
 		}
-		if len(keys) > 1 || len(removingKeys(ns)) > 0 {
-			moving = append(moving, ns.Name)
-		}
-		if ns.Annotations[schedulingv1alpha1.PlacementAnnotationKey] != p.Name {
+		if !placedByP {
 			continue
 		}
 		for _, k := range keys {
@@ -104,6 +117,11 @@ func (c *Controller) placementStatus(wl *workloadWorkspace, p *schedulingv1alpha
 	}
 
 	switch {
+	case choice.unevaluable != "":
+		// Keep the Location: a fixed selector must find the namespaces where they are.
+		if status.Phase == "" {
+			status.Phase = schedulingv1alpha1.PlacementPending
+		}
 	case choice.location == nil:
 		status.Phase = schedulingv1alpha1.PlacementPending
 		status.SelectedLocation = nil
@@ -114,7 +132,9 @@ func (c *Controller) placementStatus(wl *workloadWorkspace, p *schedulingv1alpha
 		status.Phase = schedulingv1alpha1.PlacementUnbound
 		status.SelectedLocation = &schedulingv1alpha1.LocationReference{Path: choice.path, LocationName: choice.location.Name}
 	}
-	status.SelectedSyncTarget = c.selectedSyncTarget(wl.path, p, hosts, firstHost, targets)
+	if choice.unevaluable == "" {
+		status.SelectedSyncTarget = c.selectedSyncTarget(wl.path, p, hosts, firstHost, targets)
+	}
 
 	ready := metav1.Condition{Type: schedulingv1alpha1.PlacementReady, Status: metav1.ConditionTrue,
 		Reason: schedulingv1alpha1.ReasonPlacementReady}
@@ -124,8 +144,40 @@ func (c *Controller) placementStatus(wl *workloadWorkspace, p *schedulingv1alpha
 		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, choice.reason, choice.message
 	}
 	setCondition(status, ready, p.Generation, now)
-	setCondition(status, scheduledCondition(p, choice, selected, unscheduled, moving), p.Generation, now)
+	setCondition(status, scheduledCondition(p, choice, unevaluable, n), p.Generation, now)
+	setCondition(status, selectorValidCondition(unevaluable), p.Generation, now)
+	setCondition(status, unschedulingCondition(p, n.unscheduling), p.Generation, now)
 	return status, next
+}
+
+// judgeForStatus judges the targets of a namespace that follows p and files it in n.
+func (c *Controller) judgeForStatus(wl *workloadWorkspace, p *schedulingv1alpha1.Placement, ns *corev1.Namespace, keys []string,
+	targets map[string]targetRef, choice locationChoice, now time.Time, next *requeueAt, n *namespaceCounts) {
+	hold := c.failoverHold(wl, ns.Name, p)
+	hasValid, held := false, false
+	for _, k := range keys {
+		v := c.judge(k, targets, choice, now, hold)
+		next.at(v.recheckAt)
+		hasValid = hasValid || v.valid
+		held = held || v.held != ""
+	}
+	if !hasValid {
+		n.unscheduled = append(n.unscheduled, ns.Name)
+	}
+	if held {
+		n.held = append(n.held, ns.Name)
+	}
+	if len(keys) > 1 || len(removingKeys(ns)) > 0 {
+		n.moving = append(n.moving, ns.Name)
+	}
+}
+
+// selectorProblem says which selector of p cannot be evaluated ("" if all can).
+func selectorProblem(p *schedulingv1alpha1.Placement, choice locationChoice) string {
+	if err := namespaceSelectorError(p); err != nil {
+		return err.Error()
+	}
+	return choice.unevaluable
 }
 
 // selectedSyncTarget returns the target of the namespace this controller placed most
@@ -153,31 +205,55 @@ func (c *Controller) selectedSyncTarget(workspace string, p *schedulingv1alpha1.
 	return &schedulingv1alpha1.SyncTargetReference{Path: ref.path, Name: ref.target.Name, Key: key}
 }
 
-func scheduledCondition(p *schedulingv1alpha1.Placement, choice locationChoice, selected, unscheduled, moving []string) metav1.Condition {
+func scheduledCondition(p *schedulingv1alpha1.Placement, choice locationChoice, unevaluable string, n namespaceCounts) metav1.Condition {
 	cond := metav1.Condition{Type: schedulingv1alpha1.PlacementScheduled, Status: metav1.ConditionTrue, Reason: schedulingv1alpha1.ReasonScheduled}
-	if p.Spec.NamespaceSelector != nil {
-		if _, err := metav1.LabelSelectorAsSelector(p.Spec.NamespaceSelector); err != nil {
-			cond.Status, cond.Reason = metav1.ConditionFalse, ReasonInvalidNamespaceSelector
-			cond.Message = fmt.Sprintf("namespaceSelector is invalid: %v", err)
-			return cond
-		}
-	}
 	switch {
-	case len(unscheduled) > 0:
+	case unevaluable != "":
+		cond.Status, cond.Reason = metav1.ConditionFalse, schedulingv1alpha1.ReasonInvalidSelector
+		cond.Message = fmt.Sprintf("%s; %d namespaces keep their SyncTargets and nothing new is scheduled until it is fixed", unevaluable, len(n.kept))
+	case len(n.unscheduled) > 0:
 		cond.Status, cond.Reason = metav1.ConditionFalse, schedulingv1alpha1.ReasonNoValidTarget
-		cond.Message = fmt.Sprintf("no valid SyncTarget for %d of %d namespaces: %s", len(unscheduled), len(selected), listNames(unscheduled))
+		cond.Message = fmt.Sprintf("no valid SyncTarget for %d of %d namespaces: %s", len(n.unscheduled), len(n.selected), listNames(n.unscheduled))
 		if choice.location == nil {
 			cond.Message += "; " + choice.message
 		}
-	case len(moving) > 0:
+	case len(n.held) > 0:
+		cond.Status, cond.Reason = metav1.ConditionFalse, schedulingv1alpha1.ReasonFailoverHeld
+		cond.Message = fmt.Sprintf("%d namespaces holding persistent data stay on SyncTargets that have not been Ready for the grace period "+
+			"(statefulFailover %s; drain the SyncTarget to move them): %s", len(n.held), schedulingv1alpha1.StatefulFailoverNever, listNames(n.held))
+	case len(n.moving) > 0:
 		cond.Reason = schedulingv1alpha1.ReasonRescheduling
-		cond.Message = fmt.Sprintf("%d namespaces scheduled; moving between SyncTargets: %s", len(selected), listNames(moving))
+		cond.Message = fmt.Sprintf("%d namespaces scheduled; moving between SyncTargets: %s", len(n.selected), listNames(n.moving))
 	case p.Spec.NamespaceSelector == nil:
 		cond.Message = "namespaceSelector is not set: no namespace is selected"
 	default:
-		cond.Message = fmt.Sprintf("%d namespaces scheduled", len(selected))
+		cond.Message = fmt.Sprintf("%d namespaces scheduled", len(n.selected))
+	}
+	if unevaluable == "" && len(n.kept) > 0 {
+		cond.Message += fmt.Sprintf("; %d namespaces keep their SyncTargets while another Placement cannot be evaluated: %s", len(n.kept), listNames(n.kept))
 	}
 	return cond
+}
+
+func selectorValidCondition(unevaluable string) metav1.Condition {
+	if unevaluable != "" {
+		return metav1.Condition{Type: schedulingv1alpha1.PlacementSelectorValid, Status: metav1.ConditionFalse,
+			Reason: schedulingv1alpha1.ReasonInvalidSelector, Message: unevaluable}
+	}
+	return metav1.Condition{Type: schedulingv1alpha1.PlacementSelectorValid, Status: metav1.ConditionTrue,
+		Reason:  schedulingv1alpha1.ReasonSelectorsValid,
+		Message: "namespaceSelector, locationSelectors and the instanceSelectors of the matching Locations can be evaluated"}
+}
+
+func unschedulingCondition(p *schedulingv1alpha1.Placement, unscheduling []string) metav1.Condition {
+	if len(unscheduling) == 0 {
+		return metav1.Condition{Type: schedulingv1alpha1.PlacementUnscheduling, Status: metav1.ConditionFalse,
+			Reason: schedulingv1alpha1.ReasonNoneUnscheduling, Message: "no namespace placed through this Placement is being removed"}
+	}
+	return metav1.Condition{Type: schedulingv1alpha1.PlacementUnscheduling, Status: metav1.ConditionTrue,
+		Reason: schedulingv1alpha1.ReasonNamespacesUnscheduling,
+		Message: fmt.Sprintf("%d namespaces no longer selected by any Placement are being removed from their SyncTargets (deletionPolicy %s): %s",
+			len(unscheduling), deletionPolicy(p), listNames(unscheduling))}
 }
 
 // setCondition sets a condition; lastTransitionTime changes only with the status.

@@ -61,7 +61,13 @@ type LocationSpec struct {
 	AvailableSelectorLabels []AvailableSelectorLabel `json:"availableSelectorLabels,omitempty"`
 
 	// instanceSelector selects the SyncTargets of this Location by label. Empty selects all.
+	// Operators are In, NotIn, Exists and DoesNotExist; a selector stored before this was
+	// validated that still cannot be parsed keeps every Placement that uses the Location
+	// where it is.
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="!has(self.matchExpressions) || self.matchExpressions.all(e, e.operator in ['In', 'NotIn', 'Exists', 'DoesNotExist'])",message="matchExpressions[].operator must be one of In, NotIn, Exists, DoesNotExist (case-sensitive)",reason=FieldValueInvalid
+	// +kubebuilder:validation:XValidation:rule="!has(self.matchExpressions) || self.matchExpressions.all(e, !(e.operator in ['In', 'NotIn']) || (has(e.values) && size(e.values) > 0))",message="matchExpressions[].values must be non-empty when the operator is In or NotIn",reason=FieldValueRequired
+	// +kubebuilder:validation:XValidation:rule="!has(self.matchExpressions) || self.matchExpressions.all(e, !(e.operator in ['Exists', 'DoesNotExist']) || !has(e.values) || size(e.values) == 0)",message="matchExpressions[].values must be empty when the operator is Exists or DoesNotExist",reason=FieldValueForbidden
 	InstanceSelector *metav1.LabelSelector `json:"instanceSelector,omitempty"`
 }
 
@@ -128,9 +134,15 @@ type Placement struct {
 // PlacementSpec says which namespaces go where.
 type PlacementSpec struct {
 	// locationSelectors select Locations by label; a Location matching any selector
-	// qualifies. Empty selects every Location.
+	// qualifies. Empty selects every Location. Operators are In, NotIn, Exists and
+	// DoesNotExist. At most three selectors: the apiserver's cost budget for validating them
+	// allows no more (one selector with In over several values selects more Locations).
 	// +optional
 	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=3
+	// +kubebuilder:validation:items:XValidation:rule="!has(self.matchExpressions) || self.matchExpressions.all(e, e.operator in ['In', 'NotIn', 'Exists', 'DoesNotExist'])",message="matchExpressions[].operator must be one of In, NotIn, Exists, DoesNotExist (case-sensitive)",reason=FieldValueInvalid
+	// +kubebuilder:validation:items:XValidation:rule="!has(self.matchExpressions) || self.matchExpressions.all(e, !(e.operator in ['In', 'NotIn']) || (has(e.values) && size(e.values) > 0))",message="matchExpressions[].values must be non-empty when the operator is In or NotIn",reason=FieldValueRequired
+	// +kubebuilder:validation:items:XValidation:rule="!has(self.matchExpressions) || self.matchExpressions.all(e, !(e.operator in ['Exists', 'DoesNotExist']) || !has(e.values) || size(e.values) == 0)",message="matchExpressions[].values must be empty when the operator is Exists or DoesNotExist",reason=FieldValueForbidden
 	LocationSelectors []metav1.LabelSelector `json:"locationSelectors,omitempty"`
 
 	// locationResource is the type of the Location's instances.
@@ -139,9 +151,36 @@ type PlacementSpec struct {
 	LocationResource *GroupVersionResource `json:"locationResource,omitempty"`
 
 	// namespaceSelector selects the namespaces of this workspace to place. A nil selector
-	// selects none; an empty one selects all.
+	// selects none; an empty one selects all. Operators are In, NotIn, Exists and
+	// DoesNotExist. A selector that cannot be evaluated (stored before this was validated)
+	// changes nothing: every namespace keeps its SyncTargets and condition SelectorValid
+	// says why.
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="!has(self.matchExpressions) || self.matchExpressions.all(e, e.operator in ['In', 'NotIn', 'Exists', 'DoesNotExist'])",message="matchExpressions[].operator must be one of In, NotIn, Exists, DoesNotExist (case-sensitive)",reason=FieldValueInvalid
+	// +kubebuilder:validation:XValidation:rule="!has(self.matchExpressions) || self.matchExpressions.all(e, !(e.operator in ['In', 'NotIn']) || (has(e.values) && size(e.values) > 0))",message="matchExpressions[].values must be non-empty when the operator is In or NotIn",reason=FieldValueRequired
+	// +kubebuilder:validation:XValidation:rule="!has(self.matchExpressions) || self.matchExpressions.all(e, !(e.operator in ['Exists', 'DoesNotExist']) || !has(e.values) || size(e.values) == 0)",message="matchExpressions[].values must be empty when the operator is Exists or DoesNotExist",reason=FieldValueForbidden
 	NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector,omitempty"`
+
+	// deletionPolicy says what happens to the downstream copies when a namespace placed
+	// through this Placement is removed from a SyncTarget (unscheduled, moved, drained, or
+	// the SyncTarget deleted): Delete (the default) deletes them; Orphan leaves them
+	// running on the physical cluster without TMC's ownership label. The controller writes
+	// it to the namespace annotation workload.tmc.dev/deletion-policy, which the syncer
+	// reads; an object's own annotation wins.
+	// +optional
+	// +kubebuilder:default=Delete
+	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
+
+	// statefulFailover says whether automatic failover may move a namespace that holds
+	// persistent data: PersistentVolumeClaims, or StatefulSets with volumeClaimTemplates,
+	// upstream. Automatic failover is the move off a SyncTarget that has not been Ready for
+	// longer than the grace period. Never (the default): such a namespace stays where its
+	// data is, and the Placement and the namespace say so. Allowed: it moves like any other
+	// namespace, and its new PersistentVolumeClaims start empty. Draining a SyncTarget
+	// (spec.evictAfter) moves it either way.
+	// +optional
+	// +kubebuilder:default=Never
+	StatefulFailover StatefulFailoverPolicy `json:"statefulFailover,omitempty"`
 
 	// locationWorkspace is the logical-cluster path of the workspace holding the Locations
 	// and SyncTargets.
@@ -150,6 +189,30 @@ type PlacementSpec struct {
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(:[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
 	LocationWorkspace string `json:"locationWorkspace"`
 }
+
+// DeletionPolicy says what happens to downstream copies when a namespace leaves a
+// SyncTarget. The values are those of the annotation workload.tmc.dev/deletion-policy.
+// +kubebuilder:validation:Enum=Delete;Orphan
+type DeletionPolicy string
+
+const (
+	// DeletionPolicyDelete deletes the downstream copies.
+	DeletionPolicyDelete DeletionPolicy = "Delete"
+	// DeletionPolicyOrphan leaves the downstream copies running, unlabelled.
+	DeletionPolicyOrphan DeletionPolicy = "Orphan"
+)
+
+// StatefulFailoverPolicy says whether automatic failover may move a namespace that holds
+// persistent data.
+// +kubebuilder:validation:Enum=Never;Allowed
+type StatefulFailoverPolicy string
+
+const (
+	// StatefulFailoverNever keeps such a namespace on its SyncTarget until it is drained.
+	StatefulFailoverNever StatefulFailoverPolicy = "Never"
+	// StatefulFailoverAllowed moves it like any other namespace.
+	StatefulFailoverAllowed StatefulFailoverPolicy = "Allowed"
+)
 
 // PlacementPhase is the lifecycle phase of a Placement.
 // +kubebuilder:validation:Enum=Pending;Bound;Unbound
@@ -179,7 +242,7 @@ type PlacementStatus struct {
 	// +optional
 	SelectedSyncTarget *SyncTargetReference `json:"selectedSyncTarget,omitempty"`
 
-	// conditions: Ready and Scheduled.
+	// conditions: Ready, Scheduled, SelectorValid and Unscheduling.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -220,6 +283,13 @@ type PlacementList struct {
 const (
 	PlacementReady     = "Ready"
 	PlacementScheduled = "Scheduled"
+	// PlacementSelectorValid is False while a selector the Placement depends on (its
+	// namespaceSelector, its locationSelectors, or the instanceSelector of a Location they
+	// match) cannot be evaluated; its namespaces then keep their SyncTargets.
+	PlacementSelectorValid = "SelectorValid"
+	// PlacementUnscheduling is True while namespaces this Placement placed and no longer
+	// selects are being removed from their SyncTargets.
+	PlacementUnscheduling = "Unscheduling"
 
 	ReasonLocationNotFound = "LocationNotFound"
 	ReasonLocationInvalid  = "LocationInvalid"
@@ -228,6 +298,15 @@ const (
 	ReasonScheduled        = "Scheduled"
 	ReasonRescheduling     = "Rescheduling"
 	ReasonPlacementReady   = "Ready"
+	// ReasonFailoverHeld: namespaces holding persistent data stay on SyncTargets that are
+	// not Ready, as statefulFailover is Never.
+	ReasonFailoverHeld = "FailoverHeld"
+	// ReasonInvalidSelector: a selector cannot be evaluated (SelectorValid and Scheduled).
+	ReasonInvalidSelector = "InvalidSelector"
+	ReasonSelectorsValid  = "SelectorsValid"
+	// ReasonNamespacesUnscheduling and ReasonNoneUnscheduling are the Unscheduling reasons.
+	ReasonNamespacesUnscheduling = "NamespacesUnscheduling"
+	ReasonNoneUnscheduling       = "NoneUnscheduling"
 )
 
 // Annotations and labels the placement controller uses.
