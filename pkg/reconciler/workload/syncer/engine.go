@@ -399,26 +399,6 @@ func (e *engine) syncedResources() []workloadv1alpha1.SyncedResource {
 	return append([]workloadv1alpha1.SyncedResource(nil), e.resourceStates...)
 }
 
-// allSynced reports whether every informer has synced, and names the first that has not.
-func (e *engine) allSynced() (bool, string) {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	if !e.namespacesSynced() {
-		return false, "downstream namespaces"
-	}
-	for gvr, h := range e.downstreamInformers {
-		if !h.hasSynced() {
-			return false, "downstream " + gvr.String()
-		}
-	}
-	for k, h := range e.upstreamInformers {
-		if !h.hasSynced() {
-			return false, "upstream " + k.workspace + " " + k.gvr.String()
-		}
-	}
-	return true, ""
-}
-
 // upstreamSynced reports whether every upstream informer of workspace ws, its namespace
 // informer included, has synced.
 func (e *engine) upstreamSynced(ws string) bool {
