@@ -49,10 +49,11 @@ func watchExpired(ctx context.Context, c kubernetes.Interface, ns string, rv int
 			return fmt.Errorf("the watch from resourceVersion %d closed without an answer", rv)
 		}
 		if ev.Type == watch.Error {
-			if err := apierrors.FromObject(ev.Object); apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
+			watchErr := apierrors.FromObject(ev.Object)
+			if apierrors.IsResourceExpired(watchErr) || apierrors.IsGone(watchErr) {
 				return nil
 			}
-			return fmt.Errorf("the watch from resourceVersion %d failed, but not with 410 Gone: %v", rv, apierrors.FromObject(ev.Object))
+			return fmt.Errorf("the watch from resourceVersion %d failed, but not with 410 Gone: %w", rv, watchErr)
 		}
 		return fmt.Errorf("the watch from resourceVersion %d still works (first event %s): the history was not compacted", rv, ev.Type)
 	case <-ctx.Done():
