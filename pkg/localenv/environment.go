@@ -29,6 +29,10 @@ type Options struct {
 	// NoWorkspaceControllers skips the namespace and garbage-collector controllers that
 	// otherwise run for each workspace (kcp runs both).
 	NoWorkspaceControllers bool
+	// WorkspaceAPIServerArgs are extra kube-apiserver flags for every workspace's
+	// apiserver (replacements included), e.g. --watch-cache=false so that watches are
+	// served from etcd and an etcd compaction (Etcd.Compact) expires them.
+	WorkspaceAPIServerArgs []string
 }
 
 // Environment is a running set of servers: one etcd, one apiserver per workspace behind a
@@ -54,6 +58,8 @@ type Environment struct {
 	startTaken time.Duration
 	// replacements counts ReplaceWorkspace calls, naming the new apiservers.
 	replacements int
+	// workspaceAPIServerArgs is Options.WorkspaceAPIServerArgs.
+	workspaceAPIServerArgs []string
 }
 
 // Workspace is one emulated kcp workspace: its own apiserver, served through the front proxy.
@@ -77,7 +83,8 @@ func Start(ctx context.Context, opts Options) (_ *Environment, err error) {
 	if err != nil {
 		return nil, err
 	}
-	env := &Environment{Dir: opts.Dir, bins: bins, workspaces: map[string]*Workspace{}, clusters: map[string]*PhysicalCluster{}}
+	env := &Environment{Dir: opts.Dir, bins: bins, workspaces: map[string]*Workspace{}, clusters: map[string]*PhysicalCluster{},
+		workspaceAPIServerArgs: opts.WorkspaceAPIServerArgs}
 	if env.Dir == "" {
 		if env.Dir, err = os.MkdirTemp("", "tmc-env-"); err != nil {
 			return nil, fmt.Errorf("failed to create environment directory: %w", err)
@@ -177,6 +184,7 @@ func (env *Environment) startWorkspaceServers(ctx context.Context, name, etcdPre
 		Name:       name,
 		EtcdURL:    env.Etcd.ClientURL,
 		EtcdPrefix: etcdPrefix,
+		ExtraArgs:  env.workspaceAPIServerArgs,
 	}, env.LogDir)
 	if err != nil {
 		return nil, nil, err

@@ -34,14 +34,19 @@ type syncerEnv struct {
 	stKey   string
 }
 
-func setupSyncerEnv(t *testing.T) *syncerEnv {
+// setupSyncerEnv starts a syncerEnv; tweaks adjust the environment's options before it starts.
+func setupSyncerEnv(t *testing.T, tweaks ...func(*localenv.Options)) *syncerEnv {
 	t.Helper()
 	ctx := t.Context()
-	env := localenv.StartForTest(t, localenv.Options{
+	opts := localenv.Options{
 		Workspaces:       []string{locationWS, wsA, wsB},
 		PhysicalClusters: []localenv.PhysicalClusterOptions{{Name: clusterName, Nodes: 2}},
 		Users:            []string{syncerUser},
-	})
+	}
+	for _, tweak := range tweaks {
+		tweak(&opts)
+	}
+	env := localenv.StartForTest(t, opts)
 	se := &syncerEnv{env: env, cluster: env.Cluster(clusterName)}
 	loc := env.Workspace(locationWS).AdminConfig()
 	if err := localenv.InstallCRDs(ctx, loc); err != nil {
