@@ -245,7 +245,7 @@ func (env *testEnv) healthChecks(downstreamREST rest.Interface) healthChecks {
 		locationClient: env.locationClient,
 		downstreamREST: downstreamREST,
 		started:        env.started.Load,
-		synced:         env.engine.syncerSynced,
+		synced:         env.engine.downstreamSynced,
 	}
 }
 

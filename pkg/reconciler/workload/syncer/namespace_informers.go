@@ -50,7 +50,10 @@ func (e *engine) namespaces() corelisters.NamespaceLister {
 }
 
 // downstreamSynced reports whether the downstream namespace informer and every downstream
-// object informer have synced, and names the first that has not.
+// object informer have synced, and names the first that has not. It is also what SyncerReady
+// means (the syncer itself works): the upstream informers are left out on purpose, since one
+// workload workspace the syncer cannot read is reported in status.workspaceHealth and must
+// not turn the whole target NotReady.
 func (e *engine) downstreamSynced() (bool, string) {
 	e.mu.RLock()
 	defer e.mu.RUnlock()

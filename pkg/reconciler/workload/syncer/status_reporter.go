@@ -109,7 +109,7 @@ func (l *errorLog) summary() *workloadv1alpha1.ErrorSummary {
 // reporterCaches is what the status reporter reads of the informer caches.
 type reporterCaches interface {
 	syncedResources() []workloadv1alpha1.SyncedResource
-	syncerSynced() (bool, string)
+	downstreamSynced() (bool, string)
 	workspaceSyncStates() []workspaceSyncState
 }
 
@@ -245,7 +245,7 @@ func (r *statusReporter) buildStatus(ctx context.Context, current *workloadv1alp
 		}
 		addCond(c)
 	}
-	synced, what := r.caches.syncerSynced()
+	synced, what := r.caches.downstreamSynced()
 	readyMsg := "The syncer is running and its caches are synced"
 	if !synced {
 		readyMsg = "Waiting for caches to sync: " + what

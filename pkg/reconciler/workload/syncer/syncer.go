@@ -111,7 +111,7 @@ func New(cfg *Config, opts ...Option) (*Syncer, error) {
 		locationClient: s.locationClient,
 		downstreamREST: s.downstreamKube.Discovery().RESTClient(),
 		started:        s.isStarted.Load,
-		synced:         func() (bool, string) { return s.engine.syncerSynced() },
+		synced:         func() (bool, string) { return s.engine.downstreamSynced() },
 	}
 	if s.health, err = checks.register(s.metrics.tmc); err != nil {
 		return nil, err

@@ -19,24 +19,6 @@ import (
 	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
 )
 
-// syncerSynced reports whether the syncer itself works: the downstream namespace and object
-// informers have synced. The upstream informers are left out on purpose: one workload
-// workspace the syncer cannot read (its RBAC missing there) is reported in
-// status.workspaceHealth and must not turn the whole target NotReady.
-func (e *engine) syncerSynced() (bool, string) {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	if !e.namespacesSynced() {
-		return false, "downstream namespaces"
-	}
-	for gvr, h := range e.downstreamInformers {
-		if !h.hasSynced() {
-			return false, "downstream " + gvr.String()
-		}
-	}
-	return true, ""
-}
-
 // syncedObjectCount counts the synced objects in the downstream caches, the base of the
 // deletion budget's percentage.
 func (e *engine) syncedObjectCount() int {
