@@ -165,16 +165,26 @@ func newDeletionBreaker(budget DeletionBudget, target syncTarget, syncedObjects 
 	}
 }
 
+// lockCurrent takes the breaker's lock and brings its state up to now (a new resume
+// annotation seen, the window and old holds pruned); unlock publishes the metrics and
+// releases the lock.
+func (b *deletionBreaker) lockCurrent(ctx context.Context) (now time.Time, unlock func()) {
+	b.mu.Lock()
+	now = b.now()
+	b.observeLocked(ctx, now)
+	b.pruneLocked(now)
+	return now, func() {
+		b.updateMetricsLocked()
+		b.mu.Unlock()
+	}
+}
+
 func (b *deletionBreaker) admit(ctx context.Context, d plannedDeletion) bool {
 	if d.objects <= 0 && d.resource != "namespaces" {
 		d.objects = 1 // an object is one object, whatever the caller says
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	defer b.updateMetricsLocked()
-	now := b.now()
-	b.observeLocked(ctx, now)
-	b.pruneLocked(now)
+	now, unlock := b.lockCurrent(ctx)
+	defer unlock()
 	k := keyOf(d)
 	logger := klog.FromContext(ctx).WithValues("deletionReason", d.reason, "objects", d.objects)
 

@@ -16,12 +16,8 @@ import (
 // operator (UpstreamObjectsLost); False after a resume (DeletionsResumed) or otherwise
 // (DeletionsWithinBudget). It also notices a new resume annotation.
 func (b *deletionBreaker) condition(ctx context.Context) metav1.Condition {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	defer b.updateMetricsLocked()
-	now := b.now()
-	b.observeLocked(ctx, now)
-	b.pruneLocked(now)
+	_, unlock := b.lockCurrent(ctx)
+	defer unlock()
 	c := metav1.Condition{Type: workloadv1alpha1.SyncTargetDeletionsPaused}
 	switch {
 	case b.trip != nil:
