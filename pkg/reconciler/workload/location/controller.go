@@ -162,10 +162,9 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 	ctx = klog.NewContext(ctx, logger)
 
 	if c.recorder == nil {
-		broadcaster := record.NewBroadcaster(record.WithContext(ctx))
-		broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.locationEvents})
-		defer broadcaster.Shutdown()
-		c.recorder = broadcaster.NewRecorder(tmcscheme.Scheme, corev1.EventSource{Component: ControllerName})
+		var stopEvents func()
+		c.recorder, stopEvents = tmc.NewEventRecorder(ctx, c.locationEvents, tmcscheme.Scheme, corev1.EventSource{Component: ControllerName})
+		defer stopEvents()
 	}
 
 	logger.Info("Starting controller")

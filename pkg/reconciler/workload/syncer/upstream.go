@@ -11,11 +11,10 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 
+	"github.com/tmc-dev/tmc/pkg/reconciler/workload/tmc"
 	"github.com/tmc-dev/tmc/sdk/apis/logicalcluster"
 )
 
@@ -50,10 +49,8 @@ func newUpstreamWorkspaceFunc(base *rest.Config, syncTargetName string) func(con
 		if err != nil {
 			return nil, fmt.Errorf("failed to create upstream client for workspace %s: %w", ws, err)
 		}
-		broadcaster := record.NewBroadcaster(record.WithContext(ctx))
-		broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: upstreamKube.CoreV1().Events("")})
-		recorder := broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "workload-syncer", Host: syncTargetName})
-		return &upstreamWorkspace{dynamic: upstreamDynamic, kube: upstreamKube, recorder: recorder, stopEvents: broadcaster.Shutdown}, nil
+		recorder, stopEvents := tmc.NewEventRecorder(ctx, upstreamKube.CoreV1().Events(""), scheme.Scheme, corev1.EventSource{Component: "workload-syncer", Host: syncTargetName})
+		return &upstreamWorkspace{dynamic: upstreamDynamic, kube: upstreamKube, recorder: recorder, stopEvents: stopEvents}, nil
 	}
 }
 

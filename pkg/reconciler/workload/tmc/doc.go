@@ -4,7 +4,8 @@
 // component-base's legacyregistry, metrics_clientgo.go), health endpoints served by the
 // apiserver's healthz library (health.go, health_http.go), and the one retry rule derived
 // from the error classification — a recovery strategy per error type and the client-go rate
-// limiters that turn it into a delay (recovery.go), applied by pkg/reconciler/queue.
+// limiters that turn it into a delay (recovery.go), applied by pkg/reconciler/queue, and the
+// one way components record Events (events.go).
 //
 // Metric names: TMC's own series are syncer_* (the syncer's data path) and tmc_* (everything
 // else); Kubernetes' standard series keep their names (workqueue_*, rest_client_*,
