@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -291,11 +292,13 @@ func claim(name string) *corev1.PersistentVolumeClaim {
 }
 
 // TestPlacementFailoverKeepsPersistentData is acceptance 6 of issue 11: the control-plane
-// link of the target hosting two namespaces is cut for longer than the heartbeat threshold
+// link of the target hosting three namespaces is cut for longer than the heartbeat threshold
 // plus the grace period, with the controller running. The stateless namespace moves
 // make-before-break (sampled: never without a ready copy); the namespace with a
 // PersistentVolumeClaim upstream stays where its data is, and after the heal its claim is
-// the same object and its workload still runs there.
+// the same object and its workload still runs there. So does the namespace whose only claim
+// was made downstream by an operator, which the controller knows of from the syncer's last
+// report (status.workspaceHealth[].persistentNamespaces).
 func TestPlacementFailoverKeepsPersistentData(t *testing.T) {
 	ctx := t.Context()
 	pe := setupPlacementEnv(t)
@@ -307,7 +310,7 @@ func TestPlacementFailoverKeepsPersistentData(t *testing.T) {
 
 	// Both namespaces on the victim: the other target is cordoned while they are placed.
 	pe.setUnschedulable(ctx, t, other, true)
-	for _, ns := range []string{"stateless", "stateful"} {
+	for _, ns := range []string{"stateless", "stateful", "operator-data"} {
 		createNamespace(t, upA, ns, map[string]string{"tmc.dev/placed": "true"})
 		eventually(t, 60*time.Second, ns+" was not scheduled", func(ctx context.Context) (bool, error) {
 			return strings.Join(pe.targetsOf(ctx, t, ns), ",") == victim, nil
@@ -323,11 +326,29 @@ func TestPlacementFailoverKeepsPersistentData(t *testing.T) {
 	if _, err := upA.AppsV1().Deployments("stateful").Create(ctx, deployment("db", 1, nil), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// operator-data has no claim upstream: an operator on the physical cluster made one
+	// downstream, which only the victim's syncer can see and report.
+	if _, err := upA.AppsV1().Deployments("operator-data").Create(ctx, deployment("app", 1, nil), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	eventually(t, 90*time.Second, "the workloads did not run on "+victim, func(ctx context.Context) (bool, error) {
 		return pe.readyReplicas(ctx, t, victim, "stateless", "web") == 2 && pe.readyReplicas(ctx, t, victim, "stateful", "db") == 1 &&
-			pe.downstreamClaimUID(ctx, t, victim, "stateful", "data") != "", nil
+			pe.readyReplicas(ctx, t, victim, "operator-data", "app") == 1 && pe.downstreamClaimUID(ctx, t, victim, "stateful", "data") != "", nil
 	})
 	claimUID := pe.downstreamClaimUID(ctx, t, victim, "stateful", "data")
+	victimAdmin := kubeClient(t, pe.targets[victim].cluster.AdminConfig())
+	if _, err := victimAdmin.CoreV1().PersistentVolumeClaims(pe.downstreamNS(t, victim, "operator-data")).Create(ctx, claim("operator-made"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	operatorClaimUID := pe.downstreamClaimUID(ctx, t, victim, "operator-data", "operator-made")
+	eventually(t, 60*time.Second, "the victim's syncer did not report operator-data as holding claims", func(ctx context.Context) (bool, error) {
+		for _, h := range pe.syncTarget(ctx, t, victim).Status.WorkspaceHealth {
+			if h.Path == wsA && slices.Contains(h.PersistentNamespaces, "operator-data") {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
 
 	fp.Partition()
 	partStart := time.Now()
@@ -354,6 +375,12 @@ func TestPlacementFailoverKeepsPersistentData(t *testing.T) {
 		}
 		if uid := pe.downstreamClaimUID(ctx, t, other, "stateful", "data"); uid != "" {
 			t.Fatalf("an empty copy of the stateful claim appeared on %s", other)
+		}
+		if got := strings.Join(pe.targetsOf(ctx, t, "operator-data"), ","); got != victim {
+			t.Fatalf("operator-data, whose claim exists only downstream, was moved at +%s: placed on %q", time.Since(partStart).Round(time.Second), got)
+		}
+		if uid := pe.downstreamClaimUID(ctx, t, victim, "operator-data", "operator-made"); uid != operatorClaimUID {
+			t.Fatalf("the operator's claim on %s changed at +%s: UID %q, was %q", victim, time.Since(partStart).Round(time.Second), uid, operatorClaimUID)
 		}
 	}
 	sample := func(timeout time.Duration, what string, done func(ctx context.Context) bool) {
@@ -387,8 +414,10 @@ func TestPlacementFailoverKeepsPersistentData(t *testing.T) {
 		ready.Status == metav1.ConditionTrue || movedAt.Before(ready.LastTransitionTime.Add(failoverGracePeriod)) {
 		t.Fatalf("the move was not a failover after the grace period: %s Ready = %+v", victim, ready)
 	}
-	sample(30*time.Second, "the FailoverHeld Event and condition", func(ctx context.Context) bool {
+	sample(30*time.Second, "the FailoverHeld Events and condition", func(ctx context.Context) bool {
 		ok, _ := pe.namespaceEvent(ctx, t, "stateful", "FailoverHeld")
+		okOperator, _ := pe.namespaceEvent(ctx, t, "operator-data", "FailoverHeld")
+		ok = ok && okOperator
 		c := pe.placementCondition(ctx, t, "web", schedulingv1alpha1.PlacementScheduled)
 		return ok && c != nil && c.Reason == schedulingv1alpha1.ReasonFailoverHeld && strings.Contains(c.Message, "stateful")
 	})

@@ -40,9 +40,10 @@
 // volumeClaimTemplates, upstream stays on its target unless its Placement has
 // spec.statefulFailover: Allowed, because its new claims would start empty and the old ones
 // be deleted when the old target heals. It gets a Warning FailoverHeld once per episode and
-// the Placement reports Scheduled=False FailoverHeld. The controller sees only the upstream
-// side: claims created on the physical cluster by anything else do not hold a namespace. A
-// drain (evictAfter), a target being deleted or leaving the Location move it as before. When the target becomes invalid the namespace is rescheduled
+// the Placement reports Scheduled=False FailoverHeld. Claims created on the physical cluster
+// by anything else (an operator, say) hold a namespace too: the target's syncer reports the
+// namespaces whose copies hold claims in status.workspaceHealth[].persistentNamespaces, and
+// that last report stays readable when the syncer goes silent. A drain (evictAfter), a target being deleted or leaving the Location move it as before. When the target becomes invalid the namespace is rescheduled
 // make-before-break: the new target is labelled first, and the old target gets the deletion
 // annotation deletion.internal.workload.kcp.io/<oldKey> only when every Deployment and
 // StatefulSet of the namespace reports readyReplicas >= spec.replicas for the new target

@@ -243,7 +243,7 @@ type verdict struct {
 // or not Ready for less than the grace period. Past the grace period the namespace still
 // stays when hold (nil: never) gives a reason: it holds persistent data (persistent.go).
 // Draining (evictAfter) and every other reason move it regardless.
-func (c *Controller) judge(stKey string, targets map[string]targetRef, choice locationChoice, now time.Time, hold func() string) verdict {
+func (c *Controller) judge(stKey string, targets map[string]targetRef, choice locationChoice, now time.Time, hold func(*workloadv1alpha1.SyncTarget) string) verdict {
 	ref, ok := targets[stKey]
 	if !ok {
 		return verdict{why: "the SyncTarget no longer exists"}
@@ -267,7 +267,7 @@ func (c *Controller) judge(stKey string, targets map[string]targetRef, choice lo
 		if !now.Before(expiry) {
 			why := fmt.Sprintf("SyncTarget %s has not been Ready since %s (grace period %s)", st.Name, since.UTC().Format(time.RFC3339), c.grace)
 			if hold != nil {
-				if reason := hold(); reason != "" {
+				if reason := hold(st); reason != "" {
 					v.valid, v.held = true, why+", but "+reason
 					return v
 				}

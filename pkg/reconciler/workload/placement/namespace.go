@@ -148,7 +148,7 @@ type scheduleDecision struct {
 // judgePlaced judges every target the namespace is placed on; next learns when a verdict
 // changes by time alone.
 func (c *Controller) judgePlaced(placed []string, targets map[string]targetRef, choice locationChoice, now time.Time, next *requeueAt,
-	hold func() string) placedVerdicts {
+	hold func(*workloadv1alpha1.SyncTarget) string) placedVerdicts {
 	out := placedVerdicts{why: map[string]string{}, held: map[string]string{}}
 	for _, k := range placed {
 		v := c.judge(k, targets, choice, now, hold)

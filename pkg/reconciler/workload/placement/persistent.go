@@ -2,12 +2,14 @@ package placement
 
 import (
 	"fmt"
+	"slices"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 
 	schedulingv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/scheduling/v1alpha1"
+	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
 )
 
 // Automatic failover moves a namespace off a SyncTarget that has not been Ready for the
@@ -16,9 +18,11 @@ import (
 // old target heals. Unless its Placement allows it (spec.statefulFailover: Allowed), such a
 // namespace stays where its data is; a drain (spec.evictAfter) still moves it.
 //
-// The controller sees only the upstream side: PersistentVolumeClaims synced from there
-// and StatefulSets whose volumeClaimTemplates make claims downstream. Claims created on
-// the physical cluster by anything else are invisible to it and do not hold a namespace.
+// Persistent data is seen from two sides: upstream, PersistentVolumeClaims synced from
+// there and StatefulSets whose volumeClaimTemplates make claims downstream; downstream, the
+// namespaces whose copies hold claims of any origin (an operator's, say), which each
+// target's syncer reports in status.workspaceHealth[].persistentNamespaces. The last report
+// stays on a target whose syncer went silent, which is when failover asks.
 
 // persistentData names the persistent data a namespace holds upstream ("" if none): its
 // first PersistentVolumeClaim, or its first StatefulSet with volumeClaimTemplates.
@@ -44,6 +48,27 @@ func (c *Controller) persistentData(wl *workloadWorkspace, namespace string) str
 		}
 		if name, n := firstName(objs, withClaims); n > 0 {
 			return countedName("StatefulSet", name, n) + " with volumeClaimTemplates"
+		}
+	}
+	return ""
+}
+
+// reportedPersistentData names the persistent data st's syncer last reported for a
+// namespace of workspace ("" if none): claims on its cluster, or a report too long to list
+// every namespace (then each one of the workspace counts).
+func reportedPersistentData(st *workloadv1alpha1.SyncTarget, workspace, namespace string) string {
+	if st == nil {
+		return ""
+	}
+	for _, h := range st.Status.WorkspaceHealth {
+		if h.Path != workspace {
+			continue
+		}
+		if slices.Contains(h.PersistentNamespaces, namespace) {
+			return fmt.Sprintf("PersistentVolumeClaims on the cluster of SyncTarget %s (reported by its syncer)", st.Name)
+		}
+		if h.PersistentNamespacesTruncated {
+			return fmt.Sprintf("possibly PersistentVolumeClaims on the cluster of SyncTarget %s (its syncer reported more namespaces with claims than it lists)", st.Name)
 		}
 	}
 	return ""
@@ -76,12 +101,15 @@ func countedName(kind, name string, n int) string {
 // failoverHold returns, for judge, the reason a namespace must not be moved by automatic
 // failover: it holds persistent data and p does not allow stateful failover. Called only
 // when a target's grace period has run out, so the common case lists nothing.
-func (c *Controller) failoverHold(wl *workloadWorkspace, namespace string, p *schedulingv1alpha1.Placement) func() string {
-	return func() string {
+func (c *Controller) failoverHold(wl *workloadWorkspace, namespace string, p *schedulingv1alpha1.Placement) func(*workloadv1alpha1.SyncTarget) string {
+	return func(st *workloadv1alpha1.SyncTarget) string {
 		if p.Spec.StatefulFailover == schedulingv1alpha1.StatefulFailoverAllowed {
 			return ""
 		}
 		data := c.persistentData(wl, namespace)
+		if data == "" {
+			data = reportedPersistentData(st, wl.path, namespace)
+		}
 		if data == "" {
 			return ""
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tmc-dev/tmc/pkg/reconciler/workload/tmc"
 	schedulingv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/scheduling/v1alpha1"
+	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
 )
 
 func (f *fixture) pvc(name string) {
@@ -24,6 +25,20 @@ func (f *fixture) statefulSet(name string, withClaims bool) {
 			must(f.t, unstructured.SetNestedSlice(u.Object, []any{map[string]any{"metadata": map[string]any{"name": "data"}}}, "spec", "volumeClaimTemplates"))
 		}
 	})
+}
+
+// reportsClaims makes the target's syncer report that namespaces of workspace hold claims
+// downstream.
+func reportsClaims(workspace string, namespaces ...string) stOpt {
+	return func(st *workloadv1alpha1.SyncTarget) {
+		st.Status.WorkspaceHealth = append(st.Status.WorkspaceHealth, workloadv1alpha1.WorkspaceHealth{Path: workspace, Ready: true, PersistentNamespaces: namespaces})
+	}
+}
+
+func reportsTruncated(workspace string) stOpt {
+	return func(st *workloadv1alpha1.SyncTarget) {
+		st.Status.WorkspaceHealth = append(st.Status.WorkspaceHealth, workloadv1alpha1.WorkspaceHealth{Path: workspace, Ready: true, PersistentNamespacesTruncated: true})
+	}
 }
 
 // TestPlacementFailoverKeepsPersistentData: automatic failover (a target not Ready beyond
@@ -47,6 +62,12 @@ func TestPlacementFailoverKeepsPersistentData(t *testing.T) {
 		{name: "statefulFailover Allowed", old: []stOpt{dead}, data: func(f *fixture) { f.pvc("data-db-0") }, allowed: true, wantMove: true},
 		{name: "drain moves it anyway", old: []stOpt{evictAfter(testNow.Add(-time.Second))}, data: func(f *fixture) { f.pvc("data-db-0") }, wantMove: true},
 		{name: "drain of a dead target moves it anyway", old: []stOpt{dead, evictAfter(testNow.Add(-time.Second))}, data: func(f *fixture) { f.pvc("data-db-0") }, wantMove: true},
+		// Claims only downstream (an operator's), known from the syncer's last report.
+		{name: "claims reported downstream", old: []stOpt{dead, reportsClaims(wsA, "app")}, wantHeld: true},
+		{name: "report too long to list every namespace", old: []stOpt{dead, reportsTruncated(wsA)}, wantHeld: true},
+		{name: "claims reported for another namespace", old: []stOpt{dead, reportsClaims(wsA, "other")}, wantMove: true},
+		{name: "claims reported for another workspace", old: []stOpt{dead, reportsClaims("root:org:elsewhere", "app")}, wantMove: true},
+		{name: "claims reported, statefulFailover Allowed", old: []stOpt{dead, reportsClaims(wsA, "app")}, allowed: true, wantMove: true},
 		{name: "within the grace period", old: []stOpt{notReadySince(testNow.Add(-time.Minute))}, data: func(f *fixture) { f.pvc("data-db-0") }},
 		{name: "cordoned", old: []stOpt{cordoned}, data: func(f *fixture) { f.pvc("data-db-0") }},
 	}

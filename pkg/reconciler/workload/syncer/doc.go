@@ -24,7 +24,9 @@
 // first (breaker.go: a budget of objects per sliding window, paused until an operator
 // resumes with an annotation on the SyncTarget; breaker_status.go its DeletionsPaused
 // condition). workspace_health.go says which workload workspaces the syncer can read
-// (status.workspaceHealth); SyncerReady depends on the syncer's own, downstream caches
+// (status.workspaceHealth) and, from persistent_claims.go, which of their namespaces hold
+// PersistentVolumeClaims downstream, whoever made them (the placement controller keeps those
+// on automatic failover; an unknown answer repeats the last report); SyncerReady depends on the syncer's own, downstream caches
 // only, so one unreadable workspace does not take the target down.
 //
 // It uses pkg/reconciler/workload/tmc for errors, metrics, health and recovery, and must not

@@ -18,7 +18,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
@@ -320,6 +320,11 @@ func (s *Syncer) runControllers(ctx context.Context) error {
 		return st
 	}
 	d.breaker.recorder = s.locationRecorder(ctx)
+	downstreamMetadata, err := metadata.NewForConfig(s.cfg.DownstreamConfig)
+	if err != nil {
+		return fmt.Errorf("failed to create the downstream metadata client: %w", err)
+	}
+	claims := newDownstreamClaims(downstreamMetadata, s.cfg.ResyncPeriod, d.namespaces.locatorOf)
 	reporter := &statusReporter{
 		target:           s.target,
 		interval:         s.cfg.HeartbeatInterval,
@@ -333,7 +338,7 @@ func (s *Syncer) runControllers(ctx context.Context) error {
 		metrics:          s.metrics,
 		startTime:        metav1.NewTime(time.Now().Truncate(time.Second)),
 		breaker:          d.breaker,
-		workspaceHealth:  newWorkspaceHealthChecker(s.target),
+		workspaceHealth:  newWorkspaceHealthChecker(s.target).reportClaims(claims, syncTargetLister),
 	}
 	discover := func(ctx context.Context) error { return s.reconcileEngine(ctx, d.engine, syncTargetLister) }
 	if err := discover(ctx); err != nil {
@@ -341,6 +346,7 @@ func (s *Syncer) runControllers(ctx context.Context) error {
 	}
 	var wg sync.WaitGroup
 	wg.Go(func() { s.engineLoop(ctx, changed, discover) })
+	wg.Go(func() { claims.run(ctx) })
 	wg.Go(func() { reporter.run(ctx) })
 	wg.Go(func() { d.namespaces.queue.Run(ctx, 1) })
 	wg.Go(func() { d.status.queue.Run(ctx, s.cfg.Workers) })
@@ -427,8 +433,6 @@ func (s *Syncer) workspaces(st *workloadv1alpha1.SyncTarget) []string {
 // locationRecorder records Events on the SyncTarget, in the location workspace, until ctx
 // ends.
 func (s *Syncer) locationRecorder(ctx context.Context) record.EventRecorder {
-	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
-	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: s.locationKube.CoreV1().Events("")})
-	context.AfterFunc(ctx, broadcaster.Shutdown)
-	return broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "workload-syncer", Host: s.target.name})
+	recorder, _ := tmc.NewEventRecorder(ctx, s.locationKube.CoreV1().Events(""), scheme.Scheme, corev1.EventSource{Component: "workload-syncer", Host: s.target.name})
+	return recorder
 }

@@ -83,6 +83,12 @@ type workspaceHealthChecker struct {
 	syncTargetRef *corev1.ObjectReference
 	stateSelector string
 
+	// claims tells which namespaces hold PersistentVolumeClaims downstream (nil: not
+	// reported); previous returns the workspace health last reported (nil: none), kept
+	// while claims are unknown.
+	claims   *downstreamClaims
+	previous func() []workloadv1alpha1.WorkspaceHealth
+
 	mu sync.Mutex
 	// warned holds the reason last announced by a Warning Event, per workspace.
 	warned map[string]string
@@ -103,8 +109,17 @@ const maxWorkspaceHealthMessage = 512
 func (c *workspaceHealthChecker) check(ctx context.Context, states []workspaceSyncState) []workloadv1alpha1.WorkspaceHealth {
 	out := make([]workloadv1alpha1.WorkspaceHealth, 0, len(states))
 	seen := map[string]bool{}
+	claims, claimsKnown := c.claims.byWorkspace()
+	previous := map[string]*workloadv1alpha1.WorkspaceHealth{}
+	if c.previous != nil {
+		last := c.previous()
+		for i := range last {
+			previous[last[i].Path] = &last[i]
+		}
+	}
 	for _, s := range states {
 		h := c.checkOne(ctx, s)
+		persistentNamespaces(&h, claims, claimsKnown, previous[s.workspace])
 		if len(h.Message) > maxWorkspaceHealthMessage {
 			h.Message = h.Message[:maxWorkspaceHealthMessage] + "..."
 		}

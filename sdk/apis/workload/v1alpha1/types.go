@@ -153,6 +153,20 @@ type WorkspaceHealth struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=1024
 	Message string `json:"message,omitempty"`
+	// persistentNamespaces are the namespaces of this workspace whose downstream namespaces
+	// on this cluster hold PersistentVolumeClaims, whoever created them (synced from the
+	// workspace, made by a StatefulSet, or by an operator downstream), sorted. The placement
+	// controller keeps them where their data is on automatic failover. The last report stays
+	// when the syncer goes silent; that is when it matters.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=256
+	PersistentNamespaces []string `json:"persistentNamespaces,omitempty"`
+	// persistentNamespacesTruncated is true when more namespaces hold claims than
+	// persistentNamespaces lists; every namespace of the workspace on this target then counts
+	// as holding persistent data.
+	// +optional
+	PersistentNamespacesTruncated bool `json:"persistentNamespacesTruncated,omitempty"`
 }
 
 // WorkspaceReference names a workload workspace by its logical-cluster path.

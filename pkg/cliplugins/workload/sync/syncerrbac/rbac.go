@@ -57,12 +57,15 @@ func DownstreamObjects(d Downstream) []runtime.Object {
 
 // DownstreamRules are the syncer's cluster-wide permissions on the physical cluster:
 // namespaces and the synced types everywhere (the admission policy narrows writes to its own
-// namespaces) and nodes for capacity. Namespaces are patched to record orphaned copies and
-// to release a namespace that holds them.
+// namespaces), nodes for capacity, and the claims of every namespace, read to report which
+// placed namespaces hold persistent data even when the claims are not synced types.
+// Namespaces are patched to record orphaned copies and to release a namespace that holds
+// them.
 func DownstreamRules(resources []workloadv1alpha1.ResourceToSync) []rbacv1.PolicyRule {
 	rules := []rbacv1.PolicyRule{
 		{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch", "create", "patch", "delete"}},
 		{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get", "list", "watch"}},
+		{APIGroups: []string{""}, Resources: []string{"persistentvolumeclaims"}, Verbs: []string{"list", "watch"}},
 	}
 	return append(rules, groupRules(resources, false, DownstreamSyncVerbs)...)
 }
