@@ -18,8 +18,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/discovery"
@@ -29,6 +27,7 @@ import (
 	"k8s.io/client-go/rest"
 	restfake "k8s.io/client-go/rest/fake"
 
+	"github.com/tmc-dev/tmc/pkg/localenv"
 	"github.com/tmc-dev/tmc/pkg/reconciler/workload/tmc"
 	tmcfake "github.com/tmc-dev/tmc/sdk/client/clientset/versioned/fake"
 )
@@ -210,26 +209,22 @@ func scrapeSample(t *testing.T, h http.Handler, name string, labels ...string) s
 	if code != http.StatusOK {
 		t.Fatalf("GET /metrics: %d %s", code, body)
 	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(strings.NewReader(body))
+	metrics, err := localenv.ParseMetrics(strings.NewReader(body))
 	if err != nil {
 		t.Fatalf("invalid /metrics: %v", err)
 	}
-	for _, m := range families[name].GetMetric() {
-		have := map[string]bool{}
-		for _, l := range m.GetLabel() {
-			have[fmt.Sprintf("%s=%q", l.GetName(), l.GetValue())] = true
+	match := map[string]string{}
+	for _, l := range labels {
+		k, quoted, _ := strings.Cut(l, "=")
+		v, err := strconv.Unquote(quoted)
+		if err != nil {
+			t.Fatalf("label %s: %v", l, err)
 		}
-		match := true
-		for _, l := range labels {
-			match = match && have[l]
-		}
-		switch {
-		case !match:
-		case m.GetCounter() != nil:
-			return strconv.FormatFloat(m.GetCounter().GetValue(), 'g', -1, 64)
-		case m.GetGauge() != nil:
-			return strconv.FormatFloat(m.GetGauge().GetValue(), 'g', -1, 64)
+		match[k] = v
+	}
+	for _, sample := range metrics.Samples(name) {
+		if sample.Matches(match) {
+			return strconv.FormatFloat(sample.Value, 'g', -1, 64)
 		}
 	}
 	return ""

@@ -25,8 +25,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
+	"github.com/tmc-dev/tmc/pkg/localenv"
 	"k8s.io/client-go/util/workqueue"
 )
 
@@ -49,8 +48,7 @@ func scrapeMetrics(t *testing.T, m *TMCMetrics) map[string]*dto.MetricFamily {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("scrape returned status %d", resp.StatusCode)
 	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(resp.Body)
+	families, err := localenv.ParseMetrics(resp.Body)
 	if err != nil {
 		t.Fatalf("failed to parse exposition format: %v", err)
 	}
