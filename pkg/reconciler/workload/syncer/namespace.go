@@ -89,6 +89,24 @@ func (m *namespaceManager) locatorOf(downstreamNamespace string) (workloadv1alph
 	return loc, true
 }
 
+// downstreamName returns the downstream namespace of locator: kcp's name, unless this
+// locator's namespace exists under the name TMC gave it before it wrote kcp's leading
+// zeros — that one stays in use, since moving would leave its workloads and volumes behind.
+func (m *namespaceManager) downstreamName(locator workloadv1alpha1.NamespaceLocator) (string, error) {
+	name, err := locator.DownstreamNamespaceName()
+	if err != nil {
+		return "", err
+	}
+	legacy, differs, err := locator.LegacyDownstreamNamespaceName()
+	if err != nil || !differs {
+		return name, err
+	}
+	if got, ok := m.locatorOf(legacy); ok && got.ClusterName == locator.ClusterName && got.Namespace == locator.Namespace {
+		return legacy, nil
+	}
+	return name, nil
+}
+
 // ensure makes sure the downstream namespace for locator exists and is ours. A namespace of
 // that name with another locator (or none) is a collision: reported, never merged.
 func (m *namespaceManager) ensure(ctx context.Context, locator workloadv1alpha1.NamespaceLocator, downstreamNamespace string) error {
@@ -151,7 +169,7 @@ func (m *namespaceManager) consider(downstreamNamespace string) {
 // upstreamNamespaceChanged schedules the cleanup check of the downstream namespace of
 // upstream namespace ns of workspace ws, if this target owns one.
 func (m *namespaceManager) upstreamNamespaceChanged(ws, ns string) {
-	downstreamNamespace, err := m.target.locator(ws, ns).DownstreamNamespaceName()
+	downstreamNamespace, err := m.downstreamName(m.target.locator(ws, ns))
 	if err != nil {
 		return
 	}

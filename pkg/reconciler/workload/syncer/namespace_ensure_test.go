@@ -2,6 +2,7 @@ package syncer
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -124,5 +125,47 @@ func TestNamespaceEnsureRecordsPlacement(t *testing.T) {
 				t.Errorf("marked %v, want %v (annotations %v)", marked, tc.wantMarked, got.Annotations)
 			}
 		})
+	}
+}
+
+// An upstream namespace whose locator hash starts with a zero byte: kcp's name for its
+// downstream namespace has a leading "0" that TMC's earlier name lacked.
+func zeroHashNamespace(t *testing.T) (ns, kcpName, legacyName string) {
+	t.Helper()
+	for i := range 5000 {
+		ns = fmt.Sprintf("ns-%d", i)
+		legacy, differs, err := testLocator(testWorkspace, ns).LegacyDownstreamNamespaceName()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if differs {
+			return ns, downstreamNamespaceFor(t, testWorkspace, ns), legacy
+		}
+	}
+	t.Fatal("no locator with a leading zero byte found")
+	return "", "", ""
+}
+
+// The guard: a downstream namespace created under the legacy name keeps being used, so an
+// upgrade never moves workloads away from their volumes; new namespaces get kcp's name.
+func TestNamespaceDownstreamNameKeepsLegacyNamespaces(t *testing.T) {
+	ns, kcpName, legacyName := zeroHashNamespace(t)
+	locator := testLocator(testWorkspace, ns)
+
+	env := newTestEnv(t, testObjects{})
+	if got, err := env.namespaces.downstreamName(locator); err != nil || got != kcpName {
+		t.Errorf("downstreamName without a legacy namespace = %q, %v; want kcp's %q", got, err, kcpName)
+	}
+
+	env = newTestEnv(t, testObjects{namespaces: []*corev1.Namespace{downstreamNamespace(t, legacyName, locator)}})
+	if got, err := env.namespaces.downstreamName(locator); err != nil || got != legacyName {
+		t.Errorf("downstreamName with the legacy namespace present = %q, %v; want it kept, %q", got, err, legacyName)
+	}
+
+	// A namespace of the legacy name that belongs to another locator is not taken.
+	other := downstreamNamespace(t, legacyName, testLocator(testWorkspace, "someone-else"))
+	env = newTestEnv(t, testObjects{namespaces: []*corev1.Namespace{other}})
+	if got, _ := env.namespaces.downstreamName(locator); got != kcpName {
+		t.Errorf("downstreamName took a legacy-named namespace of another locator: %q", got)
 	}
 }

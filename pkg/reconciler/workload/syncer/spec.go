@@ -47,8 +47,10 @@ type specRequest struct {
 	locator             workloadv1alpha1.NamespaceLocator
 }
 
-// namespaceEnsurer creates the downstream namespace of a locator, or reports why it cannot.
+// namespaceEnsurer names and creates the downstream namespace of a locator, or reports why
+// it cannot.
 type namespaceEnsurer interface {
+	downstreamName(locator workloadv1alpha1.NamespaceLocator) (string, error)
 	ensure(ctx context.Context, locator workloadv1alpha1.NamespaceLocator, downstreamNamespace string) error
 }
 
@@ -139,7 +141,7 @@ func (c *specController) request(key specKey) (specRequest, bool, error) {
 		return specRequest{}, false, nil
 	}
 	locator := c.target.locator(key.workspace, key.upstreamNamespace)
-	downstreamNamespace, err := locator.DownstreamNamespaceName()
+	downstreamNamespace, err := c.namespaces.downstreamName(locator)
 	if err != nil {
 		return specRequest{}, false, err
 	}

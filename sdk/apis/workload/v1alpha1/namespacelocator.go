@@ -85,16 +85,64 @@ func (l NamespaceLocator) SameSyncTarget(other NamespaceLocator) bool {
 }
 
 // DownstreamNamespaceName returns the physical-cluster namespace for the locator:
-// "kcp-" + the first 12 characters of base36(sha224(locator JSON)), as kcp computes it.
+// "kcp-" + the first 12 characters of base36(sha224(locator JSON)), as kcp computes it —
+// kcp's base36 writes one "0" per leading zero byte of the hash (about one locator in 256).
 func (l NamespaceLocator) DownstreamNamespaceName() (string, error) {
+	hash, err := l.hash()
+	if err != nil {
+		return "", err
+	}
+	return downstreamNamespaceName(strings.Repeat("0", leadingZeroBytes(hash)) + hashText36(hash)), nil
+}
+
+// LegacyDownstreamNamespaceName returns the name TMC gave the locator's namespace before it
+// wrote kcp's leading zeros, and whether it differs from DownstreamNamespaceName. A
+// downstream namespace created under that name, with this locator, stays in use: renaming it
+// would leave its workloads and volumes behind.
+func (l NamespaceLocator) LegacyDownstreamNamespaceName() (string, bool, error) {
+	hash, err := l.hash()
+	if err != nil {
+		return "", false, err
+	}
+	if leadingZeroBytes(hash) == 0 {
+		return "", false, nil
+	}
+	return downstreamNamespaceName(hashText36(hash)), true, nil
+}
+
+// IsDownstreamNamespaceName reports whether name is the locator's downstream namespace,
+// under kcp's name or the legacy one.
+func (l NamespaceLocator) IsDownstreamNamespaceName(name string) bool {
+	if want, err := l.DownstreamNamespaceName(); err == nil && want == name {
+		return true
+	}
+	legacy, differs, err := l.LegacyDownstreamNamespaceName()
+	return err == nil && differs && legacy == name
+}
+
+func (l NamespaceLocator) hash() ([sha256.Size224]byte, error) {
 	b, err := json.Marshal(l.normalized())
 	if err != nil {
-		return "", fmt.Errorf("failed to marshal namespace locator: %w", err)
+		return [sha256.Size224]byte{}, fmt.Errorf("failed to marshal namespace locator: %w", err)
 	}
-	hash := sha256.Sum224(b)
-	s := strings.ToLower(new(big.Int).SetBytes(hash[:]).Text(36))
-	if len(s) > 12 {
-		s = s[:12]
+	return sha256.Sum224(b), nil
+}
+
+func hashText36(hash [sha256.Size224]byte) string {
+	return strings.ToLower(new(big.Int).SetBytes(hash[:]).Text(36))
+}
+
+func leadingZeroBytes(hash [sha256.Size224]byte) int {
+	n := 0
+	for n < len(hash) && hash[n] == 0 {
+		n++
 	}
-	return "kcp-" + s, nil
+	return n
+}
+
+func downstreamNamespaceName(text36 string) string {
+	if len(text36) > 12 {
+		text36 = text36[:12]
+	}
+	return "kcp-" + text36
 }

@@ -11,20 +11,34 @@ const testUID = "8a3f2c1e-0000-4000-8000-000000000001"
 // hashlib sha224 + base-36), not with this package.
 func TestNamespaceLocatorKnownAnswers(t *testing.T) {
 	for _, tc := range []struct {
-		cluster, wantJSON, wantNS string
+		cluster, namespace, wantJSON, wantNS string
 	}{
 		{
-			cluster:  "root:org:team-a",
+			cluster: "root:org:team-a", namespace: "default",
 			wantJSON: `{"syncTarget":{"cluster":"root:org:locations","name":"cluster-1","uid":"8a3f2c1e-0000-4000-8000-000000000001"},"cluster":"root:org:team-a","namespace":"default"}`,
 			wantNS:   "kcp-u40r6y86jyuj",
 		},
 		{
-			cluster:  "root:org:team-b",
+			cluster: "root:org:team-b", namespace: "default",
 			wantJSON: `{"syncTarget":{"cluster":"root:org:locations","name":"cluster-1","uid":"8a3f2c1e-0000-4000-8000-000000000001"},"cluster":"root:org:team-b","namespace":"default"}`,
 			wantNS:   "kcp-2yed592ddsyl",
 		},
+		// sha224 of these locators starts with a zero byte (00c78b…, 00f60f…): kcp's base36
+		// (github.com/martinlindhe/base36) writes one "0" per leading zero byte, which
+		// big.Int.Text(36) drops. Expected values computed outside Go (Python hashlib and
+		// a base36 written from the multibase definition).
+		{
+			cluster: "root:org:team-a", namespace: "ns-12",
+			wantJSON: `{"syncTarget":{"cluster":"root:org:locations","name":"cluster-1","uid":"8a3f2c1e-0000-4000-8000-000000000001"},"cluster":"root:org:team-a","namespace":"ns-12"}`,
+			wantNS:   "kcp-0cre0ebentbd",
+		},
+		{
+			cluster: "root:org:team-a", namespace: "ns-278",
+			wantJSON: `{"syncTarget":{"cluster":"root:org:locations","name":"cluster-1","uid":"8a3f2c1e-0000-4000-8000-000000000001"},"cluster":"root:org:team-a","namespace":"ns-278"}`,
+			wantNS:   "kcp-0fqh6inuuw2z",
+		},
 	} {
-		l := NewNamespaceLocator("root:org:locations", "cluster-1", testUID, tc.cluster, "default")
+		l := NewNamespaceLocator("root:org:locations", "cluster-1", testUID, tc.cluster, tc.namespace)
 		got, err := l.MarshalAnnotation()
 		if err != nil || got != tc.wantJSON {
 			t.Errorf("MarshalAnnotation() = %s, %v; want %s", got, err, tc.wantJSON)
@@ -104,5 +118,25 @@ func TestNamespaceLocatorDistinct(t *testing.T) {
 	}
 	if base.SameSyncTarget(NewNamespaceLocator("root:loc", "st", "other", "root:a", "default")) {
 		t.Errorf("SameSyncTarget must compare the UID")
+	}
+}
+
+func TestLegacyDownstreamNamespaceName(t *testing.T) {
+	zeroHash := NewNamespaceLocator("root:org:locations", "cluster-1", testUID, "root:org:team-a", "ns-12")
+	legacy, differs, err := zeroHash.LegacyDownstreamNamespaceName()
+	if err != nil || !differs || legacy != "kcp-cre0ebentbd2" {
+		t.Errorf("LegacyDownstreamNamespaceName() = %q, %v, %v; want the name without kcp's leading zero, kcp-cre0ebentbd2", legacy, differs, err)
+	}
+	for _, name := range []string{"kcp-0cre0ebentbd", "kcp-cre0ebentbd2"} {
+		if !zeroHash.IsDownstreamNamespaceName(name) {
+			t.Errorf("IsDownstreamNamespaceName(%q) = false, want true", name)
+		}
+	}
+	if zeroHash.IsDownstreamNamespaceName("kcp-u40r6y86jyuj") {
+		t.Error("another locator's namespace accepted")
+	}
+	plain := NewNamespaceLocator("root:org:locations", "cluster-1", testUID, "root:org:team-a", "default")
+	if _, differs, _ := plain.LegacyDownstreamNamespaceName(); differs {
+		t.Error("a hash without a leading zero byte has a legacy name")
 	}
 }
