@@ -311,6 +311,10 @@ func (s *Syncer) runControllers(ctx context.Context) error {
 	if err := requeueOnTargetDeletion(stInformer.Informer(), d.engine.upstreamKeys, d.spec.enqueue); err != nil {
 		return err
 	}
+	d.spec.tenancy = syncTargetTenancy(syncTargetLister, s.target.name)
+	if err := requeueOnTenancyChange(stInformer.Informer(), d.engine.upstreamKeys, d.spec.enqueue); err != nil {
+		return err
+	}
 	d.engine.startNamespaceInformer(ctx)
 	d.breaker.syncTarget = func() *workloadv1alpha1.SyncTarget {
 		st, err := syncTargetLister.Get(s.target.name)
