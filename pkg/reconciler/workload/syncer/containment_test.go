@@ -90,7 +90,9 @@ func TestSpecTenancyAllowancesReachTheChain(t *testing.T) {
 	req := specRequest{key: specKey{workspace: testWorkspace, gvr: configMapsGVR.GroupVersion().WithResource("services"), upstreamNamespace: testNamespace, name: "web"},
 		downstreamNamespace: downstreamNamespaceFor(t, testWorkspace, testNamespace)}
 	for _, allow := range []bool{false, true} {
-		env.spec.tenancy = func() workloadv1alpha1.SyncTargetTenancy { return workloadv1alpha1.SyncTargetTenancy{AllowExternalIPs: allow} }
+		env.spec.tenancy = func() workloadv1alpha1.SyncTargetTenancy {
+			return workloadv1alpha1.SyncTargetTenancy{AllowExternalIPs: allow}
+		}
 		desired, err := env.spec.desired(t.Context(), req, service)
 		if err != nil {
 			t.Fatal(err)
