@@ -94,6 +94,9 @@ func buildPreview(ctx context.Context, in previewInput) (*preview, error) {
 		DownstreamNamespace: p.downstreamNamespace,
 		GVR:                 in.gvr,
 	}
+	if st.Spec.Tenancy != nil {
+		tc.Tenancy = *st.Spec.Tenancy
+	}
 	desired, err := transform.DefaultChain().Down(ctx, tc, up)
 	if transform.IsFiltered(err) {
 		p.filtered = err.Error()

@@ -20,6 +20,14 @@
 // per-workspace clients, discovery.go the accepted types, health.go and metrics.go the
 // checks and series. Every queue is a pkg/reconciler/queue with the TMC retry rule.
 //
+// Tenant containment (the physical cluster is shared by every workspace placed on it):
+// containment.go passes the SyncTarget's spec.tenancy allowances to the chain, whose
+// ContainmentTransformer drops external IPs, volume names, bind annotations and node names,
+// and records one FieldsDropped Event per change of what was dropped; namespace_locator.go
+// makes a downstream namespace ours only when its name is the hash of its locator
+// (namespace.go locatorOf), so a forged locator never leads to a status write, a spec key
+// or a cleanup, and is reported once.
+//
 // Every downstream deletion the syncer decides on its own asks the mass-deletion breaker
 // first (breaker.go: a budget of objects per sliding window, paused until an operator
 // resumes with an annotation on the SyncTarget; breaker_status.go its DeletionsPaused

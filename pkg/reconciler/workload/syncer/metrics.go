@@ -30,6 +30,7 @@ const (
 	MetricDeletionsAdmitted  = "syncer_deletions_admitted_total"
 	MetricUpstreamLost       = "syncer_upstream_lost_objects"
 	MetricStuckDeletions     = "syncer_stuck_downstream_deletions"
+	MetricForgedNamespaces   = "syncer_forged_namespace_locators_total"
 	directionDown            = "down"
 	directionUp              = "up"
 	heartbeatResultSuccess   = "success"
@@ -66,6 +67,7 @@ type syncerMetrics struct {
 	deletionsAdmitted *prometheus.CounterVec
 	upstreamLost      *prometheus.GaugeVec
 	stuckDeletions    *prometheus.GaugeVec
+	forgedNamespaces  *prometheus.CounterVec
 	clusterName       string
 }
 
@@ -120,6 +122,9 @@ func newSyncerMetrics(clusterName string) *syncerMetrics {
 	sm.stuckDeletions = m.MustRegisterGaugeVec(MetricStuckDeletions,
 		"Downstream copies the syncer waits for that have stayed in Terminating for longer than the stuck threshold.",
 		[]string{"cluster"})
+	sm.forgedNamespaces = m.MustRegisterCounterVec(MetricForgedNamespaces,
+		"Downstream namespaces ignored because their locator names this SyncTarget but not their own name (each counted once).",
+		[]string{"cluster"})
 	// Both gauges are exported from the start, so that zero is a reading, not a gap.
 	sm.upstreamLost.WithLabelValues(clusterName).Set(0)
 	sm.stuckDeletions.WithLabelValues(clusterName).Set(0)
@@ -158,6 +163,10 @@ func (m *syncerMetrics) upstreamWrite(op string) {
 
 func (m *syncerMetrics) deletionAdmitted(reason string) {
 	m.deletionsAdmitted.WithLabelValues(m.clusterName, reason).Inc()
+}
+
+func (m *syncerMetrics) forgedNamespace() {
+	m.forgedNamespaces.WithLabelValues(m.clusterName).Inc()
 }
 
 func (m *syncerMetrics) skipped(direction string) {

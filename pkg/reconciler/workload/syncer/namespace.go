@@ -61,6 +61,8 @@ type namespaceManager struct {
 	budget         deletionBudget
 	metrics        *syncerMetrics
 	queue          *queue.Queue[string]
+	// forged reports namespaces whose locator does not name them (nil: not reported).
+	forged *forgedLocators
 }
 
 // notYetError says that the cleanup cannot decide yet; it looks again after the delay.
@@ -72,7 +74,10 @@ func notYet(format string, args ...any) error {
 	return &notYetError{reason: fmt.Sprintf(format, args...)}
 }
 
-// locatorOf returns the locator of a downstream namespace this target owns.
+// locatorOf returns the locator of a downstream namespace this target owns: its locator
+// names this SyncTarget (location workspace, name and UID) and, hashed, the namespace's own
+// name. A namespace whose locator names another one is ignored and reported
+// (namespace_locator.go).
 func (m *namespaceManager) locatorOf(downstreamNamespace string) (workloadv1alpha1.NamespaceLocator, bool) {
 	lister := m.namespaceLister()
 	if lister == nil {
@@ -84,6 +89,9 @@ func (m *namespaceManager) locatorOf(downstreamNamespace string) (workloadv1alph
 	}
 	loc, err := workloadv1alpha1.ParseNamespaceLocator(ns.Annotations[workloadv1alpha1.NamespaceLocatorAnnotation])
 	if err != nil || !loc.SameSyncTarget(m.target.locator("", "")) {
+		return workloadv1alpha1.NamespaceLocator{}, false
+	}
+	if !m.forged.namesNamespace(downstreamNamespace, loc) {
 		return workloadv1alpha1.NamespaceLocator{}, false
 	}
 	return loc, true

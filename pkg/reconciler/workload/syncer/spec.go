@@ -69,6 +69,8 @@ type specController struct {
 	metrics          *syncerMetrics
 	latency          *latencyTracker
 	queue            *queue.Queue[specKey]
+	// tenancy returns the SyncTarget's containment allowances (nil: none).
+	tenancy func() workloadv1alpha1.SyncTargetTenancy
 }
 
 // enqueue queues an upstream object, remembering when its change was seen.
@@ -181,6 +183,7 @@ func (c *specController) desired(ctx context.Context, req specRequest, upstreamO
 		UpstreamNamespace:   req.key.upstreamNamespace,
 		DownstreamNamespace: req.downstreamNamespace,
 		GVR:                 req.key.gvr,
+		Tenancy:             c.tenancyAllowances(),
 	}
 	desired, err := c.chain.Down(ctx, tc, upstreamObj)
 	switch {
@@ -246,6 +249,7 @@ func (c *specController) apply(ctx context.Context, req specRequest, upstreamObj
 		return fmt.Errorf("failed to apply downstream %s: %w", req.key.gvr.Resource, err)
 	}
 	c.metrics.downstreamWrite(operationApply)
+	c.reportDropped(req, upstreamObj, desired, downstreamObj)
 	c.metrics.synced(req.key.workspace, req.resource.label(), directionDown)
 	c.metrics.observeEndToEnd(directionDown, c.latency.take("spec|"+req.key.String()))
 	return nil

@@ -68,6 +68,8 @@ func (c *statusController) reconcile(ctx context.Context, key statusKey) (time.D
 		return 0, err
 	}
 	downstreamObj := obj.(*unstructured.Unstructured)
+	// Only a namespace whose locator names this SyncTarget and hashes to the namespace's own
+	// name speaks for an upstream namespace: a forged locator never writes status upstream.
 	locator, ok := c.locatorOf(key.downstreamNamespace)
 	if !ok {
 		return 0, nil

@@ -241,6 +241,7 @@ func newDataPath(target syncTarget, chain *transform.Chain, cfg *Config, downstr
 		cleanDelay:     cfg.DownstreamNamespaceCleanDelay,
 		budget:         budget,
 		metrics:        metrics,
+		forged:         newForgedLocators(target, metrics),
 	}
 	// Cleanup failures are not sync failures: they are retried, but neither counted nor
 	// reported as failing objects.
@@ -311,6 +312,12 @@ func (s *Syncer) runControllers(ctx context.Context) error {
 	if err := requeueOnTargetDeletion(stInformer.Informer(), d.engine.upstreamKeys, d.spec.enqueue); err != nil {
 		return err
 	}
+	d.spec.tenancy = syncTargetTenancy(syncTargetLister, s.target.name)
+	if err := requeueOnTenancyChange(stInformer.Informer(), d.engine.upstreamKeys, d.spec.enqueue); err != nil {
+		return err
+	}
+	locationRecorder := s.locationRecorder(ctx)
+	d.namespaces.forged.recorder, d.namespaces.forged.logger = locationRecorder, logger
 	d.engine.startNamespaceInformer(ctx)
 	d.breaker.syncTarget = func() *workloadv1alpha1.SyncTarget {
 		st, err := syncTargetLister.Get(s.target.name)
@@ -319,7 +326,7 @@ func (s *Syncer) runControllers(ctx context.Context) error {
 		}
 		return st
 	}
-	d.breaker.recorder = s.locationRecorder(ctx)
+	d.breaker.recorder = locationRecorder
 	downstreamMetadata, err := metadata.NewForConfig(s.cfg.DownstreamConfig)
 	if err != nil {
 		return fmt.Errorf("failed to create the downstream metadata client: %w", err)

@@ -59,6 +59,31 @@ type SyncTargetSpec struct {
 	// select on, besides the SyncTarget's labels.
 	// +optional
 	Cells map[string]string `json:"cells,omitempty"`
+
+	// tenancy relaxes, for this physical cluster, rules that keep the workspaces placed on
+	// it from reaching each other's traffic. Every rule applies when tenancy is unset.
+	// +optional
+	Tenancy *SyncTargetTenancy `json:"tenancy,omitempty"`
+}
+
+// SyncTargetTenancy lists what the owner of a physical cluster allows the tenants placed
+// on it to set. Each allowance defaults to false: the syncer drops the field from the copy
+// it applies downstream and records a Warning Event on the upstream object.
+type SyncTargetTenancy struct {
+	// allowExternalIPs lets Services keep spec.externalIPs downstream. Any tenant who may
+	// set them can intercept traffic to those addresses in the whole cluster
+	// (CVE-2020-8554); allow it only when a single tenant uses the cluster or an admission
+	// policy restricts the addresses.
+	// +optional
+	// +kubebuilder:default=false
+	AllowExternalIPs bool `json:"allowExternalIPs,omitempty"`
+
+	// allowLoadBalancerIP lets Services keep spec.loadBalancerIP downstream, so that a
+	// tenant can ask the cloud load balancer for an address, possibly one reserved for
+	// another tenant.
+	// +optional
+	// +kubebuilder:default=false
+	AllowLoadBalancerIP bool `json:"allowLoadBalancerIP,omitempty"`
 }
 
 // ResourceToSync names one resource type by group and plural resource name.

@@ -26,6 +26,9 @@ type Context struct {
 	DownstreamNamespace string
 	// GVR is the resource type of the object.
 	GVR schema.GroupVersionResource
+	// Tenancy is what the SyncTarget's owner allows tenants to set (spec.tenancy); the zero
+	// value allows nothing.
+	Tenancy workloadv1alpha1.SyncTargetTenancy
 }
 
 // Validate reports a Context the caller built wrongly (a programming error, not the user's).
@@ -113,11 +116,15 @@ type Chain struct {
 //     cluster (a Service's cluster IPs and node ports, a Job's generated selector), which
 //     the physical cluster allocates itself and would reject.
 //  3. SpecDiffTransformer: applies this target's experimental.spec-diff patch to .spec.
-//  4. DownstreamOwnedFieldsTransformer: removes the fields downstream controllers own. It
-//     runs last so that the policy wins over a spec-diff touching the same field.
+//  4. DownstreamOwnedFieldsTransformer: removes the fields downstream controllers own, so
+//     that the policy wins over a spec-diff touching the same field.
+//  5. ContainmentTransformer: drops the fields that would let one tenant reach what the
+//     physical cluster shares between tenants (Service external IPs, PVC volume names and
+//     bind annotations, pod node names). It runs last among the built-ins so that neither
+//     the upstream object nor its spec-diff can put them back.
 //
-// Extensions added with With run after these, and filters added with WithFilter after the
-// built-in filters.
+// Extensions added with With run after these (they are the operator's, not the tenant's),
+// and filters added with WithFilter after the built-in filters.
 func DefaultChain() *Chain {
 	return &Chain{
 		Filters: []Filter{ServiceAccountTokenSecretFilter{}},
@@ -126,6 +133,7 @@ func DefaultChain() *Chain {
 			AllocatedFieldsTransformer{},
 			SpecDiffTransformer{},
 			DownstreamOwnedFieldsTransformer{},
+			ContainmentTransformer{},
 		},
 	}
 }
