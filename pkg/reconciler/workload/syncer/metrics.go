@@ -30,6 +30,7 @@ const (
 	MetricDeletionsAdmitted  = "syncer_deletions_admitted_total"
 	MetricUpstreamLost       = "syncer_upstream_lost_objects"
 	MetricStuckDeletions     = "syncer_stuck_downstream_deletions"
+	MetricConfined           = "syncer_confined"
 	directionDown            = "down"
 	directionUp              = "up"
 	heartbeatResultSuccess   = "success"
@@ -66,6 +67,7 @@ type syncerMetrics struct {
 	deletionsAdmitted *prometheus.CounterVec
 	upstreamLost      *prometheus.GaugeVec
 	stuckDeletions    *prometheus.GaugeVec
+	confined          *prometheus.GaugeVec
 	clusterName       string
 }
 
@@ -119,6 +121,9 @@ func newSyncerMetrics(clusterName string) *syncerMetrics {
 		[]string{"cluster"})
 	sm.stuckDeletions = m.MustRegisterGaugeVec(MetricStuckDeletions,
 		"Downstream copies the syncer waits for that have stayed in Terminating for longer than the stuck threshold.",
+		[]string{"cluster"})
+	sm.confined = m.MustRegisterGaugeVec(MetricConfined,
+		"1 while the admission policy and binding that confine the syncer downstream are in place as generated (SyncerConfined=True), else 0; absent until first checked.",
 		[]string{"cluster"})
 	// Both gauges are exported from the start, so that zero is a reading, not a gap.
 	sm.upstreamLost.WithLabelValues(clusterName).Set(0)

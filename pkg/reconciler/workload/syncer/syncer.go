@@ -23,6 +23,7 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 
+	"github.com/tmc-dev/tmc/pkg/cliplugins/workload/sync/syncerrbac"
 	"github.com/tmc-dev/tmc/pkg/cliutil"
 	"github.com/tmc-dev/tmc/pkg/reconciler/queue"
 	"github.com/tmc-dev/tmc/pkg/reconciler/workload/syncer/transform"
@@ -319,7 +320,12 @@ func (s *Syncer) runControllers(ctx context.Context) error {
 		}
 		return st
 	}
-	d.breaker.recorder = s.locationRecorder(ctx)
+	recorder := s.locationRecorder(ctx)
+	d.breaker.recorder = recorder
+	policyName := s.cfg.AdmissionPolicyName
+	if policyName == "" {
+		policyName = syncerrbac.ClusterObjectName(s.target.workspace, s.target.name)
+	}
 	reporter := &statusReporter{
 		target:           s.target,
 		interval:         s.cfg.HeartbeatInterval,
@@ -334,6 +340,7 @@ func (s *Syncer) runControllers(ctx context.Context) error {
 		startTime:        metav1.NewTime(time.Now().Truncate(time.Second)),
 		breaker:          d.breaker,
 		workspaceHealth:  newWorkspaceHealthChecker(s.target),
+		confinement:      newConfinementChecker(s.target, policyName, s.downstreamKube, s.metrics, recorder),
 	}
 	discover := func(ctx context.Context) error { return s.reconcileEngine(ctx, d.engine, syncTargetLister) }
 	if err := discover(ctx); err != nil {
