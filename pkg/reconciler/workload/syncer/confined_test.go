@@ -40,7 +40,7 @@ func newConfinementFixture(t *testing.T) *confinementFixture {
 	t.Helper()
 	objs := syncerrbac.AdmissionPolicy(syncerrbac.Downstream{
 		ClusterObjectName: testPolicyName, Namespace: "tmc-syncer-east", UserName: testSyncerUser,
-		Subject: rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: "tmc-syncer-east", Namespace: "tmc-syncer-east"},
+		Subject:        rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: "tmc-syncer-east", Namespace: "tmc-syncer-east"},
 		SyncTargetName: testSyncTargetName, SyncTargetKey: testStKey,
 	})
 	f := &confinementFixture{kube: kubefake.NewClientset(objs...), recorder: record.NewFakeRecorder(10), metrics: newSyncerMetrics(testSyncTargetName)}
