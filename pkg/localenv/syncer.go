@@ -27,6 +27,9 @@ type SyncerOptions struct {
 
 	// SyncTargetWorkspace, SyncTargetName and SyncTargetUID identify the SyncTarget.
 	SyncTargetWorkspace, SyncTargetName, SyncTargetUID string
+	// AdmissionPolicyName is the admission policy the syncer checks for SyncerConfined;
+	// default the one GrantSyncer installs (SyncerRBACName).
+	AdmissionPolicyName string
 
 	// HeartbeatInterval, DownstreamNamespaceCleanDelay and DiscoveryInterval are passed
 	// when set; zero keeps the syncer's defaults.
@@ -68,9 +71,14 @@ func (env *Environment) StartSyncer(ctx context.Context, opts SyncerOptions) (*C
 	if name == "" {
 		name = "workload-syncer-" + opts.SyncTargetName
 	}
+	policyName := opts.AdmissionPolicyName
+	if policyName == "" {
+		policyName = SyncerRBACName(opts.SyncTargetName)
+	}
 	args := []string{
 		"--sync-target-workspace=" + opts.SyncTargetWorkspace,
 		"--sync-target-name=" + opts.SyncTargetName,
+		"--admission-policy-name=" + policyName,
 	}
 	if opts.SyncTargetUID != "" {
 		args = append(args, "--sync-target-uid="+opts.SyncTargetUID)

@@ -33,6 +33,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	syncplugin "github.com/tmc-dev/tmc/pkg/cliplugins/workload/sync"
+	"github.com/tmc-dev/tmc/pkg/cliplugins/workload/sync/syncerrbac"
 	"github.com/tmc-dev/tmc/pkg/localenv"
 	"github.com/tmc-dev/tmc/sdk/apis/logicalcluster"
 	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
@@ -126,6 +127,28 @@ func TestSyncerAdmissionPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the admission policy never denied the syncer a ConfigMap outside its namespaces (%d attempts, last result: %v)", attempt, lastErr)
 	}
+
+	t.Run("the syncer reads back its policy and binding, and they pass its SyncerConfined check", func(t *testing.T) {
+		// What the syncer's confinementChecker does, on what the apiserver stored (defaults
+		// included), with the ServiceAccount's own credential.
+		policy, err := syncer.AdmissionregistrationV1().ValidatingAdmissionPolicies().Get(ctx, policyName, metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("the syncer may not get its admission policy: %v", err)
+		}
+		if err := syncerrbac.CheckAdmissionPolicy(policy, "system:serviceaccount:"+syncerNS+":"+syncerSA, stKey); err != nil {
+			t.Errorf("the applied policy fails the syncer's check: %v", err)
+		}
+		binding, err := syncer.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Get(ctx, policyName, metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("the syncer may not get its admission policy binding: %v", err)
+		}
+		if err := syncerrbac.CheckAdmissionPolicyBinding(binding, policyName); err != nil {
+			t.Errorf("the applied binding fails the syncer's check: %v", err)
+		}
+		if _, err := syncer.AdmissionregistrationV1().ValidatingAdmissionPolicies().List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
+			t.Errorf("the syncer may list every admission policy (err %v): it should get only its own", err)
+		}
+	})
 
 	t.Run("ConfigMap in an owned namespace is allowed", func(t *testing.T) {
 		cm, err := syncer.CoreV1().ConfigMaps("kcp-owned").Create(ctx, configMap("synced"), metav1.CreateOptions{})

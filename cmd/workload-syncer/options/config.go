@@ -60,6 +60,7 @@ func (o *Options) Config() (*syncer.Config, error) {
 		SyncTargetWorkspace:           syncTargetWorkspace,
 		SyncTargetName:                o.SyncTargetName,
 		SyncTargetUID:                 o.SyncTargetUID,
+		AdmissionPolicyName:           o.AdmissionPolicyName,
 		DownstreamConfig:              downstreamConfig,
 		Resources:                     resources,
 		Workspaces:                    workspaces,

@@ -45,6 +45,7 @@ func TestOptionsConfig(t *testing.T) {
 				assertEqual(t, "downstream host", cfg.DownstreamConfig.Host, "https://127.0.0.1:40001")
 				assertEqual(t, "sync target workspace", cfg.SyncTargetWorkspace, logicalcluster.Path{})
 				assertEqual(t, "sync target name", cfg.SyncTargetName, "cluster-1")
+				assertEqual(t, "admission policy name", cfg.AdmissionPolicyName, "")
 				if cfg.Resources != nil || cfg.Workspaces != nil {
 					t.Errorf("resources %v and workspaces %v, want none (follow the SyncTarget)", cfg.Resources, cfg.Workspaces)
 				}

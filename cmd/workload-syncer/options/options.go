@@ -68,6 +68,11 @@ type Options struct {
 	// SyncTargetUID, when set, must match the SyncTarget's UID.
 	SyncTargetUID string
 
+	// AdmissionPolicyName names the ValidatingAdmissionPolicy (and its binding) that
+	// confine the syncer on the physical cluster, checked for the SyncerConfined
+	// condition; empty means the name `kubectl tmc workload sync` gives them.
+	AdmissionPolicyName string
+
 	// DownstreamKubeconfig reaches the physical cluster; empty means the in-cluster config.
 	DownstreamKubeconfig string
 	// DownstreamContext overrides the current context of DownstreamKubeconfig.
@@ -151,6 +156,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 		"Name of the SyncTarget this syncer serves. Required.")
 	fs.StringVar(&o.SyncTargetUID, "sync-target-uid", o.SyncTargetUID,
 		"UID the SyncTarget must have; guards against a SyncTarget deleted and re-created under the same name.")
+	fs.StringVar(&o.AdmissionPolicyName, "admission-policy-name", o.AdmissionPolicyName,
+		`Name of the ValidatingAdmissionPolicy and of its binding that confine the syncer on the physical cluster; the syncer checks them at start and with every heartbeat and reports the SyncerConfined condition. Empty means the name "kubectl tmc workload sync" gives them ("tmc-syncer-<sync-target-name>-<hash>").`)
 	fs.StringVar(&o.DownstreamKubeconfig, "downstream-kubeconfig", o.DownstreamKubeconfig,
 		"Kubeconfig of the physical cluster. Empty means the in-cluster config of the syncer's pod.")
 	fs.StringVar(&o.DownstreamContext, "downstream-context", o.DownstreamContext,
@@ -219,6 +226,12 @@ func (o *Options) Validate() error {
 		return unicode.IsSpace(r) || !unicode.IsPrint(r)
 	}) >= 0 {
 		add("--sync-target-uid: %q is not a valid UID: it must not contain spaces or control characters", o.SyncTargetUID)
+	}
+
+	if o.AdmissionPolicyName != "" {
+		if msgs := validation.IsDNS1123Subdomain(o.AdmissionPolicyName); len(msgs) > 0 {
+			add("--admission-policy-name: %q is not a valid object name: %s", o.AdmissionPolicyName, strings.Join(msgs, "; "))
+		}
 	}
 
 	_, resourceErrs := parseResources(o.Resources)

@@ -93,6 +93,7 @@ func TestOptionsFlags(t *testing.T) {
 	o := parseFlags(t,
 		"--upstream-kubeconfig=/up", "--upstream-context=up-ctx",
 		"--sync-target-workspace=root:org:loc", "--sync-target-name=cluster-1", "--sync-target-uid=abc-123",
+		"--admission-policy-name=tmc-syncer-cluster-1-0123abcd",
 		"--downstream-kubeconfig=/down", "--downstream-context=down-ctx",
 		"--resources=deployments.apps,configmaps", "--resources=services",
 		"--workspaces=root:org:a,root:org:b",
@@ -107,6 +108,7 @@ func TestOptionsFlags(t *testing.T) {
 	want := &Options{
 		UpstreamKubeconfig: "/up", UpstreamContext: "up-ctx",
 		SyncTargetWorkspace: "root:org:loc", SyncTargetName: "cluster-1", SyncTargetUID: "abc-123",
+		AdmissionPolicyName:  "tmc-syncer-cluster-1-0123abcd",
 		DownstreamKubeconfig: "/down", DownstreamContext: "down-ctx",
 		Resources:  []string{"deployments.apps", "configmaps", "services"},
 		Workspaces: []string{"root:org:a", "root:org:b"},
@@ -150,6 +152,11 @@ func TestOptionsValidate(t *testing.T) {
 				"--qps=-1", "--burst=0", "--resync-period=0", "--downstream-namespace-clean-delay=0",
 				"--metrics-bind-address=0", "--health-probe-bind-address=[::1]:8081",
 				"--leader-elect", "--leader-election-namespace=tmc-system"),
+		},
+		{
+			name:     "admission policy name invalid",
+			args:     append(slices.Clone(base), "--admission-policy-name=Not_A_Name"),
+			wantErrs: []string{`--admission-policy-name: "Not_A_Name" is not a valid object name`},
 		},
 		{
 			name:     "upstream kubeconfig missing",

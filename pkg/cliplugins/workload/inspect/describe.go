@@ -27,6 +27,7 @@ func describeSyncTarget(out io.Writer, ws string, st *workloadv1alpha1.SyncTarge
 		fmt.Fprintf(w, "Cells:\t%s\n", joinMap(st.Spec.Cells, "="))
 		fmt.Fprintf(w, "Ready:\t%s\n", readyStatus(st))
 		fmt.Fprintf(w, "Schedulable:\t%s\n", schedulable(st, now))
+		fmt.Fprintf(w, "Confined:\t%s\n", confinedStatus(st))
 		if st.Spec.EvictAfter != nil {
 			fmt.Fprintf(w, "Evict after:\t%s\n", timeAndAge(st.Spec.EvictAfter.Time, now))
 		}

@@ -47,7 +47,9 @@ func newStatusCommand(streams genericiooptions.IOStreams, up upstream, now func(
 		Short: "Show the SyncTargets of the current workspace, or one in detail",
 		Long: `Show the SyncTargets of the current (location) workspace: whether each is ready, when its
 syncer last sent a heartbeat, how many resource types it accepts, how many workload workspaces
-are placed on it, how many errors its syncer reported and whether it takes new placements.
+are placed on it, how many errors its syncer reported, whether it takes new placements and
+whether the admission policy that confines its syncer on the physical cluster is in place
+(the SyncerConfined condition: False with PolicyMissing, BindingMissing or NotVerifiable).
 
 With a name, show that SyncTarget in detail: conditions, synced resources, workspaces,
 capacity, the syncer and its recent errors.`,
@@ -131,6 +133,7 @@ var statusColumns = []metav1.TableColumnDefinition{
 	{Name: "Workspaces", Type: "integer", Description: "Workload workspaces placed on the SyncTarget."},
 	{Name: "Errors", Type: "integer", Description: "Errors the syncer reported."},
 	{Name: "Schedulable", Type: "string", Description: "Whether the SyncTarget takes new placements."},
+	{Name: "Confined", Type: "string", Description: "Whether the admission policy confining the syncer downstream is in place (SyncerConfined)."},
 }
 
 // printStatusTable prints one line per SyncTarget with kubectl's table printer.
@@ -139,7 +142,7 @@ func printStatusTable(out io.Writer, items []workloadv1alpha1.SyncTarget, now ti
 	for i := range items {
 		st := &items[i]
 		table.Rows = append(table.Rows, metav1.TableRow{
-			Cells:  []any{st.Name, readyStatus(st), heartbeatAge(st, now), resourceCounts(st), len(st.Status.Workspaces), errorTotal(st), schedulable(st, now)},
+			Cells:  []any{st.Name, readyStatus(st), heartbeatAge(st, now), resourceCounts(st), len(st.Status.Workspaces), errorTotal(st), schedulable(st, now), confinedStatus(st)},
 			Object: runtime.RawExtension{Object: st},
 		})
 	}
@@ -180,6 +183,20 @@ func readyStatus(st *workloadv1alpha1.SyncTarget) string {
 		return string(c.Status)
 	}
 	return string(metav1.ConditionUnknown)
+}
+
+// confinedStatus is the status of the SyncerConfined condition, with the reason when it is
+// not True, or Unknown without one (a syncer that does not report it).
+func confinedStatus(st *workloadv1alpha1.SyncTarget) string {
+	c := meta.FindStatusCondition(st.Status.Conditions, workloadv1alpha1.SyncTargetSyncerConfined)
+	switch {
+	case c == nil:
+		return string(metav1.ConditionUnknown)
+	case c.Status == metav1.ConditionTrue:
+		return string(c.Status)
+	default:
+		return fmt.Sprintf("%s (%s)", c.Status, c.Reason)
+	}
 }
 
 // heartbeatAge is the age of the last heartbeat as kubectl prints ages, or "never".

@@ -55,6 +55,8 @@ func detailedSyncTarget() *workloadv1alpha1.SyncTarget {
 				condition(workloadv1alpha1.SyncTargetHeartbeatHealthy, metav1.ConditionTrue, workloadv1alpha1.ReasonHeartbeatReceived, "", 90*time.Minute),
 				condition(workloadv1alpha1.SyncTargetSyncerAuthorized, metav1.ConditionFalse, workloadv1alpha1.ReasonSyncerUnauthorized, "cannot create ingresses.networking.k8s.io", 2*time.Hour),
 				condition(workloadv1alpha1.SyncTargetResourcesSynced, metav1.ConditionFalse, workloadv1alpha1.ReasonResourceSyncErrors, "2 objects failing", 4*time.Minute),
+				condition(workloadv1alpha1.SyncTargetSyncerConfined, metav1.ConditionFalse, workloadv1alpha1.ReasonBindingMissing,
+					"ValidatingAdmissionPolicyBinding tmc-syncer-cluster-1-0123abcd does not exist on the physical cluster", 3*time.Minute),
 			},
 			LastSyncerHeartbeatTime: ago(12 * time.Second),
 			SyncedResources:         synced,
@@ -103,7 +105,10 @@ func tableSyncTargets() []runtime.Object {
 			ObjectMeta: metav1.ObjectMeta{Name: "cluster-4"},
 			Spec:       workloadv1alpha1.SyncTargetSpec{Unschedulable: true, EvictAfter: ago(-10 * time.Minute)},
 			Status: workloadv1alpha1.SyncTargetStatus{
-				Conditions:              []metav1.Condition{condition(workloadv1alpha1.SyncTargetReady, metav1.ConditionTrue, workloadv1alpha1.ReasonReady, "", time.Hour)},
+				Conditions: []metav1.Condition{
+					condition(workloadv1alpha1.SyncTargetReady, metav1.ConditionTrue, workloadv1alpha1.ReasonReady, "", time.Hour),
+					condition(workloadv1alpha1.SyncTargetSyncerConfined, metav1.ConditionTrue, workloadv1alpha1.ReasonSyncerConfined, "", time.Hour),
+				},
 				LastSyncerHeartbeatTime: ago(3 * 24 * time.Hour),
 				SyncedResources:         accepted(workloadv1alpha1.DefaultResources()...),
 				Workspaces:              []workloadv1alpha1.WorkspaceReference{{Path: "root:org:team-c"}},

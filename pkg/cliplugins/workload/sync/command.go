@@ -31,9 +31,14 @@ const (
 	DefaultQPS                           float32 = 50
 	DefaultBurst                                 = 100
 	DefaultDownstreamNamespaceCleanDelay         = 30 * time.Second
-	// DefaultTokenExpiration is the lifetime asked for the syncer's upstream token. The
-	// API server may shorten it (--service-account-max-token-expiration).
-	DefaultTokenExpiration = 365 * 24 * time.Hour
+	// DefaultTokenLifetime is the lifetime asked for the syncer's upstream token. The
+	// API server may shorten it (--service-account-max-token-expiration). It stays one
+	// year: nothing rotates the token automatically, and an expired token stops the
+	// heartbeat, after which the tmc-controller moves the target's namespaces elsewhere
+	// (--unhealthy-grace-period). Operators who rotate on a schedule should lower it.
+	DefaultTokenLifetime = 365 * 24 * time.Hour
+	// MinTokenLifetime is the shortest lifetime the TokenRequest API accepts.
+	MinTokenLifetime = 10 * time.Minute
 )
 
 const longHelp = `Register a physical cluster with TMC.
@@ -42,7 +47,7 @@ In the current workspace of the kubeconfig (the location workspace: its server U
 /clusters/<path>, or a plain Kubernetes hub), create or update the SyncTarget <name> and a
 ServiceAccount tmc-syncer-<name> (in --upstream-namespace) whose RBAC allows it to read that
 one SyncTarget and to update its status, nothing else. Then request a token for the
-ServiceAccount (TokenRequest API, --token-expiration, one year by default) and write the
+ServiceAccount (TokenRequest API, --token-lifetime, one year by default) and write the
 manifest to apply to the physical cluster, to --output-file or stdout:
 
   - the syncer's Namespace and ServiceAccount;
@@ -59,6 +64,11 @@ manifest to apply to the physical cluster, to --output-file or stdout:
 The syncer uses the same credential in every workload workspace placed on the SyncTarget.
 Those workspaces must grant it the synced types: the manifest starts with a comment holding
 the ClusterRole and ClusterRoleBinding to create in each of them.
+
+The syncer's kubeconfig uses the TLS settings of the current connection, with the
+certificate authority embedded. If the current kubeconfig skips TLS verification
+(insecure-skip-tls-verify), the command refuses unless --syncer-insecure-skip-tls-verify is
+given: a syncer that does not verify the control plane hands its token to whoever answers.
 
 Running the command again updates what changed and prints the same manifest, apart from a
 new token. The token expires (the time is printed): run the command again and apply its
@@ -89,7 +99,11 @@ type Options struct {
 	QPS                           float32
 	Burst                         int
 	DownstreamNamespaceCleanDelay time.Duration
-	TokenExpiration               time.Duration
+	// TokenLifetime is the requested lifetime of the syncer's upstream token.
+	TokenLifetime time.Duration
+	// SyncerInsecureSkipTLSVerify allows writing insecure-skip-tls-verify into the
+	// syncer's kubeconfig when the current connection skips TLS verification.
+	SyncerInsecureSkipTLSVerify bool
 
 	configFlags *genericclioptions.ConfigFlags
 	streams     genericiooptions.IOStreams
@@ -113,7 +127,7 @@ func NewOptions(streams genericiooptions.IOStreams) *Options {
 		QPS:                           DefaultQPS,
 		Burst:                         DefaultBurst,
 		DownstreamNamespaceCleanDelay: DefaultDownstreamNamespaceCleanDelay,
-		TokenExpiration:               DefaultTokenExpiration,
+		TokenLifetime:                 DefaultTokenLifetime,
 		configFlags:                   flags,
 		streams:                       streams,
 	}
@@ -159,8 +173,12 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.Burst, "burst", o.Burst, "Burst of queries the syncer may send to each of the upstream and the physical cluster.")
 	fs.DurationVar(&o.DownstreamNamespaceCleanDelay, "downstream-namespace-clean-delay", o.DownstreamNamespaceCleanDelay,
 		"How long the syncer keeps an empty downstream namespace whose upstream namespace is gone.")
-	fs.DurationVar(&o.TokenExpiration, "token-expiration", o.TokenExpiration,
-		"Lifetime to request for the syncer's upstream token (the API server may shorten it; at least 10m).")
+	fs.DurationVar(&o.TokenLifetime, "token-lifetime", o.TokenLifetime,
+		"Lifetime to request for the syncer's upstream token (at least 10m; the API server may shorten it). Before it ends, run this command again and apply its output: the syncer reads the new token without a restart.")
+	fs.DurationVar(&o.TokenLifetime, "token-expiration", o.TokenLifetime, "Lifetime to request for the syncer's upstream token.")
+	_ = fs.MarkDeprecated("token-expiration", "use --token-lifetime")
+	fs.BoolVar(&o.SyncerInsecureSkipTLSVerify, "syncer-insecure-skip-tls-verify", o.SyncerInsecureSkipTLSVerify,
+		"Allow the syncer's kubeconfig to skip TLS verification of the control plane when the current kubeconfig does (insecure-skip-tls-verify). Without it the command refuses such a kubeconfig.")
 }
 
 // Validate reports every problem of the options at once.
@@ -203,8 +221,8 @@ func (o *Options) Validate() error {
 		add("--downstream-namespace-clean-delay must not be negative, got %s", o.DownstreamNamespaceCleanDelay)
 	}
 	// The TokenRequest API refuses less than 10 minutes.
-	if o.TokenExpiration < 10*time.Minute {
-		add("--token-expiration must be at least 10m, got %s", o.TokenExpiration)
+	if o.TokenLifetime < MinTokenLifetime {
+		add("--token-lifetime must be at least %s, got %s", MinTokenLifetime, o.TokenLifetime)
 	}
 	return errors.Join(errs...)
 }
@@ -272,6 +290,9 @@ func (o *Options) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := o.checkTLS(cfg); err != nil {
+		return err
+	}
 	root, workspace, err := splitUpstreamURL(cfg.Host)
 	if err != nil {
 		return fmt.Errorf("failed to find the current workspace: %w", err)
@@ -301,7 +322,7 @@ func (o *Options) Run(ctx context.Context) error {
 		labels:          labels,
 		resources:       resources,
 		namespace:       o.UpstreamNamespace,
-		tokenExpiration: o.TokenExpiration,
+		tokenExpiration: o.TokenLifetime,
 	})
 	if err != nil {
 		return err
@@ -330,6 +351,23 @@ func (o *Options) Run(ctx context.Context) error {
 		return err
 	}
 	o.printNextSteps(result)
+	return nil
+}
+
+// checkTLS refuses a current connection that skips TLS verification, which the syncer's
+// kubeconfig would copy, unless --syncer-insecure-skip-tls-verify allows it; then it warns.
+func (o *Options) checkTLS(cfg *rest.Config) error {
+	if !cfg.Insecure {
+		return nil
+	}
+	if !o.SyncerInsecureSkipTLSVerify {
+		return fmt.Errorf("the kubeconfig skips TLS verification of %s (insecure-skip-tls-verify), and the syncer's kubeconfig would too: "+
+			"anyone between the physical cluster and the control plane could take the syncer's token. "+
+			"Give the kubeconfig the server's certificate authority (certificate-authority or certificate-authority-data), "+
+			"or pass --syncer-insecure-skip-tls-verify to accept the risk", cfg.Host)
+	}
+	_, _ = fmt.Fprintf(o.streams.ErrOut, "Warning: the syncer's kubeconfig skips TLS verification of %s (--syncer-insecure-skip-tls-verify): "+
+		"its upstream token is exposed to anyone who can intercept the connection. Use a certificate authority for real clusters.\n", cfg.Host)
 	return nil
 }
 

@@ -27,11 +27,17 @@ import (
 // at server, and returns stdout and stderr.
 func runCommand(t *testing.T, f *fakeUpstream, server string, args ...string) (string, string, error) {
 	t.Helper()
+	return runCommandWithTLS(t, f, server, rest.TLSClientConfig{CAData: []byte("fake-ca")}, args...)
+}
+
+// runCommandWithTLS is runCommand with the TLS settings of the current kubeconfig.
+func runCommandWithTLS(t *testing.T, f *fakeUpstream, server string, tls rest.TLSClientConfig, args ...string) (string, string, error) {
+	t.Helper()
 	var stdout, stderr bytes.Buffer
 	streams := genericiooptions.IOStreams{In: strings.NewReader(""), Out: &stdout, ErrOut: &stderr}
 	o := NewOptions(streams)
 	o.restConfig = func() (*rest.Config, error) {
-		return &rest.Config{Host: server, TLSClientConfig: rest.TLSClientConfig{CAData: []byte("fake-ca")}}, nil
+		return &rest.Config{Host: server, TLSClientConfig: tls}, nil
 	}
 	o.newKube = func(*rest.Config) (kubernetes.Interface, error) { return f.kube, nil }
 	o.newTMC = func(*rest.Config) (tmcclient.Interface, error) { return f.tmc, nil }
@@ -137,10 +143,11 @@ func TestCommandValidation(t *testing.T) {
 		{"bad name", []string{"East_1", "--syncer-image", "i"}, []string{`SyncTarget name "East_1"`}},
 		{"everything wrong at once", []string{
 			"east", "--syncer-image", "i", "--resources", "Deployments", "--labels", "nokey", "--replicas", "-1",
-			"-n", "Bad", "--upstream-namespace", "", "--qps", "0", "--downstream-namespace-clean-delay", "-1s", "--token-expiration", "1m",
+			"-n", "Bad", "--upstream-namespace", "", "--qps", "0", "--downstream-namespace-clean-delay", "-1s", "--token-lifetime", "9m59s",
 		}, []string{
-			"--resources", "--labels", "--replicas", "--namespace", "--upstream-namespace", "--qps", "--downstream-namespace-clean-delay", "--token-expiration",
+			"--resources", "--labels", "--replicas", "--namespace", "--upstream-namespace", "--qps", "--downstream-namespace-clean-delay", "--token-lifetime must be at least 10m0s",
 		}},
+		{"deprecated token flag validated too", []string{"east", "--syncer-image", "i", "--token-expiration", "1m"}, []string{"--token-lifetime must be at least 10m0s"}},
 		{"reserved label", []string{"east", "--syncer-image", "i", "--labels", "internal.workload.kcp.io/key=x"}, []string{"set by TMC"}},
 		{"two names", []string{"east", "west", "--syncer-image", "i"}, []string{"accepts 1 arg"}},
 	} {
@@ -274,7 +281,7 @@ func TestCommandFlags(t *testing.T) {
 	for name, shorthand := range map[string]string{
 		"kubeconfig": "", "context": "", "server": "s", "syncer-image": "", "resources": "", "labels": "",
 		"output-file": "o", "replicas": "", "namespace": "n", "upstream-namespace": "", "qps": "", "burst": "",
-		"downstream-namespace-clean-delay": "", "token-expiration": "",
+		"downstream-namespace-clean-delay": "", "token-lifetime": "", "token-expiration": "", "syncer-insecure-skip-tls-verify": "",
 	} {
 		f := cmd.Flags().Lookup(name)
 		if f == nil {

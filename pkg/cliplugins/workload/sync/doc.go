@@ -3,7 +3,10 @@
 // and a ServiceAccount whose RBAC is scoped to that one SyncTarget, mints a token for it, and
 // writes the manifest to apply to the physical cluster: the syncer's namespace, identity,
 // least-privilege RBAC, a ValidatingAdmissionPolicy that confines the syncer to the
-// namespaces it owns, the upstream kubeconfig and the Deployment.
+// namespaces it owns, the upstream kubeconfig and the Deployment. The upstream kubeconfig
+// embeds the current connection's CA; a connection that skips TLS verification is refused
+// unless --syncer-insecure-skip-tls-verify allows copying it. The token lives
+// --token-lifetime; re-running the command rotates it.
 //
 // The syncer's permissions themselves (RBAC on both sides, the admission policy) live in
 // the syncerrbac subpackage, so that pkg/localenv grants exactly the same ones without

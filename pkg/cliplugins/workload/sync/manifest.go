@@ -2,8 +2,6 @@ package sync
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -29,7 +27,7 @@ import (
 
 const (
 	// namePrefix starts the name of every object this command creates, on both sides.
-	namePrefix = "tmc-syncer-"
+	namePrefix = syncerrbac.NamePrefix
 	// hubWorkspace is what the syncer calls the single workspace of a plain Kubernetes hub
 	// (an upstream URL without /clusters/); the SyncTarget key is computed from it.
 	hubWorkspace = "hub"
@@ -107,10 +105,9 @@ func (o ManifestOptions) names() names {
 	if workspace == "" {
 		workspace = hubWorkspace
 	}
-	sum := sha256.Sum256([]byte(workspace + ":" + o.SyncTargetName))
 	n := names{
 		namespaced: namePrefix + o.SyncTargetName,
-		cluster:    namePrefix + o.SyncTargetName + "-" + hex.EncodeToString(sum[:])[:8],
+		cluster:    syncerrbac.ClusterObjectName(workspace, o.SyncTargetName),
 		namespace:  o.Namespace,
 		stKey:      workloadv1alpha1.ToSyncTargetKey(workspace, o.SyncTargetName),
 	}
@@ -244,7 +241,10 @@ func (o ManifestOptions) syncerArgs(resources []workloadv1alpha1.ResourceToSync)
 	if !o.SyncTargetWorkspace.Empty() {
 		args = append(args, "--sync-target-workspace="+o.SyncTargetWorkspace.String())
 	}
-	args = append(args, "--sync-target-name="+o.SyncTargetName)
+	args = append(args, "--sync-target-name="+o.SyncTargetName,
+		// Spelled out although it is the syncer's default, so that the policy it checks
+		// for SyncerConfined is visibly the one this manifest installs.
+		"--admission-policy-name="+o.names().cluster)
 	if o.SyncTargetUID != "" {
 		args = append(args, "--sync-target-uid="+o.SyncTargetUID)
 	}

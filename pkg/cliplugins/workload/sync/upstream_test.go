@@ -21,7 +21,7 @@ func testRequest() upstreamRequest {
 		stKey:           workloadv1alpha1.ToSyncTargetKey("root:org:locations", "east"),
 		labels:          map[string]string{"region": "eu"},
 		namespace:       "default",
-		tokenExpiration: DefaultTokenExpiration,
+		tokenExpiration: DefaultTokenLifetime,
 	}
 }
 
@@ -67,7 +67,7 @@ func TestEnsureUpstreamCreatesThenUpdates(t *testing.T) {
 	if first.token != "token-1" || !first.tokenExpiration.Equal(tokenExpiry) {
 		t.Errorf("token %q expiring %s", first.token, first.tokenExpiration)
 	}
-	if got := *f.requests[0].Spec.ExpirationSeconds; got != int64(DefaultTokenExpiration/time.Second) {
+	if got := *f.requests[0].Spec.ExpirationSeconds; got != int64(DefaultTokenLifetime/time.Second) {
 		t.Errorf("requested expiration %ds, want one year", got)
 	}
 	for _, want := range []string{

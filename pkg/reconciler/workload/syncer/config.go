@@ -27,6 +27,10 @@ type Config struct {
 
 	// DownstreamConfig reaches the physical cluster.
 	DownstreamConfig *rest.Config
+	// AdmissionPolicyName names the ValidatingAdmissionPolicy and its binding that confine
+	// the syncer downstream (SyncerConfined condition); empty means the name `kubectl tmc
+	// workload sync` generates for this SyncTarget (syncerrbac.ClusterObjectName).
+	AdmissionPolicyName string
 
 	// Resources overrides SyncTarget.spec.resources when non-empty.
 	Resources []workloadv1alpha1.ResourceToSync

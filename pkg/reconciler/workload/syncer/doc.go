@@ -16,7 +16,9 @@
 // namespace goes only once its upstream namespace is gone or no longer placed here),
 // namespace_informers.go watches the namespaces of both sides, type_release.go releases
 // the upstream objects of a type that stops being synced (its copies stay),
-// status_reporter.go heartbeats and writes the SyncTarget status, upstream.go holds the
+// status_reporter.go heartbeats and writes the SyncTarget status (confined.go checks, with
+// every heartbeat, the admission policy that confines the syncer downstream for its
+// SyncerConfined condition, using syncerrbac's checks), upstream.go holds the
 // per-workspace clients, discovery.go the accepted types, health.go and metrics.go the
 // checks and series. Every queue is a pkg/reconciler/queue with the TMC retry rule.
 //

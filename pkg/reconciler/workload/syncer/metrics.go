@@ -31,6 +31,7 @@ const (
 	MetricUpstreamLost       = "syncer_upstream_lost_objects"
 	MetricStuckDeletions     = "syncer_stuck_downstream_deletions"
 	MetricForgedNamespaces   = "syncer_forged_namespace_locators_total"
+	MetricConfined           = "syncer_confined"
 	directionDown            = "down"
 	directionUp              = "up"
 	heartbeatResultSuccess   = "success"
@@ -68,6 +69,7 @@ type syncerMetrics struct {
 	upstreamLost      *prometheus.GaugeVec
 	stuckDeletions    *prometheus.GaugeVec
 	forgedNamespaces  *prometheus.CounterVec
+	confined          *prometheus.GaugeVec
 	clusterName       string
 }
 
@@ -124,6 +126,9 @@ func newSyncerMetrics(clusterName string) *syncerMetrics {
 		[]string{"cluster"})
 	sm.forgedNamespaces = m.MustRegisterCounterVec(MetricForgedNamespaces,
 		"Downstream namespaces ignored because their locator names this SyncTarget but not their own name (each counted once).",
+		[]string{"cluster"})
+	sm.confined = m.MustRegisterGaugeVec(MetricConfined,
+		"1 while the admission policy and binding that confine the syncer downstream are in place as generated (SyncerConfined=True), else 0; absent until first checked.",
 		[]string{"cluster"})
 	// Both gauges are exported from the start, so that zero is a reading, not a gap.
 	sm.upstreamLost.WithLabelValues(clusterName).Set(0)

@@ -114,7 +114,8 @@ type reporterCaches interface {
 }
 
 // statusReporter sends heartbeats and the syncer's part of the SyncTarget status: synced
-// resources, conditions (SyncerReady, SyncerAuthorized, ResourcesSynced, DeletionsPaused),
+// resources, conditions (SyncerReady, SyncerAuthorized, ResourcesSynced, DeletionsPaused,
+// SyncerConfined),
 // per-workspace health, node capacity, the syncer's identity and its error summary. Each
 // report is one server-side apply of the status subresource, guarded by the SyncTarget's
 // UID. A trip or resume of the deletion breaker brings the next report forward; nothing
@@ -135,6 +136,8 @@ type statusReporter struct {
 	// nil: none. workspaceHealth reports status.workspaceHealth; nil: not reported.
 	breaker         *deletionBreaker
 	workspaceHealth *workspaceHealthChecker
+	// confinement reports SyncerConfined; nil: not reported.
+	confinement *confinementChecker
 
 	mu             sync.Mutex
 	lastSuccess    time.Time
@@ -269,6 +272,11 @@ func (r *statusReporter) buildStatus(ctx context.Context, current *workloadv1alp
 	setCond(workloadv1alpha1.SyncTargetResourcesSynced, len(failing) == 0, workloadv1alpha1.ReasonAllResourcesSynced, workloadv1alpha1.ReasonResourceSyncErrors, syncMsg)
 	if r.breaker != nil {
 		addCond(r.breaker.condition(ctx))
+	}
+	if r.confinement != nil {
+		if c, ok := r.confinement.condition(ctx); ok {
+			addCond(c)
+		}
 	}
 
 	status := map[string]any{

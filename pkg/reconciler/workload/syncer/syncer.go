@@ -23,6 +23,7 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 
+	"github.com/tmc-dev/tmc/pkg/cliplugins/workload/sync/syncerrbac"
 	"github.com/tmc-dev/tmc/pkg/cliutil"
 	"github.com/tmc-dev/tmc/pkg/reconciler/queue"
 	"github.com/tmc-dev/tmc/pkg/reconciler/workload/syncer/transform"
@@ -326,7 +327,12 @@ func (s *Syncer) runControllers(ctx context.Context) error {
 		}
 		return st
 	}
-	d.breaker.recorder = locationRecorder
+	recorder := locationRecorder
+	d.breaker.recorder = recorder
+	policyName := s.cfg.AdmissionPolicyName
+	if policyName == "" {
+		policyName = syncerrbac.ClusterObjectName(s.target.workspace, s.target.name)
+	}
 	downstreamMetadata, err := metadata.NewForConfig(s.cfg.DownstreamConfig)
 	if err != nil {
 		return fmt.Errorf("failed to create the downstream metadata client: %w", err)
@@ -346,6 +352,7 @@ func (s *Syncer) runControllers(ctx context.Context) error {
 		startTime:        metav1.NewTime(time.Now().Truncate(time.Second)),
 		breaker:          d.breaker,
 		workspaceHealth:  newWorkspaceHealthChecker(s.target).reportClaims(claims, syncTargetLister),
+		confinement:      newConfinementChecker(s.target, policyName, s.downstreamKube, s.metrics, recorder),
 	}
 	discover := func(ctx context.Context) error { return s.reconcileEngine(ctx, d.engine, syncTargetLister) }
 	if err := discover(ctx); err != nil {

@@ -11,6 +11,11 @@
 // registration would. The subject is a parameter: a ServiceAccount for a real registration,
 // a token user in a local environment.
 //
+// It also owns the check of that confinement (confinement.go): the syncer reads its policy
+// and binding back from the physical cluster and asks CheckAdmissionPolicy and
+// CheckAdmissionPolicyBinding whether they still confine it as generated, for its
+// SyncerConfined condition; ClusterObjectName gives it their default name.
+//
 // It builds API objects only and must not import client-go clients, cobra, controller code
 // (pkg/reconciler/...) or anything under test/.
 package syncerrbac

@@ -69,7 +69,7 @@ func AdmissionPolicy(d Downstream) []runtime.Object {
 				{Name: "oldObjectOwned", Expression: owned("oldObject")},
 				{Name: "newObjectReleased", Expression: released("object")},
 				{Name: "namespaceOwned", Expression: owned("namespaceObject")},
-				{Name: "ownLease", Expression: fmt.Sprintf(
+				{Name: ownLeaseVariable, Expression: fmt.Sprintf(
 					"request.namespace == '%s' && request.resource.group == 'coordination.k8s.io' && request.resource.resource == 'leases'", d.Namespace)},
 			},
 			Validations: []admissionregistrationv1.Validation{

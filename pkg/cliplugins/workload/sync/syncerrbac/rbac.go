@@ -1,8 +1,11 @@
 package syncerrbac
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"sort"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -18,6 +21,21 @@ var (
 	// in the workload workspaces: read, finalizers and annotations, status.
 	UpstreamSyncVerbs = []string{"get", "list", "watch", "update", "patch"}
 )
+
+// NamePrefix starts the name of every object `kubectl tmc workload sync` creates for a
+// syncer, on both sides.
+const NamePrefix = "tmc-syncer-"
+
+// ClusterObjectName is the name `kubectl tmc workload sync` gives the syncer's
+// cluster-scoped objects on the physical cluster (ClusterRole, ClusterRoleBinding,
+// ValidatingAdmissionPolicy and its binding): unique per SyncTarget across location
+// workspaces, so that two registrations of the same name on one physical cluster do not
+// overwrite each other's. workspace is the location workspace as in the SyncTarget key
+// ("hub" for a plain Kubernetes hub). The syncer defaults --admission-policy-name to it.
+func ClusterObjectName(workspace, syncTargetName string) string {
+	sum := sha256.Sum256([]byte(workspace + ":" + syncTargetName))
+	return NamePrefix + syncTargetName + "-" + hex.EncodeToString(sum[:])[:8]
+}
 
 // Downstream is the syncer's identity on its physical cluster and what it syncs there.
 type Downstream struct {
@@ -77,15 +95,28 @@ func LeaderElectionRules() []rbacv1.PolicyRule {
 	}
 }
 
-// DownstreamRBAC returns the ClusterRole and ClusterRoleBinding of DownstreamRules and the
-// Role and RoleBinding of LeaderElectionRules.
+// ConfinementRule lets the syncer read its own admission policy and binding, both named
+// name, and nothing else of admissionregistration: it checks them for its SyncerConfined
+// condition.
+func ConfinementRule(name string) rbacv1.PolicyRule {
+	return rbacv1.PolicyRule{
+		APIGroups:     []string{admissionregistrationv1.GroupName},
+		Resources:     []string{"validatingadmissionpolicies", "validatingadmissionpolicybindings"},
+		ResourceNames: []string{name},
+		Verbs:         []string{"get"},
+	}
+}
+
+// DownstreamRBAC returns the ClusterRole (DownstreamRules and the ConfinementRule of the
+// admission policy) with its ClusterRoleBinding, and the Role and RoleBinding of
+// LeaderElectionRules.
 func DownstreamRBAC(d Downstream) []runtime.Object {
 	subjects := []rbacv1.Subject{d.Subject}
 	return []runtime.Object{
 		&rbacv1.ClusterRole{
 			TypeMeta:   typeMeta("ClusterRole"),
 			ObjectMeta: objectMeta(d.ClusterObjectName, "", d.Labels),
-			Rules:      DownstreamRules(d.resources()),
+			Rules:      append(DownstreamRules(d.resources()), ConfinementRule(d.ClusterObjectName)),
 		},
 		&rbacv1.ClusterRoleBinding{
 			TypeMeta:   typeMeta("ClusterRoleBinding"),

@@ -33,6 +33,10 @@ func TestDownstreamObjectsForAUser(t *testing.T) {
 		{APIGroups: []string{""}, Resources: []string{"persistentvolumeclaims"}, Verbs: []string{"list", "watch"}},
 		{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: DownstreamSyncVerbs},
 		{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: DownstreamSyncVerbs},
+		{
+			APIGroups: []string{"admissionregistration.k8s.io"}, Resources: []string{"validatingadmissionpolicies", "validatingadmissionpolicybindings"},
+			ResourceNames: []string{"tmc-syncer-east"}, Verbs: []string{"get"},
+		},
 	}
 	if !reflect.DeepEqual(role.Rules, wantRules) {
 		t.Errorf("ClusterRole rules = %+v, want %+v", role.Rules, wantRules)
