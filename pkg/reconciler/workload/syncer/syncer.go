@@ -320,6 +320,12 @@ func (s *Syncer) runControllers(ctx context.Context) error {
 		return st
 	}
 	d.breaker.recorder = s.locationRecorder(ctx)
+	d.namespaces.podSecurity = func() *workloadv1alpha1.PodSecurity {
+		if st := d.breaker.syncTarget(); st != nil {
+			return st.Spec.PodSecurity
+		}
+		return nil
+	}
 	reporter := &statusReporter{
 		target:           s.target,
 		interval:         s.cfg.HeartbeatInterval,
@@ -335,7 +341,13 @@ func (s *Syncer) runControllers(ctx context.Context) error {
 		breaker:          d.breaker,
 		workspaceHealth:  newWorkspaceHealthChecker(s.target),
 	}
-	discover := func(ctx context.Context) error { return s.reconcileEngine(ctx, d.engine, syncTargetLister) }
+	discover := func(ctx context.Context) error {
+		// A change of spec.podSecurity reaches the existing namespaces here.
+		if err := d.namespaces.ensurePodSecurityAll(ctx); err != nil {
+			logger.Error(err, "Failed to update the pod security labels of downstream namespaces")
+		}
+		return s.reconcileEngine(ctx, d.engine, syncTargetLister)
+	}
 	if err := discover(ctx); err != nil {
 		logger.Error(err, "Initial discovery failed; retrying")
 	}
