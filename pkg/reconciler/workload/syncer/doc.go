@@ -10,10 +10,14 @@
 // budget), with lost.go (upstream lost), orphan.go (deletion policy Orphan), stuck.go
 // (terminating copies), release.go (the upstream release) and target_deletion.go (the
 // SyncTarget being deleted). Status up reads in engine.go (downstream event → statusKey)
-// → status.go. Each piece is built in
+// → status.go, which also reports pods the physical cluster refuses to create (a
+// ReplicaFailure condition, e.g. from Pod Security Admission) as a PodsRejected Event on the
+// upstream workload (rejections.go). Each piece is built in
 // syncer.go (newDataPath) with exactly the listers, clients and funcs it uses; none holds
 // a pointer to the Syncer. namespace.go creates and cleans downstream namespaces (a
 // namespace goes only once its upstream namespace is gone or no longer placed here),
+// podsecurity.go keeps their Pod Security Admission labels at the SyncTarget's
+// spec.podSecurity levels (never the upstream namespace's labels),
 // namespace_informers.go watches the namespaces of both sides, type_release.go releases
 // the upstream objects of a type that stops being synced (its copies stay),
 // status_reporter.go heartbeats and writes the SyncTarget status (confined.go checks, with

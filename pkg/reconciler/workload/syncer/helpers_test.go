@@ -290,17 +290,19 @@ func testLocator(ws, ns string) workloadv1alpha1.NamespaceLocator {
 }
 
 // downstreamNamespace returns the downstream namespace named after locator loc, carrying
-// the ownership label and loc as its locator annotation.
+// the ownership label, the default pod security labels and loc as its locator annotation.
 func downstreamNamespace(t *testing.T, name string, loc workloadv1alpha1.NamespaceLocator) *corev1.Namespace {
 	t.Helper()
 	ann, err := loc.MarshalAnnotation()
 	if err != nil {
 		t.Fatal(err)
 	}
+	nsLabels := podSecurityLabels(nil)
+	nsLabels[workloadv1alpha1.InternalDownstreamClusterLabel] = testStKey
 	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
 		Name:        name,
 		UID:         types.UID("uid-" + name),
-		Labels:      map[string]string{workloadv1alpha1.InternalDownstreamClusterLabel: testStKey},
+		Labels:      nsLabels,
 		Annotations: map[string]string{workloadv1alpha1.NamespaceLocatorAnnotation: ann},
 	}}
 }

@@ -57,10 +57,12 @@ type namespaceManager struct {
 	caches               namespaceCaches
 	// targetDeleting reports whether the served SyncTarget is being deleted.
 	targetDeleting func() bool
-	cleanDelay     time.Duration
-	budget         deletionBudget
-	metrics        *syncerMetrics
-	queue          *queue.Queue[string]
+	// podSecurity returns the served SyncTarget's spec.podSecurity (nil: the defaults).
+	podSecurity func() *workloadv1alpha1.PodSecurity
+	cleanDelay  time.Duration
+	budget      deletionBudget
+	metrics     *syncerMetrics
+	queue       *queue.Queue[string]
 	// forged reports namespaces whose locator does not name them (nil: not reported).
 	forged *forgedLocators
 }
@@ -115,8 +117,9 @@ func (m *namespaceManager) downstreamName(locator workloadv1alpha1.NamespaceLoca
 	return name, nil
 }
 
-// ensure makes sure the downstream namespace for locator exists and is ours. A namespace of
-// that name with another locator (or none) is a collision: reported, never merged.
+// ensure makes sure the downstream namespace for locator exists, is ours and carries the
+// SyncTarget's Pod Security Admission labels (never the upstream namespace's). A namespace
+// of that name with another locator (or none) is a collision: reported, never merged.
 func (m *namespaceManager) ensure(ctx context.Context, locator workloadv1alpha1.NamespaceLocator, downstreamNamespace string) error {
 	want, err := locator.MarshalAnnotation()
 	if err != nil {
@@ -132,10 +135,12 @@ func (m *namespaceManager) ensure(ctx context.Context, locator workloadv1alpha1.
 		if upstreamNS, ok := m.caches.upstreamNamespace(locator.ClusterName, locator.Namespace); ok && placedOnTarget(m.target.key, upstreamNS) {
 			annotations[workloadv1alpha1.PlacedNamespaceAnnotation] = "true"
 		}
+		nsLabels := m.podSecurityLabels()
+		nsLabels[workloadv1alpha1.InternalDownstreamClusterLabel] = m.target.key
 		_, err = m.downstreamNamespaces.Create(ctx, &corev1.Namespace{
 			ObjectMeta: metav1.ObjectMeta{
 				Name:        downstreamNamespace,
-				Labels:      map[string]string{workloadv1alpha1.InternalDownstreamClusterLabel: m.target.key},
+				Labels:      nsLabels,
 				Annotations: annotations,
 			},
 		}, metav1.CreateOptions{})
@@ -166,7 +171,8 @@ func (m *namespaceManager) ensure(ctx context.Context, locator workloadv1alpha1.
 	if ns.DeletionTimestamp != nil {
 		return fmt.Errorf("downstream namespace %s is being deleted; waiting", downstreamNamespace)
 	}
-	return nil
+	// Fail closed: nothing is synced into a namespace without its pod security labels.
+	return m.ensurePodSecurity(ctx, ns, m.podSecurityLabels())
 }
 
 // consider schedules a cleanup check of a downstream namespace after the clean delay.

@@ -90,6 +90,7 @@ func (c *statusController) reconcile(ctx context.Context, key statusKey) (time.D
 	if upstreamObj.GetDeletionTimestamp() != nil {
 		return 0, nil
 	}
+	c.reportRejections(upstream, upstreamObj, downstreamObj)
 	upstreamClient := upstream.client.Namespace(locator.Namespace)
 	if onSeveralTargets(upstreamObj) {
 		return 0, c.writeStatusAnnotation(ctx, key, upstreamClient, upstreamObj, downstreamObj, locator.ClusterName, res)

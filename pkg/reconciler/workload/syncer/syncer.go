@@ -338,6 +338,12 @@ func (s *Syncer) runControllers(ctx context.Context) error {
 		return fmt.Errorf("failed to create the downstream metadata client: %w", err)
 	}
 	claims := newDownstreamClaims(downstreamMetadata, s.cfg.ResyncPeriod, d.namespaces.locatorOf)
+	d.namespaces.podSecurity = func() *workloadv1alpha1.PodSecurity {
+		if st := d.breaker.syncTarget(); st != nil {
+			return st.Spec.PodSecurity
+		}
+		return nil
+	}
 	reporter := &statusReporter{
 		target:           s.target,
 		interval:         s.cfg.HeartbeatInterval,
@@ -354,7 +360,13 @@ func (s *Syncer) runControllers(ctx context.Context) error {
 		workspaceHealth:  newWorkspaceHealthChecker(s.target).reportClaims(claims, syncTargetLister),
 		confinement:      newConfinementChecker(s.target, policyName, s.downstreamKube, s.metrics, recorder),
 	}
-	discover := func(ctx context.Context) error { return s.reconcileEngine(ctx, d.engine, syncTargetLister) }
+	discover := func(ctx context.Context) error {
+		// A change of spec.podSecurity reaches the existing namespaces here.
+		if err := d.namespaces.ensurePodSecurityAll(ctx); err != nil {
+			logger.Error(err, "Failed to update the pod security labels of downstream namespaces")
+		}
+		return s.reconcileEngine(ctx, d.engine, syncTargetLister)
+	}
 	if err := discover(ctx); err != nil {
 		logger.Error(err, "Initial discovery failed; retrying")
 	}

@@ -64,6 +64,13 @@ type SyncTargetSpec struct {
 	// it from reaching each other's traffic. Every rule applies when tenancy is unset.
 	// +optional
 	Tenancy *SyncTargetTenancy `json:"tenancy,omitempty"`
+
+	// podSecurity sets the Pod Security Admission levels of the namespaces the syncer
+	// creates on this cluster (the pod-security.kubernetes.io/* namespace labels). Unset
+	// means enforce baseline, warn and audit restricted. Tenants cannot change them: the
+	// labels of their upstream namespaces are never copied down.
+	// +optional
+	PodSecurity *PodSecurity `json:"podSecurity,omitempty"`
 }
 
 // SyncTargetTenancy lists what the owner of a physical cluster allows the tenants placed
@@ -84,6 +91,63 @@ type SyncTargetTenancy struct {
 	// +optional
 	// +kubebuilder:default=false
 	AllowLoadBalancerIP bool `json:"allowLoadBalancerIP,omitempty"`
+}
+
+// PodSecurityLevel is a level of the Kubernetes Pod Security Standards.
+// +kubebuilder:validation:Enum=privileged;baseline;restricted
+type PodSecurityLevel string
+
+// The Pod Security Standards levels, from the most permissive.
+const (
+	PodSecurityLevelPrivileged PodSecurityLevel = "privileged"
+	PodSecurityLevelBaseline   PodSecurityLevel = "baseline"
+	PodSecurityLevelRestricted PodSecurityLevel = "restricted"
+)
+
+// Defaults of SyncTargetSpec.podSecurity.
+const (
+	DefaultPodSecurityEnforce = PodSecurityLevelBaseline
+	DefaultPodSecurityWarn    = PodSecurityLevelRestricted
+	DefaultPodSecurityAudit   = PodSecurityLevelRestricted
+)
+
+// PodSecurity are the Pod Security Admission levels of a SyncTarget's downstream
+// namespaces. The physical cluster's PodSecurity admission enforces them (on by default
+// since Kubernetes 1.25); pods violating enforce are rejected, and the rejection is
+// reported on the upstream workload as a PodsRejected Event.
+type PodSecurity struct {
+	// enforce is the level pods must meet to be created (default baseline).
+	// +optional
+	// +kubebuilder:default=baseline
+	Enforce PodSecurityLevel `json:"enforce,omitempty"`
+	// warn is the level above which users get a warning when they create a workload
+	// downstream (default restricted).
+	// +optional
+	// +kubebuilder:default=restricted
+	Warn PodSecurityLevel `json:"warn,omitempty"`
+	// audit is the level above which the physical cluster's audit log annotates the
+	// request (default restricted).
+	// +optional
+	// +kubebuilder:default=restricted
+	Audit PodSecurityLevel `json:"audit,omitempty"`
+}
+
+// Levels returns the enforce, warn and audit levels of p, defaults filled in; p may be nil.
+func (p *PodSecurity) Levels() (enforce, warn, audit PodSecurityLevel) {
+	enforce, warn, audit = DefaultPodSecurityEnforce, DefaultPodSecurityWarn, DefaultPodSecurityAudit
+	if p == nil {
+		return enforce, warn, audit
+	}
+	if p.Enforce != "" {
+		enforce = p.Enforce
+	}
+	if p.Warn != "" {
+		warn = p.Warn
+	}
+	if p.Audit != "" {
+		audit = p.Audit
+	}
+	return enforce, warn, audit
 }
 
 // ResourceToSync names one resource type by group and plural resource name.
