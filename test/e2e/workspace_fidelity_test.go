@@ -12,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
@@ -260,6 +261,10 @@ func (pe *placementEnv) namespaceWithClaimDeletes(t *testing.T, up kubernetes.In
 		t.Logf("downstream claim: %v", err)
 	}
 }
+
+// syncSelector selects the upstream objects labelled Sync for this SyncTarget: a test
+// counting its own objects must not count the kube-root-ca.crt every namespace holds.
+func (se *syncerEnv) syncSelector() string { return labels.FormatLabels(se.syncLabels()) }
 
 // stateLabelPatch is a merge patch labelling an object Sync for stKey.
 func stateLabelPatch(stKey string) []byte {
