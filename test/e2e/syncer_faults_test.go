@@ -44,7 +44,7 @@ func TestSyncerRestartIssuesNoWrites(t *testing.T) {
 		if len(got.Items) < n {
 			return false, fmt.Sprintf("%d/%d downstream", len(got.Items), n), nil
 		}
-		ups, err := up.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{})
+		ups, err := up.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{LabelSelector: se.syncSelector()})
 		if err != nil {
 			return false, err.Error(), nil
 		}
@@ -184,7 +184,7 @@ func TestSyncerSurvivesUpstreamPartition(t *testing.T) {
 		if err != nil {
 			return false, err.Error(), nil
 		}
-		ups, err := up.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{})
+		ups, err := up.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{LabelSelector: se.syncSelector()})
 		if err != nil {
 			return false, err.Error(), nil
 		}

@@ -102,7 +102,7 @@ func TestSyncerRelistsAfterWatchExpiry(t *testing.T) {
 		if err != nil {
 			return false, err.Error(), nil
 		}
-		ups, err := up.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{})
+		ups, err := up.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{LabelSelector: se.syncSelector()})
 		if err != nil {
 			return false, err.Error(), nil
 		}

@@ -3,9 +3,12 @@
 //
 // It owns:
 //   - the transformation chain (Chain, Filter, Transformer): the fixed metadata clean-up,
-//     the built-in filters and transformers (service-account token secrets, label and
-//     annotation clean-up, per-target spec-diff, downstream-owned fields) and the extension
-//     point (Chain.With, Chain.WithFilter);
+//     the built-in filters and transformers (service-account token secrets, every
+//     namespace's kube-root-ca.crt and default ServiceAccount, children of controllers that
+//     also run downstream; label and annotation clean-up, per-target spec-diff,
+//     downstream-owned fields) and the extension point (Chain.With, Chain.WithFilter);
+//   - NotSyncedReason, the built-in filters' rule for the tmc-controller's label
+//     propagation, so that it never labels what the syncer refuses;
 //   - tenant containment (ContainmentTransformer): the physical cluster is shared by every
 //     workspace placed on it, so no field that names or takes over one of its cluster-level
 //     resources goes down. The rules, each a drop (the copy is applied without the field,
