@@ -268,4 +268,3 @@ func TestConflictNotOurNamespace(t *testing.T) {
 		}
 	}
 }
-
