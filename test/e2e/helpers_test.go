@@ -234,3 +234,25 @@ func (w writeCounts) diff(after writeCounts, resource string) string {
 	sort.Strings(lines)
 	return strings.Join(lines, "\n")
 }
+
+// configMapUnchanged returns a check that the downstream ConfigMap pre (as created) is still
+// there and was never written: same resourceVersion, data, labels and annotations.
+func configMapUnchanged(c kubernetes.Interface, pre *corev1.ConfigMap) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
+		cm, err := c.CoreV1().ConfigMaps(pre.Namespace).Get(ctx, pre.Name, metav1.GetOptions{})
+		if err != nil {
+			return fmt.Errorf("the pre-existing downstream ConfigMap %s: %w", pre.Name, err)
+		}
+		switch {
+		case cm.ResourceVersion != pre.ResourceVersion:
+			return fmt.Errorf("the pre-existing downstream ConfigMap %s was written: resourceVersion %s → %s (labels %v, data %v)", pre.Name, pre.ResourceVersion, cm.ResourceVersion, cm.Labels, cm.Data)
+		case fmt.Sprint(cm.Data) != fmt.Sprint(pre.Data):
+			return fmt.Errorf("data of %s changed: %v → %v", pre.Name, pre.Data, cm.Data)
+		case fmt.Sprint(cm.Labels) != fmt.Sprint(pre.Labels):
+			return fmt.Errorf("labels of %s changed: %v → %v", pre.Name, pre.Labels, cm.Labels)
+		case fmt.Sprint(cm.Annotations) != fmt.Sprint(pre.Annotations):
+			return fmt.Errorf("annotations of %s changed: %v → %v", pre.Name, pre.Annotations, cm.Annotations)
+		}
+		return nil
+	}
+}

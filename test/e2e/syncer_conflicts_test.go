@@ -43,23 +43,7 @@ func TestSyncerLeavesUnownedObjectsAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	untouched := func(ctx context.Context) error {
-		cm, err := down.CoreV1().ConfigMaps(dns).Get(ctx, "pre", metav1.GetOptions{})
-		if err != nil {
-			return fmt.Errorf("the pre-existing downstream ConfigMap: %w", err)
-		}
-		switch {
-		case cm.ResourceVersion != pre.ResourceVersion:
-			return fmt.Errorf("the pre-existing downstream ConfigMap was written: resourceVersion %s → %s (labels %v, data %v)", pre.ResourceVersion, cm.ResourceVersion, cm.Labels, cm.Data)
-		case fmt.Sprint(cm.Data) != fmt.Sprint(pre.Data):
-			return fmt.Errorf("data changed: %v → %v", pre.Data, cm.Data)
-		case fmt.Sprint(cm.Labels) != fmt.Sprint(pre.Labels):
-			return fmt.Errorf("labels changed: %v → %v", pre.Labels, cm.Labels)
-		case fmt.Sprint(cm.Annotations) != fmt.Sprint(pre.Annotations):
-			return fmt.Errorf("annotations changed: %v → %v", pre.Annotations, cm.Annotations)
-		}
-		return nil
-	}
+	untouched := configMapUnchanged(down, pre)
 
 	ev := waitEvent(t, up, "conflict", "pre", "ResourceConflict", 30*time.Second)
 	t.Logf("conflict Event: %s %s: %s", ev.Type, ev.Reason, ev.Message)

@@ -6,7 +6,9 @@
 //
 // One upstream object's way down reads in engine.go (informer event → specKey) →
 // spec.go (specController.reconcile: get → gone? → removal? → finalizer → namespace →
-// desired → compare → apply) → transform/; removals continue in deletion.go (the
+// desired → compare → apply) → transform/; a downstream object that exists without our
+// ownership label goes to conflict.go (the conflict policy: Abort, AdoptIfEqual or
+// Overwrite; never adopted in a namespace not ours); removals continue in deletion.go (the
 // budget), with lost.go (upstream lost), orphan.go (deletion policy Orphan), stuck.go
 // (terminating copies), release.go (the upstream release) and target_deletion.go (the
 // SyncTarget being deleted). Status up reads in engine.go (downstream event → statusKey)

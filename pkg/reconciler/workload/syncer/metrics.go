@@ -19,6 +19,7 @@ const (
 	MetricEndToEndLatency    = "syncer_end_to_end_latency_seconds"
 	MetricErrors             = "syncer_errors_total"
 	MetricResourceConflicts  = "syncer_resource_conflicts_total"
+	MetricAdoptions          = "syncer_adoptions_total"
 	MetricHeartbeats         = "syncer_heartbeats_total"
 	MetricLastHeartbeat      = "syncer_last_heartbeat_timestamp_seconds"
 	MetricInformers          = "syncer_informers"
@@ -57,6 +58,7 @@ type syncerMetrics struct {
 	endToEnd          *prometheus.HistogramVec
 	errors            *prometheus.CounterVec
 	conflicts         *prometheus.CounterVec
+	adoptions         *prometheus.CounterVec
 	heartbeats        *prometheus.CounterVec
 	lastHeartbeat     *prometheus.GaugeVec
 	informers         *prometheus.GaugeVec
@@ -91,6 +93,9 @@ func newSyncerMetrics(clusterName string) *syncerMetrics {
 	sm.conflicts = m.MustRegisterCounterVec(MetricResourceConflicts,
 		"Downstream objects left alone because they exist without the syncer's ownership label.",
 		[]string{"cluster", "workspace", "gvk"})
+	sm.adoptions = m.MustRegisterCounterVec(MetricAdoptions,
+		"Pre-existing downstream objects without the syncer's ownership label that it took ownership of, by conflict policy.",
+		[]string{"cluster", "policy"})
 	sm.heartbeats = m.MustRegisterCounterVec(MetricHeartbeats,
 		"Heartbeats sent to the SyncTarget, by result.",
 		[]string{"cluster", "result"})

@@ -2,7 +2,6 @@ package syncer
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
+	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/klog/v2"
 
 	"github.com/tmc-dev/tmc/pkg/reconciler/queue"
@@ -71,6 +71,12 @@ type specController struct {
 	queue            *queue.Queue[specKey]
 	// tenancy returns the SyncTarget's containment allowances (nil: none).
 	tenancy func() workloadv1alpha1.SyncTargetTenancy
+
+	// downstreamNamespaces is the downstream namespace cache (nil until it is watched);
+	// targetConflictPolicy the SyncTarget's spec.conflictPolicy (nil: Abort). conflict.go
+	// uses both.
+	downstreamNamespaces func() corelisters.NamespaceLister
+	targetConflictPolicy func() workloadv1alpha1.ConflictPolicy
 }
 
 // enqueue queues an upstream object, remembering when its change was seen.
@@ -82,7 +88,8 @@ func (c *specController) enqueue(key specKey) {
 // reconcile syncs one upstream object down, phase by phase: gone upstream → remove the
 // copy (after a live confirmation; a lost object's copy is kept); removal requested or the
 // SyncTarget being deleted → remove, then release; finalizer; namespace; desired object;
-// compare; apply (after a terminating copy is gone).
+// conflict policy for an object we do not own; compare; apply (after a terminating copy is
+// gone).
 func (c *specController) reconcile(ctx context.Context, key specKey) (time.Duration, error) {
 	req, ok, err := c.request(key)
 	if !ok || err != nil {
@@ -119,9 +126,12 @@ func (c *specController) reconcile(ctx context.Context, key specKey) (time.Durat
 	if desired == nil || err != nil {
 		return 0, err
 	}
-	downstreamObj, watched, err := c.current(ctx, req, upstreamObj)
+	downstreamObj, watched, err := c.current(ctx, req)
 	if !watched || err != nil {
 		return 0, err
+	}
+	if downstreamObj != nil && downstreamObj.GetLabels()[workloadv1alpha1.InternalDownstreamClusterLabel] != c.target.key {
+		return 0, c.resolveConflict(ctx, req, upstreamObj, desired, downstreamObj)
 	}
 	if downstreamObj != nil && downstreamObj.GetDeletionTimestamp() != nil {
 		// Wait until a previous deletion finishes before re-creating.
@@ -202,10 +212,11 @@ func (c *specController) desired(ctx context.Context, req specRequest, upstreamO
 	return desired, nil
 }
 
-// current returns the downstream copy (nil if there is none): from the ownership-filtered
-// cache, else a live read that finds objects we do not own, which are a ResourceConflict.
-// watched is false while the type has no downstream informer: then nothing is written.
-func (c *specController) current(ctx context.Context, req specRequest, upstreamObj *unstructured.Unstructured) (downstreamObj *unstructured.Unstructured, watched bool, err error) {
+// current returns the downstream object (nil if there is none): our copy from the
+// ownership-filtered cache, else a live read that also finds objects we do not own (the
+// caller resolves those by the conflict policy, conflict.go). watched is false while the
+// type has no downstream informer: then nothing is written.
+func (c *specController) current(ctx context.Context, req specRequest) (downstreamObj *unstructured.Unstructured, watched bool, err error) {
 	downstream, ok := c.downstream(req.key.gvr)
 	if !ok {
 		return nil, false, nil
@@ -223,8 +234,6 @@ func (c *specController) current(ctx context.Context, req specRequest, upstreamO
 		return nil, true, nil
 	case err != nil:
 		return nil, true, fmt.Errorf("failed to get downstream %s: %w", req.key.gvr.Resource, err)
-	case downstreamObj.GetLabels()[workloadv1alpha1.InternalDownstreamClusterLabel] != c.target.key:
-		return nil, true, c.conflict(ctx, req, upstreamObj)
 	}
 	return downstreamObj, true, nil
 }
@@ -253,19 +262,6 @@ func (c *specController) apply(ctx context.Context, req specRequest, upstreamObj
 	c.metrics.synced(req.key.workspace, req.resource.label(), directionDown)
 	c.metrics.observeEndToEnd(directionDown, c.latency.take("spec|"+req.key.String()))
 	return nil
-}
-
-// conflict reports a downstream object that exists without our ownership label: it is left
-// untouched, and the user learns about it from an Event, the error metric and the
-// SyncTarget's error summary.
-func (c *specController) conflict(ctx context.Context, req specRequest, upstreamObj *unstructured.Unstructured) error {
-	msg := fmt.Sprintf("%s %s/%s already exists in the physical cluster of SyncTarget %s without the label %s=%s; TMC leaves it untouched. Delete or label it to let TMC manage it.",
-		req.resource.kind, req.downstreamNamespace, req.key.name, c.target.name, workloadv1alpha1.InternalDownstreamClusterLabel, c.target.key)
-	event(req.upstream, upstreamObj, corev1.EventTypeWarning, "ResourceConflict", msg)
-	c.metrics.conflicts.WithLabelValues(c.metrics.clusterName, req.key.workspace, req.resource.label()).Inc()
-	klog.FromContext(ctx).V(2).Info("Downstream object exists without our ownership label; leaving it alone")
-	return tmc.NewTMCError(tmc.TMCErrorTypeResourceConflict, errors.New(msg), "downstream object not owned by TMC", tmc.TMCErrorSeverityMedium).
-		WithResource(req.key.gvr.Resource + " " + req.key.upstreamNamespace + "/" + req.key.name).WithWorkspace(req.key.workspace)
 }
 
 // eventReasonFor returns the Event reason for a downstream rejection the user can act on.

@@ -263,6 +263,9 @@ func newDataPath(target syncTarget, chain *transform.Chain, cfg *Config, downstr
 		remover:          remover,
 		metrics:          metrics,
 		latency:          latency,
+
+		// The SyncTarget's conflict policy is set by runControllers, from its cache.
+		downstreamNamespaces: d.engine.namespaces,
 	}
 	d.spec.queue = newSyncerQueue("spec", d.spec.reconcile, metrics, errs, recovery)
 	d.status = &statusController{
@@ -310,6 +313,7 @@ func (s *Syncer) runControllers(ctx context.Context) error {
 	d := newDataPath(s.target, s.chain, s.cfg, s.downstreamDynamic, s.downstreamKube, s.metrics, s.errors, tmc.RecoveryOptions{Registerer: s.metrics.tmc.Registerer()})
 	s.engine = d.engine
 	d.spec.remover.targetDeleting = syncTargetDeleting(syncTargetLister, s.target.name)
+	d.spec.targetConflictPolicy = syncTargetConflictPolicy(syncTargetLister, s.target.name)
 	if err := requeueOnTargetDeletion(stInformer.Informer(), d.engine.upstreamKeys, d.spec.enqueue); err != nil {
 		return err
 	}

@@ -1,5 +1,7 @@
 package v1alpha1
 
+import "strings"
+
 // Keys of TMC's deletion safety: the deletion policy, the downstream namespaces that hold
 // orphaned copies, the mass-deletion breaker and the controller's SyncTarget finalizer.
 const (
@@ -49,3 +51,38 @@ const (
 	// upstream objects vanished without a deletion are kept until an operator resumes.
 	ReasonUpstreamObjectsLost = "UpstreamObjectsLost"
 )
+
+// ConflictPolicy says what the syncer does with a pre-existing downstream object that does
+// not carry its ownership label (see SyncTargetSpec.ConflictPolicy).
+type ConflictPolicy string
+
+// Conflict policies, and the upstream annotation that chooses one per object.
+const (
+	// ConflictPolicyAnnotation on an upstream object chooses the conflict policy for its
+	// copy; it wins over SyncTarget.spec.conflictPolicy. A value that is not one of the
+	// policies is taken as ConflictPolicyAbort (and reported): a typo must never adopt or
+	// overwrite someone else's object.
+	ConflictPolicyAnnotation = "workload.tmc.dev/conflict-policy"
+	// ConflictPolicyAbort leaves the pre-existing object untouched and reports a
+	// ResourceConflict (the default).
+	ConflictPolicyAbort ConflictPolicy = "Abort"
+	// ConflictPolicyAdoptIfEqual takes ownership of the pre-existing object (ownership label,
+	// spec hash, field ownership through the apply) only when it already holds every field
+	// the syncer would apply, with the same values; otherwise it acts as Abort.
+	ConflictPolicyAdoptIfEqual ConflictPolicy = "AdoptIfEqual"
+	// ConflictPolicyOverwrite takes ownership of the pre-existing object and applies the
+	// upstream object over it. Fields only the pre-existing object has stay, owned by
+	// their field managers, as with any server-side apply.
+	ConflictPolicyOverwrite ConflictPolicy = "Overwrite"
+)
+
+// ParseConflictPolicy returns the policy value names (matched case-insensitively), or
+// false for anything else, including "".
+func ParseConflictPolicy(value string) (ConflictPolicy, bool) {
+	for _, p := range []ConflictPolicy{ConflictPolicyAbort, ConflictPolicyAdoptIfEqual, ConflictPolicyOverwrite} {
+		if strings.EqualFold(value, string(p)) {
+			return p, true
+		}
+	}
+	return "", false
+}

@@ -71,6 +71,17 @@ type SyncTargetSpec struct {
 	// labels of their upstream namespaces are never copied down.
 	// +optional
 	PodSecurity *PodSecurity `json:"podSecurity,omitempty"`
+
+	// conflictPolicy says what the syncer does when the physical cluster already holds an
+	// object without TMC's ownership label where it would put a copy: Abort (the default)
+	// leaves it untouched and reports a ResourceConflict; AdoptIfEqual takes ownership only
+	// when the object already has every field TMC would apply; Overwrite takes ownership
+	// and applies. An upstream object's workload.tmc.dev/conflict-policy annotation wins.
+	// Downstream namespaces are never adopted, whatever the policy.
+	// +optional
+	// +kubebuilder:default=Abort
+	// +kubebuilder:validation:Enum=Abort;AdoptIfEqual;Overwrite
+	ConflictPolicy ConflictPolicy `json:"conflictPolicy,omitempty"`
 }
 
 // SyncTargetTenancy lists what the owner of a physical cluster allows the tenants placed

@@ -32,6 +32,8 @@
 //   - change detection for the spec leg (Hash, SetHash, NeedsApply), so that a restart with
 //     N synced objects issues zero writes while drift downstream is still reverted;
 //   - change detection for the status leg (StatusEqual, StatusForUpstream);
+//   - the comparison behind the conflict policy AdoptIfEqual (AdoptionDifferences: does a
+//     pre-existing downstream object already hold every field the syncer would apply);
 //   - the error kinds the caller classifies: ErrFiltered (the object is not synced; not an
 //     error for the user) and ErrInvalidInput (the user's annotations are wrong; not
 //     retryable, worth an Event).
