@@ -35,12 +35,13 @@ func (se *syncerEnv) createPlacedNamespace(t *testing.T, ws, ns string) {
 	}
 }
 
-func statefulSetWithClaim(name string, labels map[string]string) *appsv1.StatefulSet {
+// statefulSetWithClaim is a StatefulSet whose pods each get a 1Gi claim "data".
+func statefulSetWithClaim(name string, replicas int32, labels map[string]string) *appsv1.StatefulSet {
 	sel := map[string]string{"app": name}
 	return &appsv1.StatefulSet{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels},
 		Spec: appsv1.StatefulSetSpec{
-			Replicas:    ptr.To[int32](1),
+			Replicas:    ptr.To(replicas),
 			ServiceName: name,
 			Selector:    &metav1.LabelSelector{MatchLabels: sel},
 			Template: corev1.PodTemplateSpec{
@@ -73,7 +74,7 @@ func TestSyncerKeepsNamespaceWhileUpstreamNamespaceLives(t *testing.T) {
 	up, down := se.upstreamKube(t, wsA), se.downstreamKube(t)
 	const ns = "db"
 	se.createPlacedNamespace(t, wsA, ns)
-	if _, err := up.AppsV1().StatefulSets(ns).Create(ctx, statefulSetWithClaim("db", se.syncLabels()), metav1.CreateOptions{}); err != nil {
+	if _, err := up.AppsV1().StatefulSets(ns).Create(ctx, statefulSetWithClaim("db", 1, se.syncLabels()), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := up.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{

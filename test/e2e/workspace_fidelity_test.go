@@ -7,14 +7,12 @@ import (
 	"testing"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/utils/ptr"
 
 	"github.com/tmc-dev/tmc/pkg/localenv"
 	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
@@ -94,7 +92,7 @@ func TestWorkspaceFidelity(t *testing.T) {
 		pe.namespaceWithClaimDeletes(t, upA, placed)
 	})
 	t.Run("StatefulSet with volumeClaimTemplates reports ready replicas", func(t *testing.T) {
-		if _, err := upA.AppsV1().StatefulSets("fid-web").Create(ctx, statefulSetWithClaims("db", 2), metav1.CreateOptions{}); err != nil {
+		if _, err := upA.AppsV1().StatefulSets("fid-web").Create(ctx, statefulSetWithClaim("db", 2, nil), metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		eventually(t, 120*time.Second, "the StatefulSet did not report 2 ready replicas upstream", func(ctx context.Context) (bool, error) {
@@ -269,30 +267,4 @@ func (se *syncerEnv) syncSelector() string { return labels.FormatLabels(se.syncL
 // stateLabelPatch is a merge patch labelling an object Sync for stKey.
 func stateLabelPatch(stKey string) []byte {
 	return fmt.Appendf(nil, `{"metadata":{"labels":{%q:%q}}}`, workloadv1alpha1.ClusterResourceStateLabel(stKey), workloadv1alpha1.ResourceStateSync)
-}
-
-func statefulSetWithClaims(name string, replicas int32) *appsv1.StatefulSet {
-	sel := map[string]string{"app": name}
-	return &appsv1.StatefulSet{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec: appsv1.StatefulSetSpec{
-			Replicas:    ptr.To(replicas),
-			ServiceName: name,
-			Selector:    &metav1.LabelSelector{MatchLabels: sel},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: sel},
-				Spec: corev1.PodSpec{Containers: []corev1.Container{{
-					Name: "db", Image: "postgres:17",
-					VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: "/var/lib/postgresql/data"}},
-				}}},
-			},
-			VolumeClaimTemplates: []corev1.PersistentVolumeClaim{{
-				ObjectMeta: metav1.ObjectMeta{Name: "data"},
-				Spec: corev1.PersistentVolumeClaimSpec{
-					AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
-					Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}},
-				},
-			}},
-		},
-	}
 }

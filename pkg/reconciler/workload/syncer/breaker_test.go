@@ -77,17 +77,7 @@ func (f *breakerFixture) expectCondition(t *testing.T, status metav1.ConditionSt
 	}
 }
 
-func (f *breakerFixture) events() []string {
-	var out []string
-	for {
-		select {
-		case e := <-f.recorder.Events:
-			out = append(out, e)
-		default:
-			return out
-		}
-	}
-}
+func (f *breakerFixture) events() []string { return drainEvents(f.recorder) }
 
 func TestBreakerTripsAtTheThreshold(t *testing.T) {
 	tests := []struct {

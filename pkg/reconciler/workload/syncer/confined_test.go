@@ -73,17 +73,7 @@ func (f *confinementFixture) expect(t *testing.T, status metav1.ConditionStatus,
 	return c
 }
 
-func (f *confinementFixture) events() []string {
-	var out []string
-	for {
-		select {
-		case e := <-f.recorder.Events:
-			out = append(out, e)
-		default:
-			return out
-		}
-	}
-}
+func (f *confinementFixture) events() []string { return drainEvents(f.recorder) }
 
 func TestConfinementTransitions(t *testing.T) {
 	f := newConfinementFixture(t)

@@ -454,11 +454,14 @@ func findAction[A clienttesting.Action](t *testing.T, actions []clienttesting.Ac
 }
 
 // events drains the fake recorder: "<type> <reason> <message>" each.
-func (env *testEnv) events() []string {
+func (env *testEnv) events() []string { return drainEvents(env.recorder) }
+
+// drainEvents returns the Events recorded so far by a fake recorder.
+func drainEvents(recorder *record.FakeRecorder) []string {
 	var out []string
 	for {
 		select {
-		case e := <-env.recorder.Events:
+		case e := <-recorder.Events:
 			out = append(out, e)
 		default:
 			return out

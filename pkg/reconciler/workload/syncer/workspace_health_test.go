@@ -158,15 +158,3 @@ func TestWorkspaceHealthTruncatesMessages(t *testing.T) {
 		t.Errorf("got a %d-byte message, want %d and an ellipsis", got, maxWorkspaceHealthMessage)
 	}
 }
-
-func drainEvents(r *record.FakeRecorder) []string {
-	var out []string
-	for {
-		select {
-		case e := <-r.Events:
-			out = append(out, e)
-		default:
-			return out
-		}
-	}
-}
