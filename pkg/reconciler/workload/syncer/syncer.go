@@ -188,6 +188,8 @@ type dataPath struct {
 	status     *statusController
 	namespaces *namespaceManager
 	breaker    *deletionBreaker
+	// typeReleases releases the types that were synced and are no longer.
+	typeReleases *typeReleaser
 }
 
 // dataPathOption changes how newDataPath wires the data path.
@@ -225,6 +227,8 @@ func newDataPath(target syncTarget, chain *transform.Chain, cfg *Config, downstr
 	if cfg.DeletionBudget != nil {
 		deletionBudgetConfig = *cfg.DeletionBudget
 	}
+	d.typeReleases = newTypeReleaser(target, d.engine, metrics, errs, recovery)
+	d.engine.typeReleases = d.typeReleases
 	d.breaker = newDeletionBreaker(deletionBudgetConfig, target, d.engine.syncedObjectCount, metrics)
 	o := dataPathOptions{budget: d.breaker}
 	for _, opt := range opts {
@@ -320,6 +324,12 @@ func (s *Syncer) runControllers(ctx context.Context) error {
 		return st
 	}
 	d.breaker.recorder = s.locationRecorder(ctx)
+	d.typeReleases.recorder = d.breaker.recorder
+	// The types the previous run synced: those no longer wanted are released, also when
+	// they were removed while the syncer was down.
+	if st, err := syncTargetLister.Get(s.target.name); err == nil {
+		d.typeReleases.resume(st.Status.SyncedResources)
+	}
 	reporter := &statusReporter{
 		target:           s.target,
 		interval:         s.cfg.HeartbeatInterval,
@@ -343,6 +353,7 @@ func (s *Syncer) runControllers(ctx context.Context) error {
 	wg.Go(func() { s.engineLoop(ctx, changed, discover) })
 	wg.Go(func() { reporter.run(ctx) })
 	wg.Go(func() { d.namespaces.queue.Run(ctx, 1) })
+	wg.Go(func() { d.typeReleases.queue.Run(ctx, 1) })
 	wg.Go(func() { d.status.queue.Run(ctx, s.cfg.Workers) })
 	s.isStarted.Store(true)
 	logger.Info("Syncer started")
