@@ -72,14 +72,22 @@ func (c *Controller) reconcileDelete(ctx context.Context, loc *locationState, t 
 		return writeRecheck, nil
 	}
 	h := c.holdingsFor(t.key)
+	deadline := t.st.DeletionTimestamp.Add(c.grace)
+	pastGrace := !now.Before(deadline)
+	// Past the grace period the controller releases everything itself, also the types its
+	// caches do not cover, and keeps its finalizer until those are released too.
+	if pastGrace {
+		if err := c.addUncachedHoldings(ctx, t, &h); err != nil {
+			return 0, err
+		}
+	}
 	if h.done() {
 		if err := c.removeFinalizer(ctx, loc, t.st); err != nil {
 			return 0, err
 		}
 		return 0, nil
 	}
-	deadline := t.st.DeletionTimestamp.Add(c.grace)
-	if now.Before(deadline) {
+	if !pastGrace {
 		// The syncer releases the objects; the namespaces are ours to release.
 		released, err := c.releaseNamespaces(ctx, t, h, h.namespaces)
 		if err != nil {
@@ -111,6 +119,9 @@ func (c *Controller) reconcileSilent(ctx context.Context, loc *locationState, t 
 		return recheckPeriod, nil
 	}
 	h := c.holdingsFor(t.key)
+	if err := c.addUncachedHoldings(ctx, t, &h); err != nil {
+		return 0, err
+	}
 	objects := c.evicted(t.key, h.objects)
 	namespaces := c.evictedNamespaces(t.key, h.namespaces)
 	if len(objects) == 0 && len(namespaces) == 0 {

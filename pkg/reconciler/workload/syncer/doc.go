@@ -15,7 +15,10 @@
 // a pointer to the Syncer. namespace.go creates and cleans downstream namespaces (a
 // namespace goes only once its upstream namespace is gone or no longer placed here),
 // namespace_informers.go watches the namespaces of both sides, type_release.go releases
-// the upstream objects of a type that stops being synced (its copies stay),
+// the upstream objects of a type that stops being synced from the caches that still run
+// (its copies stay), type_releaser.go by live lists in every workspace, also for a type
+// removed while the syncer was down (known from the previous run's
+// status.syncedResources, and reported Releasing there until done),
 // status_reporter.go heartbeats and writes the SyncTarget status, upstream.go holds the
 // per-workspace clients, discovery.go the accepted types, health.go and metrics.go the
 // checks and series. Every queue is a pkg/reconciler/queue with the TMC retry rule.
