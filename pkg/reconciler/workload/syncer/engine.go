@@ -401,12 +401,19 @@ func (e *engine) resourceList() []resourceInfo {
 	return out
 }
 
-// syncedResources returns the per-type states for SyncTarget.status.syncedResources,
-// with the types still being released.
+// syncedResources returns the discovered per-type states of the requested types.
 func (e *engine) syncedResources() []workloadv1alpha1.SyncedResource {
 	e.mu.RLock()
-	states := append([]workloadv1alpha1.SyncedResource(nil), e.resourceStates...)
-	e.mu.RUnlock()
+	defer e.mu.RUnlock()
+	return append([]workloadv1alpha1.SyncedResource(nil), e.resourceStates...)
+}
+
+// reportedResources returns the states for SyncTarget.status.syncedResources: the
+// discovered ones with the types still being released (state Releasing). Decisions keep
+// reading syncedResources (an Unauthorized type being released is still Unauthorized
+// there).
+func (e *engine) reportedResources() []workloadv1alpha1.SyncedResource {
+	states := e.syncedResources()
 	if e.typeReleases == nil {
 		return states
 	}

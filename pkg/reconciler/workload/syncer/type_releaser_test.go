@@ -6,6 +6,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -47,7 +48,7 @@ var deploymentsOnly = []workloadv1alpha1.SyncedResource{
 
 // stateOf returns the reported state of res, "" if it is not reported.
 func stateOf(e *engine, res workloadv1alpha1.ResourceToSync) (workloadv1alpha1.ResourceState, string) {
-	for _, s := range e.syncedResources() {
+	for _, s := range e.reportedResources() {
 		if s.ResourceToSync == res {
 			return s.State, s.Message
 		}
@@ -133,7 +134,7 @@ func TestTypeReleaseSurvivesRestart(t *testing.T) {
 	}
 
 	// Restarted: the status the first run reported is all the second knows.
-	second := restartedTestEnv(t, objs, first.engine.syncedResources())
+	second := restartedTestEnv(t, objs, first.engine.reportedResources())
 	if err := second.engine.reconcile(t.Context(), []resourceInfo{deploymentsInfo}, deploymentsOnly, []string{testWorkspace}, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -190,5 +191,29 @@ func TestTypeReleaseStopsWhenTypeComesBack(t *testing.T) {
 	env.typeReleases.track(t.Context(), nil, map[schema.GroupVersionResource]resourceInfo{configMapsGVR: configMapsInfo, deploymentsGVR: deploymentsInfo}, nil, []string{testWorkspace})
 	if state, _ := stateOf(e, configMapsResource); state == workloadv1alpha1.ResourceStateReleasing {
 		t.Error("configmaps are still reported Releasing though they are synced again")
+	}
+}
+
+// TestUnauthorizedTypeBeingReleasedStillCounts: a type that turned Unauthorized is reported
+// Releasing, but the decisions still see it Unauthorized: namespace cleanup waits (the
+// syncer cannot tell whether a namespace is empty) and SyncerAuthorized is False.
+func TestUnauthorizedTypeBeingReleasedStillCounts(t *testing.T) {
+	env := restartedTestEnv(t, testObjects{}, previousRun(workloadv1alpha1.ResourceStateAccepted))
+	states := append([]workloadv1alpha1.SyncedResource{{ResourceToSync: configMapsResource, Versions: []string{"v1"},
+		State: workloadv1alpha1.ResourceStateUnauthorized, Message: "the syncer may not list configmaps"}}, deploymentsOnly...)
+	if err := env.engine.reconcile(t.Context(), []resourceInfo{deploymentsInfo}, states, []string{testWorkspace}, nil); err != nil {
+		t.Fatal(err)
+	}
+	state, msg := stateOf(env.engine, configMapsResource)
+	if state != workloadv1alpha1.ResourceStateReleasing || !strings.Contains(msg, "Unauthorized") {
+		t.Errorf("configmaps reported %q %q, want Releasing saying it is Unauthorized", state, msg)
+	}
+	if err := env.namespaces.cachesReady(testWorkspace); err == nil || !strings.Contains(err.Error(), "unauthorized") {
+		t.Errorf("namespace cleanup ready (%v) while configmaps are Unauthorized", err)
+	}
+	for _, c := range env.reporter.buildStatus(t.Context(), nil)["conditions"].([]metav1.Condition) {
+		if c.Type == workloadv1alpha1.SyncTargetSyncerAuthorized && c.Status != metav1.ConditionFalse {
+			t.Errorf("SyncerAuthorized is %s while configmaps are Unauthorized", c.Status)
+		}
 	}
 }
