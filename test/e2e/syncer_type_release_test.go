@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/tmc-dev/tmc/pkg/localenv"
 	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
 )
 
@@ -117,4 +119,68 @@ func (se *syncerEnv) syncedResourceState(t *testing.T, ctx context.Context, res 
 		}
 	}
 	return ""
+}
+
+// TestSyncTargetReleaseUncachedType: the syncer syncs configmaps, which the tmc-controller's
+// --resources (deployments only) does not cover. The syncer is killed and its SyncTarget
+// deleted: after the grace period the controller finds the ConfigMap by a live list, releases
+// it (an upstream delete then completes) and only then lets the SyncTarget go.
+func TestSyncTargetReleaseUncachedType(t *testing.T) {
+	ctx := t.Context()
+	se := setupSyncerEnv(t, func(o *localenv.Options) { o.Users = append(o.Users, controllerUser) })
+	sp := se.startSyncer(t, syncerOptions{})
+	up := se.upstreamKube(t, wsA)
+	const ns = "app"
+	se.createPlacedNamespace(t, wsA, ns)
+	names := indexedNames("cm", 2)
+	if err := createConfigMaps(ctx, up, ns, names, se.syncLabels(), 2); err != nil {
+		t.Fatal(err)
+	}
+	finalizer := workloadv1alpha1.SyncerFinalizerName(se.stKey)
+	waitUpstreamFinalizers(t, up, ns, names, finalizer, true)
+	eventually(t, 30*time.Second, "configmaps reported Accepted in status.syncedResources", func(ctx context.Context) (bool, error) {
+		return se.syncedResourceState(t, ctx, "configmaps") == workloadv1alpha1.ResourceStateAccepted, nil
+	})
+
+	// The controller watches Placements in the workload workspace.
+	if err := localenv.InstallCRDs(ctx, se.env.Workspace(wsA).AdminConfig()); err != nil {
+		t.Fatal(err)
+	}
+	if err := se.env.GrantController(ctx, controllerUser, locationWS, wsA); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := se.env.StartController(ctx, localenv.ControllerOptions{
+		Binary: filepath.Join(binDir, "tmc-controller"), User: controllerUser,
+		LocationWorkspaces: []string{locationWS}, Workspaces: []string{wsA},
+		HeartbeatThreshold: 10 * time.Second, UnhealthyGracePeriod: 10 * time.Minute, SyncTargetReleaseGrace: releaseGrace,
+		QPS: -1, Verbosity: 2, ReadyTimeout: 60 * time.Second, ExtraArgs: []string{"--resources=deployments.apps"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	locTMC := tmcClient(t, se.env.Workspace(locationWS).AdminConfig())
+	eventually(t, 30*time.Second, "the controller's finalizer on the SyncTarget", func(ctx context.Context) (bool, error) {
+		st, err := locTMC.WorkloadV1alpha1().SyncTargets().Get(ctx, clusterName, metav1.GetOptions{})
+		return err == nil && slices.Contains(st.Finalizers, workloadv1alpha1.SyncTargetCleanupFinalizer), nil
+	})
+
+	if err := sp.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if err := locTMC.WorkloadV1alpha1().SyncTargets().Delete(ctx, clusterName, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deleted := time.Now()
+	if err := up.CoreV1().ConfigMaps(ns).Delete(ctx, names[0], metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, releaseGrace+30*time.Second, "the upstream delete of "+names[0]+" to complete within grace + 30s", func(ctx context.Context) (bool, error) {
+		_, err := up.CoreV1().ConfigMaps(ns).Get(ctx, names[0], metav1.GetOptions{})
+		return apierrors.IsNotFound(err), nil
+	})
+	t.Logf("the upstream ConfigMap was gone %s after the SyncTarget's deletion (grace %s)", time.Since(deleted).Round(100*time.Millisecond), releaseGrace)
+	waitUpstreamFinalizers(t, up, ns, names[1:], finalizer, false)
+	eventually(t, 30*time.Second, "the SyncTarget to go once released", func(ctx context.Context) (bool, error) {
+		_, err := locTMC.WorkloadV1alpha1().SyncTargets().Get(ctx, clusterName, metav1.GetOptions{})
+		return apierrors.IsNotFound(err), nil
+	})
 }

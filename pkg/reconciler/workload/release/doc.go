@@ -25,10 +25,10 @@
 //     own removal.
 //
 // Types the SyncTarget lists (status.syncedResources, spec.resources) that the object
-// caches do not cover — the tmc-controller's --resources does not name them — are found,
-// once the controller releases without the syncer, by live lists with the target's state
-// label in every workload workspace (paginated; a type a workspace does not serve holds
-// nothing there), released the same way and counted before the finalizer goes.
+// caches do not cover — the tmc-controller's --resources does not name them — are found
+// by live lists with the target's state label in every workload workspace (paginated; a
+// type a workspace does not serve holds nothing there): before the finalizer may go, and
+// when the controller releases without the syncer, which releases them the same way.
 //
 // Every write is a JSON merge patch of metadata guarded by the resourceVersion the decision
 // was taken on; nothing is written when there is nothing to change, so reconciling again

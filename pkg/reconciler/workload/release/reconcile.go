@@ -74,9 +74,10 @@ func (c *Controller) reconcileDelete(ctx context.Context, loc *locationState, t 
 	h := c.holdingsFor(t.key)
 	deadline := t.st.DeletionTimestamp.Add(c.grace)
 	pastGrace := !now.Before(deadline)
-	// Past the grace period the controller releases everything itself, also the types its
-	// caches do not cover, and keeps its finalizer until those are released too.
-	if pastGrace {
+	// The types the caches do not cover are listed live before the finalizer may go (the
+	// caches alone would let it go too early) and once the controller releases everything
+	// itself past the grace period; not on every look within it.
+	if pastGrace || h.done() {
 		if err := c.addUncachedHoldings(ctx, t, &h); err != nil {
 			return 0, err
 		}
