@@ -148,7 +148,7 @@ func (r *typeReleaser) track(ctx context.Context, removed []workloadv1alpha1.Syn
 	logger := klog.FromContext(ctx)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	candidates := append(r.resumed, removed...)
+	candidates := append(slices.Clone(r.resumed), removed...)
 	r.resumed = nil
 	for _, c := range candidates {
 		if wanted[c.ResourceToSync] || r.pending[c.ResourceToSync] != nil {
