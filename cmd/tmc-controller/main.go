@@ -101,6 +101,7 @@ func newControllers(opts *options.Options, set *workspaces.Set, metrics *tmc.TMC
 	rel, err := release.NewController(set, res, release.Options{
 		Grace:              opts.SyncTargetReleaseGrace,
 		HeartbeatThreshold: opts.HeartbeatThreshold,
+		Resources:          opts.ParsedResources(),
 		Clock:              clock.RealClock{},
 		Metrics:            metrics,
 	})

@@ -36,7 +36,12 @@ func describeSyncTarget(out io.Writer, ws string, st *workloadv1alpha1.SyncTarge
 			heartbeat = timeAndAge(st.Status.LastSyncerHeartbeatTime.Time, now)
 		}
 		fmt.Fprintf(w, "Heartbeat:\t%s\n", heartbeat)
-		fmt.Fprintf(w, "Resources:\t%s accepted\n", resourceCounts(st))
+		counts, releasing := acceptedCounts(st)
+		if releasing > 0 {
+			fmt.Fprintf(w, "Resources:\t%s accepted, %d releasing (no longer synced; upstream finalizers being released, copies kept)\n", counts, releasing)
+		} else {
+			fmt.Fprintf(w, "Resources:\t%s accepted\n", counts)
+		}
 		fmt.Fprintf(w, "Errors:\t%d\n", errorTotal(st))
 	})
 

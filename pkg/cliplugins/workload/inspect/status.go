@@ -215,23 +215,37 @@ func age(t, now time.Time) string {
 	return duration.HumanDuration(now.Sub(t))
 }
 
-// resourceCounts is "<accepted>/<total>" of the resource types the target is asked to sync.
-// Before the syncer has reported anything the total is the number requested.
+// resourceCounts is "<accepted>/<total>" of the resource types the target is asked to sync,
+// followed by " (<n> releasing)" while the syncer releases types it no longer syncs.
 func resourceCounts(st *workloadv1alpha1.SyncTarget) string {
-	total := len(st.Status.SyncedResources)
-	if total == 0 {
+	counts, releasing := acceptedCounts(st)
+	if releasing > 0 {
+		return fmt.Sprintf("%s (%d releasing)", counts, releasing)
+	}
+	return counts
+}
+
+// acceptedCounts is "<accepted>/<total>" of the resource types the target is asked to
+// sync, and the number of types in state Releasing (not counted in total). Before the
+// syncer has reported anything the total is the number requested.
+func acceptedCounts(st *workloadv1alpha1.SyncTarget) (string, int) {
+	accepted, releasing := 0, 0
+	for _, r := range st.Status.SyncedResources {
+		switch r.State {
+		case workloadv1alpha1.ResourceStateAccepted:
+			accepted++
+		case workloadv1alpha1.ResourceStateReleasing:
+			releasing++
+		}
+	}
+	total := len(st.Status.SyncedResources) - releasing
+	if len(st.Status.SyncedResources) == 0 {
 		total = len(st.Spec.Resources)
 		if total == 0 {
 			total = len(workloadv1alpha1.DefaultResources())
 		}
 	}
-	accepted := 0
-	for _, r := range st.Status.SyncedResources {
-		if r.State == workloadv1alpha1.ResourceStateAccepted {
-			accepted++
-		}
-	}
-	return fmt.Sprintf("%d/%d", accepted, total)
+	return fmt.Sprintf("%d/%d", accepted, total), releasing
 }
 
 // errorTotal sums the syncer's error counts.

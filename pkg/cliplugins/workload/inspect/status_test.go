@@ -248,6 +248,15 @@ func TestColumns(t *testing.T) {
 			ready: "True", heartbeat: "12s", resources: "1/1", sched: "yes", errors: 7,
 		},
 		{
+			name: "a type being released is not counted as requested",
+			st: workloadv1alpha1.SyncTarget{Status: workloadv1alpha1.SyncTargetStatus{
+				SyncedResources: append(accepted(workloadv1alpha1.ResourceToSync{Resource: "secrets"}), workloadv1alpha1.SyncedResource{
+					ResourceToSync: workloadv1alpha1.ResourceToSync{Resource: "configmaps"}, State: workloadv1alpha1.ResourceStateReleasing,
+				}),
+			}},
+			ready: "Unknown", heartbeat: "never", resources: "1/1 (1 releasing)", sched: "yes",
+		},
+		{
 			name:  "cordoned, old heartbeat",
 			st:    workloadv1alpha1.SyncTarget{Spec: workloadv1alpha1.SyncTargetSpec{Unschedulable: true}, Status: workloadv1alpha1.SyncTargetStatus{LastSyncerHeartbeatTime: ago(90 * time.Minute)}},
 			ready: "Unknown", heartbeat: "90m", resources: "0/10", sched: "cordoned",

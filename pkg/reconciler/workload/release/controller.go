@@ -86,6 +86,10 @@ type Options struct {
 	Clock clock.Clock
 	// Metrics receives ReleasedMetric and the workqueue metrics. May be nil.
 	Metrics *tmc.TMCMetrics
+	// Resources are the types the object caches cover (the tmc-controller's --resources);
+	// empty means workloadv1alpha1.DefaultResources(). The other types a SyncTarget lists
+	// are found by live lists when it is released without its syncer.
+	Resources []workloadv1alpha1.ResourceToSync
 	// EventRecorderFor returns the recorder for Events in a workspace (namespaces of a
 	// workload workspace, SyncTargets of a location workspace). Nil: Events are written
 	// into each workspace through its Kube client.
@@ -124,7 +128,9 @@ type Controller struct {
 	threshold time.Duration
 	clock     clock.Clock
 	objects   Objects
-	released  *prometheus.CounterVec // nil without metrics
+	// cachedTypes are the types objects covers.
+	cachedTypes map[workloadv1alpha1.ResourceToSync]bool
+	released    *prometheus.CounterVec // nil without metrics
 
 	locations map[string]*locationState
 	workloads map[string]*workloadState
@@ -164,6 +170,14 @@ func NewController(set *workspaces.Set, objects Objects, opts Options) (*Control
 	}
 	if c.grace == 0 {
 		c.grace = DefaultGrace
+	}
+	cached := opts.Resources
+	if len(cached) == 0 {
+		cached = workloadv1alpha1.DefaultResources()
+	}
+	c.cachedTypes = map[workloadv1alpha1.ResourceToSync]bool{}
+	for _, r := range cached {
+		c.cachedTypes[r] = true
 	}
 	if c.threshold == 0 {
 		c.threshold = 60 * time.Second

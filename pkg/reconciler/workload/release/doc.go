@@ -24,18 +24,25 @@
 //     a cluster that never comes back completes. A syncer that comes back in time does its
 //     own removal.
 //
+// Types the SyncTarget lists (status.syncedResources, spec.resources) that the object
+// caches do not cover — the tmc-controller's --resources does not name them — are found
+// by live lists with the target's state label in every workload workspace (paginated; a
+// type a workspace does not serve holds nothing there): before the finalizer may go, and
+// when the controller releases without the syncer, which releases them the same way.
+//
 // Every write is a JSON merge patch of metadata guarded by the resourceVersion the decision
 // was taken on; nothing is written when there is nothing to change, so reconciling again
-// is harmless. The object caches are those of the resource (label propagation) controller:
-// types outside its --resources are not seen. Time is never polled for the deadlines: a
-// SyncTarget is requeued for the moment its grace period ends; caches the controller is not
-// notified about are looked at again every recheckPeriod while a target is being released.
+// is harmless. The object caches are those of the resource (label propagation) controller.
+// Time is never polled for the deadlines: a SyncTarget is requeued for the moment its grace
+// period ends; caches the controller is not notified about are looked at again every
+// recheckPeriod while a target is being released.
 //
 // Failures are retried by the one TMC retry rule of pkg/reconciler/queue, which runs the
 // workers: a conflict (stale cache) soon, a NotFound (the object went away) not at all.
 //
 // Layout: controller.go (wiring: informers, handlers, queue, metrics), reconcile.go (the
-// per-SyncTarget phases and deadlines), release.go (what is held, the patches, Events).
+// per-SyncTarget phases and deadlines), release.go (what is held, the patches, Events),
+// uncached.go (the live lists of the types the caches do not cover).
 //
 // It uses pkg/workspaces, pkg/reconciler/queue, pkg/reconciler/workload/tmc and the
 // resource controller's caches, and must not import the other tmc-controller packages, the

@@ -66,6 +66,7 @@ func listKinds() map[schema.GroupVersionResource]string {
 		{Group: "batch", Version: "v1", Resource: "jobs"}:                  "JobList",
 		{Group: "batch", Version: "v1", Resource: "cronjobs"}:              "CronJobList",
 		{Group: "networking.k8s.io", Version: "v1", Resource: "ingresses"}: "IngressList",
+		widgetsGVR: "WidgetList",
 	}
 }
 

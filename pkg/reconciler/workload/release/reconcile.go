@@ -72,14 +72,23 @@ func (c *Controller) reconcileDelete(ctx context.Context, loc *locationState, t 
 		return writeRecheck, nil
 	}
 	h := c.holdingsFor(t.key)
+	deadline := t.st.DeletionTimestamp.Add(c.grace)
+	pastGrace := !now.Before(deadline)
+	// The types the caches do not cover are listed live before the finalizer may go (the
+	// caches alone would let it go too early) and once the controller releases everything
+	// itself past the grace period; not on every look within it.
+	if pastGrace || h.done() {
+		if err := c.addUncachedHoldings(ctx, t, &h); err != nil {
+			return 0, err
+		}
+	}
 	if h.done() {
 		if err := c.removeFinalizer(ctx, loc, t.st); err != nil {
 			return 0, err
 		}
 		return 0, nil
 	}
-	deadline := t.st.DeletionTimestamp.Add(c.grace)
-	if now.Before(deadline) {
+	if !pastGrace {
 		// The syncer releases the objects; the namespaces are ours to release.
 		released, err := c.releaseNamespaces(ctx, t, h, h.namespaces)
 		if err != nil {
@@ -111,6 +120,9 @@ func (c *Controller) reconcileSilent(ctx context.Context, loc *locationState, t 
 		return recheckPeriod, nil
 	}
 	h := c.holdingsFor(t.key)
+	if err := c.addUncachedHoldings(ctx, t, &h); err != nil {
+		return 0, err
+	}
 	objects := c.evicted(t.key, h.objects)
 	namespaces := c.evictedNamespaces(t.key, h.namespaces)
 	if len(objects) == 0 && len(namespaces) == 0 {

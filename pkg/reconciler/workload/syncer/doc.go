@@ -21,7 +21,10 @@
 // podsecurity.go keeps their Pod Security Admission labels at the SyncTarget's
 // spec.podSecurity levels (never the upstream namespace's labels),
 // namespace_informers.go watches the namespaces of both sides, type_release.go releases
-// the upstream objects of a type that stops being synced (its copies stay),
+// the upstream objects of a type that stops being synced from the caches that still run
+// (its copies stay), type_releaser.go by live lists in every workspace, also for a type
+// removed while the syncer was down (known from the previous run's
+// status.syncedResources, and reported Releasing there until done),
 // status_reporter.go heartbeats and writes the SyncTarget status (confined.go checks, with
 // every heartbeat, the admission policy that confines the syncer downstream for its
 // SyncerConfined condition, using syncerrbac's checks), upstream.go holds the

@@ -118,6 +118,10 @@ type engine struct {
 	upstreamWorkspaces  map[string]*upstreamWorkspace
 	resourceStates      []workloadv1alpha1.SyncedResource
 
+	// typeReleases releases, by live lists, the types that were synced and are no longer
+	// (also those removed while the syncer was down) and reports them; nil: none (tests).
+	typeReleases *typeReleaser
+
 	namespacesSynced func() bool
 	namespaceLister  corelisters.NamespaceLister
 }
@@ -187,7 +191,12 @@ func (e *engine) reconcile(ctx context.Context, accepted []resourceInfo, states 
 	for _, r := range accepted {
 		want[r.gvr] = r
 	}
-	releases := e.acceptTypes(want, states)
+	releases, removed := e.acceptTypes(want, states)
+	// The live release remembers the removed types (status Releasing) before anything is
+	// released, so that a restart in the middle still knows them.
+	if e.typeReleases != nil {
+		e.typeReleases.track(ctx, removed, want, states, workspaces)
+	}
 	unreleased := e.releaseRemovedTypes(ctx, releases)
 
 	e.mu.Lock()
@@ -392,11 +401,23 @@ func (e *engine) resourceList() []resourceInfo {
 	return out
 }
 
-// syncedResources returns the per-type states for SyncTarget.status.syncedResources.
+// syncedResources returns the discovered per-type states of the requested types.
 func (e *engine) syncedResources() []workloadv1alpha1.SyncedResource {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	return append([]workloadv1alpha1.SyncedResource(nil), e.resourceStates...)
+}
+
+// reportedResources returns the states for SyncTarget.status.syncedResources: the
+// discovered ones with the types still being released (state Releasing). Decisions keep
+// reading syncedResources (an Unauthorized type being released is still Unauthorized
+// there).
+func (e *engine) reportedResources() []workloadv1alpha1.SyncedResource {
+	states := e.syncedResources()
+	if e.typeReleases == nil {
+		return states
+	}
+	return e.typeReleases.states(states)
 }
 
 // upstreamSynced reports whether every upstream informer of workspace ws, its namespace

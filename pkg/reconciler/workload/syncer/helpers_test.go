@@ -78,11 +78,13 @@ type testEnv struct {
 	status     *statusController
 	namespaces *namespaceManager
 	breaker    *deletionBreaker
-	reporter   *statusReporter
-	metrics    *syncerMetrics
-	errors     *errorLog
-	started    *atomic.Bool
-	recovery   tmc.RecoveryOptions
+	// typeReleases is the live release of types no longer synced.
+	typeReleases *typeReleaser
+	reporter     *statusReporter
+	metrics      *syncerMetrics
+	errors       *errorLog
+	started      *atomic.Bool
+	recovery     tmc.RecoveryOptions
 
 	upstreamDynamic   *dynamicfake.FakeDynamicClient
 	upstreamKube      *kubefake.Clientset
@@ -137,7 +139,7 @@ func newTestEnv(t *testing.T, objs testObjects) *testEnv {
 		PodName:                       "tmc-system/syncer-0",
 	}
 	d := newDataPath(target, transform.DefaultChain(), cfg, env.downstreamDynamic, env.downstreamKube, env.metrics, env.errors, env.recovery)
-	env.engine, env.spec, env.status, env.namespaces, env.breaker = d.engine, d.spec, d.status, d.namespaces, d.breaker
+	env.engine, env.spec, env.status, env.namespaces, env.breaker, env.typeReleases = d.engine, d.spec, d.status, d.namespaces, d.breaker, d.typeReleases
 	env.reporter = &statusReporter{
 		target:          target,
 		interval:        cfg.HeartbeatInterval,
@@ -154,6 +156,7 @@ func newTestEnv(t *testing.T, objs testObjects) *testEnv {
 		env.spec.queue.ShutDown()
 		env.status.queue.ShutDown()
 		env.namespaces.queue.ShutDown()
+		env.typeReleases.queue.ShutDown()
 	})
 
 	for _, o := range objs.upstream {

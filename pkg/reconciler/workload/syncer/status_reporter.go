@@ -108,7 +108,11 @@ func (l *errorLog) summary() *workloadv1alpha1.ErrorSummary {
 
 // reporterCaches is what the status reporter reads of the informer caches.
 type reporterCaches interface {
+	// syncedResources are the discovered states of the requested types (the conditions
+	// read them); reportedResources add the types being released, for
+	// status.syncedResources.
 	syncedResources() []workloadv1alpha1.SyncedResource
+	reportedResources() []workloadv1alpha1.SyncedResource
 	downstreamSynced() (bool, string)
 	workspaceSyncStates() []workspaceSyncState
 }
@@ -222,10 +226,9 @@ func (r *statusReporter) buildStatus(ctx context.Context, current *workloadv1alp
 	if current != nil {
 		existing = current.Status.Conditions
 	}
-	states := r.caches.syncedResources()
 	accepted := int32(0)
 	var unauthorized []string
-	for _, st := range states {
+	for _, st := range r.caches.syncedResources() {
 		switch st.State {
 		case workloadv1alpha1.ResourceStateAccepted:
 			accepted++
@@ -282,7 +285,7 @@ func (r *statusReporter) buildStatus(ctx context.Context, current *workloadv1alp
 	status := map[string]any{
 		"lastSyncerHeartbeatTime": now.Rfc3339Copy().UTC().Format(time.RFC3339),
 		"conditions":              conds,
-		"syncedResources":         states,
+		"syncedResources":         r.caches.reportedResources(),
 		"acceptedResourceCount":   accepted,
 		"syncer": workloadv1alpha1.SyncerInfo{
 			Version:   version.Get().GitVersion,

@@ -189,6 +189,8 @@ type dataPath struct {
 	status     *statusController
 	namespaces *namespaceManager
 	breaker    *deletionBreaker
+	// typeReleases releases the types that were synced and are no longer.
+	typeReleases *typeReleaser
 }
 
 // dataPathOption changes how newDataPath wires the data path.
@@ -226,6 +228,8 @@ func newDataPath(target syncTarget, chain *transform.Chain, cfg *Config, downstr
 	if cfg.DeletionBudget != nil {
 		deletionBudgetConfig = *cfg.DeletionBudget
 	}
+	d.typeReleases = newTypeReleaser(target, d.engine, metrics, errs, recovery)
+	d.engine.typeReleases = d.typeReleases
 	d.breaker = newDeletionBreaker(deletionBudgetConfig, target, d.engine.syncedObjectCount, metrics)
 	o := dataPathOptions{budget: d.breaker}
 	for _, opt := range opts {
@@ -333,6 +337,12 @@ func (s *Syncer) runControllers(ctx context.Context) error {
 	}
 	recorder := locationRecorder
 	d.breaker.recorder = recorder
+	d.typeReleases.recorder = recorder
+	// The types the previous run synced: those no longer wanted are released, also when
+	// they were removed while the syncer was down.
+	if st, err := syncTargetLister.Get(s.target.name); err == nil {
+		d.typeReleases.resume(st.Status.SyncedResources)
+	}
 	policyName := s.cfg.AdmissionPolicyName
 	if policyName == "" {
 		policyName = syncerrbac.ClusterObjectName(s.target.workspace, s.target.name)
@@ -379,6 +389,7 @@ func (s *Syncer) runControllers(ctx context.Context) error {
 	wg.Go(func() { claims.run(ctx) })
 	wg.Go(func() { reporter.run(ctx) })
 	wg.Go(func() { d.namespaces.queue.Run(ctx, 1) })
+	wg.Go(func() { d.typeReleases.queue.Run(ctx, 1) })
 	wg.Go(func() { d.status.queue.Run(ctx, s.cfg.Workers) })
 	s.isStarted.Store(true)
 	logger.Info("Syncer started")

@@ -34,10 +34,21 @@ type typeRelease struct {
 
 // acceptTypes makes want the accepted types, so that the spec and status controllers stop
 // acting on the others at once, and returns the running upstream caches of the types that
-// are no longer accepted (removed from spec.resources, Incompatible or Unauthorized).
-func (e *engine) acceptTypes(want map[schema.GroupVersionResource]resourceInfo, states []workloadv1alpha1.SyncedResource) []typeRelease {
+// are no longer accepted (removed from spec.resources, Incompatible or Unauthorized), and
+// those types, for the live release (typeReleaser).
+func (e *engine) acceptTypes(want map[schema.GroupVersionResource]resourceInfo, states []workloadv1alpha1.SyncedResource) ([]typeRelease, []workloadv1alpha1.SyncedResource) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	var removed []workloadv1alpha1.SyncedResource
+	for gvr := range e.resources {
+		if _, ok := want[gvr]; !ok {
+			removed = append(removed, workloadv1alpha1.SyncedResource{
+				ResourceToSync: workloadv1alpha1.ResourceToSync{Group: gvr.Group, Resource: gvr.Resource},
+				Versions:       []string{gvr.Version},
+				State:          workloadv1alpha1.ResourceStateAccepted,
+			})
+		}
+	}
 	e.resourceStates = states
 	e.resources = want
 	var out []typeRelease
@@ -57,7 +68,30 @@ func (e *engine) acceptTypes(want map[schema.GroupVersionResource]resourceInfo, 
 		}
 		return out[i].key.gvr.String() < out[j].key.gvr.String()
 	})
-	return out
+	return out, removed
+}
+
+// acceptsResource reports whether a type is accepted, at any version.
+func (e *engine) acceptsResource(res workloadv1alpha1.ResourceToSync) bool {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	for gvr := range e.resources {
+		if gvr.Group == res.Group && gvr.Resource == res.Resource {
+			return true
+		}
+	}
+	return false
+}
+
+// upstreamDynamicFor returns the dynamic client of a watched upstream workspace.
+func (e *engine) upstreamDynamicFor(workspace string) (dynamic.Interface, bool) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	upstream, ok := e.upstreamWorkspaces[workspace]
+	if !ok {
+		return nil, false
+	}
+	return upstream.dynamic, true
 }
 
 // releaseRemovedTypes removes our finalizer from every cached upstream object of the given

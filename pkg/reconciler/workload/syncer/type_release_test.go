@@ -56,6 +56,10 @@ func TestTypeRemovalReleasesUpstreamObjects(t *testing.T) {
 	if _, ok := e.resource(configMapsGVR); ok {
 		t.Error("configmaps are still accepted")
 	}
+	// Reported until the live release confirmed it, so that a restart does not forget it.
+	if state, _ := stateOf(e, configMapsResource); state != workloadv1alpha1.ResourceStateReleasing {
+		t.Errorf("configmaps are reported %q, want Releasing", state)
+	}
 	if _, ok := e.upstream(testWorkspace, configMapsGVR); ok {
 		t.Error("the upstream configmaps informer still runs after its objects were released")
 	}

@@ -190,7 +190,8 @@ type SyncTargetStatus struct {
 	// +optional
 	LastSyncerHeartbeatTime *metav1.Time `json:"lastSyncerHeartbeatTime,omitempty"`
 
-	// syncedResources is the syncer's verdict on each resource type of spec.resources.
+	// syncedResources is the syncer's verdict on each resource type of spec.resources, and the
+	// types it synced before and is still releasing (state Releasing).
 	// +optional
 	// +listType=map
 	// +listMapKey=group
@@ -279,7 +280,7 @@ type WorkspaceReference struct {
 }
 
 // ResourceState is the syncer's verdict on one resource type.
-// +kubebuilder:validation:Enum=Pending;Accepted;Incompatible;Unauthorized
+// +kubebuilder:validation:Enum=Pending;Accepted;Incompatible;Unauthorized;Releasing
 type ResourceState string
 
 const (
@@ -291,6 +292,12 @@ const (
 	ResourceStateIncompatible ResourceState = "Incompatible"
 	// ResourceStateUnauthorized means the syncer lacks the permissions to sync the type.
 	ResourceStateUnauthorized ResourceState = "Unauthorized"
+	// ResourceStateReleasing means the type was synced and is no longer (removed from
+	// spec.resources, or turned Incompatible or Unauthorized): the syncer is removing its
+	// finalizer from the type's upstream objects, and keeps their downstream copies. The
+	// entry stays until every workload workspace is done, so that a syncer restarted in the
+	// middle still knows the type; its message says why and what is left.
+	ResourceStateReleasing ResourceState = "Releasing"
 )
 
 // SyncedResource is the state of one resource type on this target.
