@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sort"
 	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
@@ -127,7 +129,7 @@ func runController(ctx context.Context, opts *options.Options) error {
 	if err != nil {
 		return err
 	}
-	set, err := workspaces.NewSet(cfg, opts.LocationWorkspaces, opts.Workspaces, 10*time.Hour)
+	set, err := newWorkspaceSet(opts, cfg)
 	if err != nil {
 		return err
 	}
@@ -136,6 +138,25 @@ func runController(ctx context.Context, opts *options.Options) error {
 		return err
 	}
 	return cliutil.RunComponent(ctx, c)
+}
+
+// newWorkspaceSet returns the workspaces of the flags, or with --hub the hub as the one
+// location and workload workspace.
+func newWorkspaceSet(opts *options.Options, cfg *rest.Config) (*workspaces.Set, error) {
+	const resync = 10 * time.Hour
+	if opts.Hub {
+		return workspaces.NewHubSet(cfg, resync)
+	}
+	return workspaces.NewSet(cfg, opts.LocationWorkspaces, opts.Workspaces, resync)
+}
+
+// leaseWorkspace is where the leader-election Lease lives: the first location workspace,
+// or the hub.
+func leaseWorkspace(opts *options.Options, set *workspaces.Set) *workspaces.Workspace {
+	if opts.Hub {
+		return set.Location[workspaces.HubWorkspace]
+	}
+	return set.Location[opts.LocationWorkspaces[0]]
 }
 
 // newComponent wires metrics, health checks and the controllers of set into the
@@ -162,7 +183,7 @@ func newComponent(opts *options.Options, set *workspaces.Set) (cliutil.Component
 	); err != nil {
 		return cliutil.Component{}, err
 	}
-	lockWS := set.Location[opts.LocationWorkspaces[0]]
+	lockWS := leaseWorkspace(opts, set)
 	return cliutil.Component{
 		Name:               "tmc-controller",
 		MetricsBindAddress: opts.MetricsBindAddress,
@@ -192,7 +213,7 @@ func runControllers(ctx context.Context, opts *options.Options, set *workspaces.
 		}
 	}
 	synced.set(true)
-	klog.FromContext(ctx).Info("Controllers started", "locationWorkspaces", opts.LocationWorkspaces, "workspaces", opts.Workspaces)
+	klog.FromContext(ctx).Info("Controllers started", "locationWorkspaces", sortedKeys(set.Location), "workspaces", set.WorkloadPaths(), "hub", opts.Hub)
 	var wg sync.WaitGroup
 	for _, r := range cs.runners {
 		wg.Add(1)
@@ -204,6 +225,15 @@ func runControllers(ctx context.Context, opts *options.Options, set *workspaces.
 		ws.Shutdown()
 	}
 	return nil
+}
+
+func sortedKeys(m map[string]*workspaces.Workspace) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 func identity() string {
