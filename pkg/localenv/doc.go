@@ -2,7 +2,11 @@
 // dev`, the integration and e2e tests and the benchmarks: one etcd, one kube-apiserver per
 // kcp-style workspace behind a front proxy that serves /clusters/<path>/..., and physical
 // clusters made of kube-apiserver, kube-controller-manager, kube-scheduler and kwok with fake
-// nodes. Every server listens on 127.0.0.1 with a free port and logs to a per-environment
+// nodes. Each workspace runs the controllers kcp runs per logical cluster (namespace, garbage
+// collector, service account, service-account token, root-CA publisher) and the PVC/PV
+// protection controllers, so every namespace holds kube-root-ca.crt and a default
+// ServiceAccount as on kcp (workspace_controllers.go); each physical cluster has a default
+// StorageClass and a pool of PersistentVolumes its binder binds claims to (storage.go). Every server listens on 127.0.0.1 with a free port and logs to a per-environment
 // directory. It also injects faults: a TCP proxy that partitions, delays or resets
 // connections, stop/start/kill of any process, and a workspace's apiserver replaced by an
 // empty one at the same path (ReplaceWorkspace).

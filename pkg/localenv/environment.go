@@ -26,8 +26,10 @@ type Options struct {
 	Users []string
 	// Dir holds data, logs and kubeconfigs; a new temporary directory when empty.
 	Dir string
-	// NoWorkspaceControllers skips the namespace and garbage-collector controllers that
-	// otherwise run for each workspace (kcp runs both).
+	// NoWorkspaceControllers skips the kube-controller-manager that otherwise runs for each
+	// workspace the controllers kcp runs per logical cluster (namespace, garbage collector,
+	// service account, service-account token, root-CA publisher) and the PVC/PV protection
+	// controllers.
 	NoWorkspaceControllers bool
 	// WorkspaceAPIServerArgs are extra kube-apiserver flags for every workspace's
 	// apiserver (replacements included), e.g. --watch-cache=false so that watches are
@@ -60,6 +62,8 @@ type Environment struct {
 	replacements int
 	// workspaceAPIServerArgs is Options.WorkspaceAPIServerArgs.
 	workspaceAPIServerArgs []string
+	// workspaceRootCAFile is the CA bundle the workspaces publish as kube-root-ca.crt.
+	workspaceRootCAFile string
 }
 
 // Workspace is one emulated kcp workspace: its own apiserver, served through the front proxy.
@@ -104,6 +108,9 @@ func Start(ctx context.Context, opts Options) (_ *Environment, err error) {
 		return nil, err
 	}
 	if env.Tokens, err = NewTokenFile(filepath.Join(env.Dir, "pki"), opts.Users); err != nil {
+		return nil, err
+	}
+	if env.workspaceRootCAFile, err = writeWorkspaceRootCA(env.PKI); err != nil {
 		return nil, err
 	}
 	if env.Etcd, err = StartEtcd(ctx, bins, env.Dir, env.LogDir); err != nil {
@@ -178,7 +185,7 @@ func (env *Environment) startWorkspace(ctx context.Context, path string, control
 }
 
 // startWorkspaceServers starts a workspace's apiserver on etcdPrefix and, with
-// controllers, its namespace and garbage-collector controllers.
+// controllers, its kube-controller-manager (workspaceControllers).
 func (env *Environment) startWorkspaceServers(ctx context.Context, name, etcdPrefix string, controllers bool) (*APIServer, *Process, error) {
 	as, err := StartAPIServer(ctx, env.bins, env.PKI, env.Tokens, APIServerOptions{
 		Name:       name,
@@ -197,15 +204,8 @@ func (env *Environment) startWorkspaceServers(ctx context.Context, name, etcdPre
 	if err != nil {
 		return nil, nil, err
 	}
-	cm := NewProcess(name+"-controller-manager", env.bins.Path(BinKubeControllerManager), []string{
-		"--kubeconfig=" + kubeconfig,
-		"--authentication-kubeconfig=" + kubeconfig,
-		"--authorization-kubeconfig=" + kubeconfig,
-		"--leader-elect=false",
-		"--secure-port=0",
-		"--controllers=namespace-controller,garbage-collector-controller",
-		"--v=1",
-	}, env.LogDir)
+	cm := NewProcess(name+"-controller-manager", env.bins.Path(BinKubeControllerManager),
+		workspaceControllerManagerArgs(kubeconfig, env.PKI, env.workspaceRootCAFile), env.LogDir)
 	if err := cm.Start(); err != nil {
 		return nil, nil, err
 	}

@@ -23,11 +23,18 @@ type PhysicalClusterOptions struct {
 	Nodes int
 	// NodeCPU, NodeMemory and NodePods are each node's capacity (defaults 32, 256Gi, 110).
 	NodeCPU, NodeMemory, NodePods string
+	// PersistentVolumes is the size of the pool of pre-created volumes of the default
+	// StorageClass that claims bind to (default 32; negative: no pool, no StorageClass).
+	PersistentVolumes int
+	// PersistentVolumeSize is each pool volume's capacity (default 10Gi); a claim asking
+	// for more stays Pending.
+	PersistentVolumeSize string
 }
 
 // PhysicalCluster is a kube-apiserver, kube-controller-manager, kube-scheduler and kwok
 // with fake nodes: Deployments get pods that are scheduled and become Running and Ready,
-// namespaces finish deleting and garbage collection works.
+// namespaces finish deleting, garbage collection works and claims bind to a pool of
+// volumes of the default StorageClass (createVolumePool).
 type PhysicalCluster struct {
 	Name              string
 	APIServer         *APIServer
@@ -50,6 +57,12 @@ func startPhysicalCluster(ctx context.Context, env *Environment, opts PhysicalCl
 	}
 	if opts.NodePods == "" {
 		opts.NodePods = "110"
+	}
+	if opts.PersistentVolumes == 0 {
+		opts.PersistentVolumes = defaultPersistentVolumes
+	}
+	if opts.PersistentVolumeSize == "" {
+		opts.PersistentVolumeSize = defaultPersistentVolumeSize
 	}
 	as, err := StartAPIServer(ctx, env.bins, env.PKI, env.Tokens, APIServerOptions{
 		Name:       "cluster-" + opts.Name,
@@ -82,6 +95,11 @@ func startPhysicalCluster(ctx context.Context, env *Environment, opts PhysicalCl
 	if err := pc.waitNodesReady(ctx, client, opts.Nodes); err != nil {
 		return nil, err
 	}
+	if opts.PersistentVolumes > 0 {
+		if err := createVolumePool(ctx, client, env.Dir, opts); err != nil {
+			return nil, fmt.Errorf("physical cluster %s: %w", opts.Name, err)
+		}
+	}
 	return pc, nil
 }
 
@@ -99,6 +117,8 @@ func (pc *PhysicalCluster) startComponents(env *Environment, kubeconfig string) 
 		"--controllers=*,-node-ipam-controller,-serviceaccount-token-controller",
 		"--concurrent-deployment-syncs=10",
 		"--concurrent-replicaset-syncs=10",
+		// A claim created while the binder was starting is looked at again on this period.
+		"--pvclaimbinder-sync-period=5s",
 		"--v=1",
 	}, env.LogDir)
 	pc.Scheduler = NewProcess("cluster-"+pc.Name+"-scheduler", env.bins.Path(BinKubeScheduler), []string{

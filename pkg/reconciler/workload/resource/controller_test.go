@@ -187,6 +187,8 @@ func TestResourceTypesInUse(t *testing.T) {
 		[]*corev1.Namespace{newNamespace(testNamespace, nil, nil), newNamespace("empty", nil, nil), newNamespace("cms", nil, nil)},
 		[]*unstructured.Unstructured{
 			deployment(testNamespace, "web"), configMap(testNamespace, "cfg"), configMap("cms", "cfg"),
+			// Every namespace holds one; it must not make configmaps a type in use.
+			configMap(testNamespace, "kube-root-ca.crt"), configMap("empty", "kube-root-ca.crt"),
 		}, nil)
 	if !env.c.HasSynced() {
 		t.Fatal("HasSynced = false after the caches synced")

@@ -8,6 +8,14 @@
 //   - object labelled Sync for a key the namespace has neither a label nor a deletion
 //     annotation for: the object gets the deletion annotation (now).
 //
+// Objects the workload-syncer never syncs (transform.NotSyncedReason, the same rule as the
+// syncer's built-in filters) are never labelled: the kube-root-ca.crt ConfigMap and the
+// default ServiceAccount that kcp keeps in every namespace, service-account token Secrets,
+// and objects controlled by a kind whose controller also runs on the physical cluster
+// (the ReplicaSets of a Deployment, the Jobs of a CronJob, ...). One labelled by hand still
+// gets the deletion annotation when its namespace is unplaced, so that it is released; and
+// such objects never count in TypesInUse.
+//
 // Removal always goes through the deletion annotation, so that the workload-syncer deletes
 // the downstream copy (honouring soft finalizers) and then releases the object itself; this
 // controller never removes a label, annotation or finalizer. It writes with a JSON merge
@@ -30,6 +38,7 @@
 // types.go (synced types, discovery, indexes, TypesInUse and WorkspacesWithObjectsFor),
 // targets.go (ObjectsFor), reconcile.go (per-object logic and patch).
 //
-// It uses pkg/workspaces, pkg/reconciler/queue and pkg/reconciler/workload/tmc and must not
-// import the other tmc-controller packages, the workload-syncer or anything under test/.
+// It uses pkg/workspaces, pkg/reconciler/queue, pkg/reconciler/workload/tmc and the pure
+// pkg/reconciler/workload/syncer/transform (for its object rules), and must not import the
+// other tmc-controller packages, the workload-syncer package itself or anything under test/.
 package resource

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 
+	"github.com/tmc-dev/tmc/pkg/reconciler/workload/syncer/transform"
 	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
 )
 
@@ -156,6 +157,12 @@ func (c *Controller) reconcile(ctx context.Context, key objectKey) error {
 		return nil
 	}
 	ch := desiredChanges(nsState, upstreamObj.GetLabels(), upstreamObj.GetAnnotations(), c.clock.Now())
+	if reason := transform.NotSyncedReason(upstreamObj); reason != "" && len(ch.labels) > 0 {
+		// The syncer refuses such an object, so it is never labelled. Deletion annotations
+		// still go through: one labelled by hand is then released by the syncer as usual.
+		logger.V(4).Info("Not labelling an object the syncer does not sync", "reason", reason)
+		clear(ch.labels)
+	}
 	if ch.empty() {
 		logger.V(4).Info("Object already follows its namespace")
 		return nil

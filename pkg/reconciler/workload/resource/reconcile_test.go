@@ -10,6 +10,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	clienttesting "k8s.io/client-go/testing"
 
 	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
 )
@@ -140,6 +142,33 @@ func TestResourceReconcile(t *testing.T) {
 			obj:      configMap(testNamespace, "cm", withLabels(map[string]string{eastLabel: workloadv1alpha1.ResourceStateUpsync})),
 		},
 		{
+			name:     "kube-root-ca.crt of a placed namespace is never labelled",
+			nsLabels: map[string]string{eastLabel: sync},
+			obj:      configMap(testNamespace, "kube-root-ca.crt"),
+		},
+		{
+			name:     "an object a Deployment controls is never labelled",
+			nsLabels: map[string]string{eastLabel: sync},
+			obj:      configMap(testNamespace, "cm", withController("apps/v1", "Deployment", "web")),
+		},
+		{
+			name:       "an object an operator on the hub controls is labelled",
+			nsLabels:   map[string]string{eastLabel: sync},
+			obj:        configMap(testNamespace, "cm", withController("example.com/v1", "Database", "db")),
+			wantPatch:  map[string]any{"metadata": map[string]any{"resourceVersion": "42", "labels": map[string]any{eastLabel: sync}}},
+			wantLabels: map[string]string{eastLabel: sync},
+		},
+		{
+			name:          "a hand-labelled kube-root-ca.crt still gets the deletion annotation, so that the syncer releases it",
+			nsLabels:      map[string]string{eastLabel: sync},
+			nsAnnotations: map[string]string{eastDeletion: nsDeletionTime},
+			obj:           configMap(testNamespace, "kube-root-ca.crt", withLabels(map[string]string{eastLabel: sync})),
+			wantPatch: map[string]any{"metadata": map[string]any{"resourceVersion": "42",
+				"annotations": map[string]any{eastDeletion: nsDeletionTime}}},
+			wantLabels:     map[string]string{eastLabel: sync},
+			wantAnnotation: map[string]string{eastDeletion: nsDeletionTime},
+		},
+		{
 			name:     "object being deleted is skipped",
 			nsLabels: map[string]string{eastLabel: sync},
 			obj: configMap(testNamespace, "cm", func(u *unstructured.Unstructured) {
@@ -218,5 +247,51 @@ func TestResourceDesiredChangesDeletionTimeIsUTC(t *testing.T) {
 	}
 	if _, err := workloadv1alpha1.ParseDeletionTimestamp(ch.annotations[eastDeletion]); err != nil {
 		t.Errorf("annotation does not parse: %v", err)
+	}
+}
+
+func withController(apiVersion, kind, name string) func(*unstructured.Unstructured) {
+	return func(u *unstructured.Unstructured) {
+		isController := true
+		u.SetOwnerReferences([]metav1.OwnerReference{{APIVersion: apiVersion, Kind: kind, Name: name, UID: "owner-uid", Controller: &isController}})
+	}
+}
+
+// TestResourcePerNamespaceSystemObjectsAreNotLabelled: in a placed namespace, the objects
+// every kcp (or Kubernetes) namespace holds are left alone, while a user's objects of the
+// same types are labelled.
+func TestResourcePerNamespaceSystemObjectsAreNotLabelled(t *testing.T) {
+	serviceAccountsGVR := schema.GroupVersionResource{Version: "v1", Resource: "serviceaccounts"}
+	secretsGVR := schema.GroupVersionResource{Version: "v1", Resource: "secrets"}
+	tokenSecret := newObject(secretsGVR, "Secret", testNamespace, "default-token", func(u *unstructured.Unstructured) {
+		u.Object["type"] = string(corev1.SecretTypeServiceAccountToken)
+	})
+	objects := []*unstructured.Unstructured{
+		configMap(testNamespace, "kube-root-ca.crt"),
+		newObject(serviceAccountsGVR, "ServiceAccount", testNamespace, "default"),
+		tokenSecret,
+		configMap(testNamespace, "web-config"),
+		newObject(serviceAccountsGVR, "ServiceAccount", testNamespace, "web"),
+	}
+	ns := newNamespace(testNamespace, map[string]string{eastLabel: workloadv1alpha1.ResourceStateSync}, nil)
+	env := newTestEnv(t, nil, []*corev1.Namespace{ns}, objects, nil)
+	env.dynamic.ClearActions()
+	gvrs := []schema.GroupVersionResource{configMapsGVR, serviceAccountsGVR, secretsGVR, configMapsGVR, serviceAccountsGVR}
+	for i, o := range objects {
+		if err := env.c.reconcile(t.Context(), objectKey{workspace: testWorkspace, gvr: gvrs[i], namespace: testNamespace, name: o.GetName()}); err != nil {
+			t.Fatalf("reconcile %s: %v", o.GetName(), err)
+		}
+	}
+	var patched []string
+	for _, a := range env.dynamic.Actions() {
+		if p, ok := a.(clienttesting.PatchAction); ok {
+			patched = append(patched, p.GetResource().Resource+"/"+p.GetName())
+		}
+	}
+	if want := []string{"configmaps/web-config", "serviceaccounts/web"}; !reflect.DeepEqual(patched, want) {
+		t.Errorf("patched %v, want only the user's objects %v", patched, want)
+	}
+	if got := env.c.TypesInUse(testWorkspace, testNamespace); len(got) != 2 {
+		t.Errorf("TypesInUse = %v, want configmaps and serviceaccounts (the user's objects)", got)
 	}
 }

@@ -3,15 +3,18 @@ package resource
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 
+	"github.com/tmc-dev/tmc/pkg/reconciler/workload/syncer/transform"
 	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
 )
 
@@ -192,16 +195,25 @@ func (c *Controller) typesOf(workspace string) []*typeState {
 
 // TypesInUse returns the synced types that have at least one object in namespace of
 // workspace, according to the caches, in the order of the configured resources. Types
-// the workspace does not serve are never in use.
+// the workspace does not serve are never in use, and neither are objects the syncer never
+// syncs (transform.NotSyncedReason): the kube-root-ca.crt ConfigMap and default
+// ServiceAccount of every namespace must not make every namespace need configmaps and
+// serviceaccounts.
 func (c *Controller) TypesInUse(workspace, namespace string) []workloadv1alpha1.ResourceToSync {
 	var out []workloadv1alpha1.ResourceToSync
 	for _, t := range c.typesOf(workspace) {
-		keys, err := t.informer.GetIndexer().IndexKeys(cache.NamespaceIndex, namespace)
-		if err == nil && len(keys) > 0 {
+		objs, err := t.informer.GetIndexer().ByIndex(cache.NamespaceIndex, namespace)
+		if err == nil && slices.ContainsFunc(objs, synced) {
 			out = append(out, t.resource)
 		}
 	}
 	return out
+}
+
+// synced reports whether a cached object is one the syncer would sync.
+func synced(obj interface{}) bool {
+	u, ok := obj.(*unstructured.Unstructured)
+	return ok && transform.NotSyncedReason(u) == ""
 }
 
 // WorkspacesWithObjectsFor returns, sorted, the workload workspaces in which at least one

@@ -102,9 +102,14 @@ type Chain struct {
 
 // DefaultChain returns the built-in chain, in this order:
 //
-// Filters:
+// Filters (BuiltinFilters, in filters.go):
 //  1. ServiceAccountTokenSecretFilter: v1 Secrets of type kubernetes.io/service-account-token
 //     are not synced; the downstream cluster's token controller owns such secrets.
+//  2. SystemObjectFilter: the kube-root-ca.crt ConfigMap and the default ServiceAccount of
+//     every namespace are not synced; the physical cluster keeps its own.
+//  3. BuiltinControllerChildFilter: objects controlled by a Deployment, ReplicaSet,
+//     StatefulSet, DaemonSet, Job, CronJob, ReplicationController, Service, Pod or Node are
+//     not synced; the physical cluster's controllers create their own from the parent.
 //
 // Transformers (after the fixed clean-up described on Down):
 //  1. MetadataTransformer: drops every per-target state label and the kcp, per-target,
@@ -120,7 +125,7 @@ type Chain struct {
 // built-in filters.
 func DefaultChain() *Chain {
 	return &Chain{
-		Filters: []Filter{ServiceAccountTokenSecretFilter{}},
+		Filters: BuiltinFilters(),
 		Transformers: []Transformer{
 			MetadataTransformer{},
 			AllocatedFieldsTransformer{},

@@ -39,7 +39,7 @@ func TestChainNames(t *testing.T) {
 	for _, tr := range c.Transformers {
 		names = append(names, tr.Name())
 	}
-	want := []string{"service-account-token-secret", "metadata", "allocated-fields", "spec-diff", "downstream-owned-fields"}
+	want := []string{"service-account-token-secret", "per-namespace-system-object", "builtin-controller-child", "metadata", "allocated-fields", "spec-diff", "downstream-owned-fields"}
 	if !slices.Equal(names, want) {
 		t.Errorf("DefaultChain() = %v, want %v", names, want)
 	}
@@ -84,7 +84,7 @@ func TestChainExtension(t *testing.T) {
 		a := base.With(r.transformer("a", nil))
 		b := base.With(r.transformer("b", nil))
 		_ = base.WithFilter(r.filter("no", false))
-		if len(base.Transformers) != 4 || len(base.Filters) != 1 {
+		if len(base.Transformers) != 4 || len(base.Filters) != len(BuiltinFilters()) {
 			t.Fatalf("base chain modified: %d filters, %d transformers", len(base.Filters), len(base.Transformers))
 		}
 		if a.Transformers[4].Name() != "a" || b.Transformers[4].Name() != "b" {

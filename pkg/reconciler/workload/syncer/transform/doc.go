@@ -3,9 +3,12 @@
 //
 // It owns:
 //   - the transformation chain (Chain, Filter, Transformer): the fixed metadata clean-up,
-//     the built-in filters and transformers (service-account token secrets, label and
-//     annotation clean-up, per-target spec-diff, downstream-owned fields) and the extension
-//     point (Chain.With, Chain.WithFilter);
+//     the built-in filters and transformers (service-account token secrets, every
+//     namespace's kube-root-ca.crt and default ServiceAccount, children of controllers that
+//     also run downstream; label and annotation clean-up, per-target spec-diff,
+//     downstream-owned fields) and the extension point (Chain.With, Chain.WithFilter);
+//   - NotSyncedReason, the built-in filters' rule for the tmc-controller's label
+//     propagation, so that it never labels what the syncer refuses;
 //   - change detection for the spec leg (Hash, SetHash, NeedsApply), so that a restart with
 //     N synced objects issues zero writes while drift downstream is still reverted;
 //   - change detection for the status leg (StatusEqual, StatusForUpstream);
