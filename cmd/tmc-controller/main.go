@@ -52,7 +52,8 @@ func newCommand(runController func(context.Context, *options.Options) error) *co
 		Long: `tmc-controller places the namespaces of workload workspaces onto SyncTargets (through
 Placements and Locations), propagates the placement to the namespaces' objects, keeps
 SyncTarget.status.workspaces, Location status and SyncTarget heartbeat health up to date,
-and releases the upstream objects of deleted or silent SyncTargets whose syncer does not.`,
+and releases the upstream objects of deleted or silent SyncTargets whose syncer does not.
+With --hub the upstream is a plain Kubernetes hub, its only workspace ("hub").`,
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := logging.Apply(); err != nil {
