@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	authorizationv1 "k8s.io/api/authorization/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -88,6 +89,15 @@ func TestSyncerCustomResources(t *testing.T) {
 	}
 	if err := localenv.InstallCRDObjects(ctx, se.cluster.AdminConfig(), widgetCRD); err != nil {
 		t.Fatal(err)
+	}
+	// The registration's RBAC covers the custom types on both sides (syncerrbac's rules per
+	// group): the syncer's user may write widgets and their status upstream and downstream.
+	for side, cfg := range map[string]*rest.Config{"upstream " + wsA: se.env.Workspace(wsA).AdminConfig(), "downstream": se.cluster.AdminConfig()} {
+		for _, sub := range []string{"", "status"} {
+			if !allowed(t, cfg, syncerUser, "update", widgets, sub) {
+				t.Errorf("%s: %s may not update widgets %s", side, syncerUser, sub)
+			}
+		}
 	}
 	se.setResources(t, append(workloadv1alpha1.DefaultResources(), widgetType))
 	sp := se.startSyncer(t, syncerOptions{args: []string{"--discovery-interval=3s"}})
@@ -179,6 +189,23 @@ func TestSyncerCustomResources(t *testing.T) {
 			t.Logf("gadgets: %s: %s", r.State, r.Message)
 		}
 	}
+}
+
+// allowed asks the apiserver of cfg whether user may do verb on gvr (and subresource).
+func allowed(t *testing.T, cfg *rest.Config, user, verb string, gvr schema.GroupVersionResource, subresource string) bool {
+	t.Helper()
+	review, err := kubeClient(t, cfg).AuthorizationV1().SubjectAccessReviews().Create(t.Context(), &authorizationv1.SubjectAccessReview{
+		Spec: authorizationv1.SubjectAccessReviewSpec{
+			User: user,
+			ResourceAttributes: &authorizationv1.ResourceAttributes{
+				Verb: verb, Group: gvr.Group, Resource: gvr.Resource, Subresource: subresource, Namespace: "any",
+			},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return review.Status.Allowed
 }
 
 // syncedState returns the state status.syncedResources reports for r, "" if none.
