@@ -20,9 +20,27 @@ import (
 // Placements name it in spec.locationWorkspace.
 const HubWorkspace = "hub"
 
+// HubControllersAll runs every default kube-controller-manager controller on the hub (node
+// IPAM aside, which needs a cluster CIDR): the hub's Deployment, ReplicaSet, Job and CronJob
+// controllers act on the workloads too, as on a hub nobody tuned for TMC.
+const HubControllersAll = "*,-node-ipam-controller"
+
+// HubControllersWithoutWorkloads leaves out the controllers of the workload types TMC syncs
+// by default: their status comes from downstream, and a hub controller computing it from
+// the hub's own (never running) pods would overwrite it.
+const HubControllersWithoutWorkloads = HubControllersAll +
+	",-deployment-controller,-replicaset-controller,-statefulset-controller,-daemonset-controller,-job-controller,-cronjob-controller"
+
+// HubOptions configures a hub.
+type HubOptions struct {
+	// Controllers is kube-controller-manager's --controllers (default HubControllersAll).
+	Controllers string
+}
+
 // Hub is a plain Kubernetes control plane used as TMC's upstream: one kube-apiserver and a
-// kube-controller-manager running every default controller (a Deployment gets ReplicaSets
-// and Pods, a CronJob gets Jobs, exactly as on a real hub), with the TMC CRDs installed. It
+// kube-controller-manager running every default controller unless told otherwise (a
+// Deployment gets ReplicaSets and Pods, a CronJob gets Jobs, exactly as on a real hub),
+// with the TMC CRDs installed. It
 // has no nodes, no scheduler and no front proxy: pods created on the hub never run, and
 // the hub is served at its own URL, without /clusters/.
 type Hub struct {
@@ -36,7 +54,10 @@ type Hub struct {
 
 // StartHub starts a hub in the environment (once: its data lives under the etcd prefix
 // /hub), tracked with the environment, and installs the TMC CRDs on it.
-func (env *Environment) StartHub(ctx context.Context) (*Hub, error) {
+func (env *Environment) StartHub(ctx context.Context, opts HubOptions) (*Hub, error) {
+	if opts.Controllers == "" {
+		opts.Controllers = HubControllersAll
+	}
 	as, err := StartAPIServer(ctx, env.bins, env.PKI, env.Tokens, APIServerOptions{
 		Name:       "hub",
 		EtcdURL:    env.Etcd.ClientURL,
@@ -60,9 +81,7 @@ func (env *Environment) StartHub(ctx context.Context) (*Hub, error) {
 		"--use-service-account-credentials=true",
 		"--leader-elect=false",
 		"--secure-port=0",
-		// Every default controller, as on a real hub; node IPAM needs a cluster CIDR the
-		// hub has no use for.
-		"--controllers=*,-node-ipam-controller",
+		"--controllers=" + opts.Controllers,
 		"--v=1",
 	}, env.LogDir)
 	if err := hub.ControllerManager.Start(); err != nil {

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -38,7 +39,7 @@ func customResourceDefinition(kind, plural string) *apiextensionsv1.CustomResour
 		ObjectMeta: metav1.ObjectMeta{Name: plural + "." + crdGroup},
 		Spec: apiextensionsv1.CustomResourceDefinitionSpec{
 			Group: crdGroup,
-			Names: apiextensionsv1.CustomResourceDefinitionNames{Kind: kind, ListKind: kind + "List", Plural: plural, Singular: kind},
+			Names: apiextensionsv1.CustomResourceDefinitionNames{Kind: kind, ListKind: kind + "List", Plural: plural, Singular: strings.ToLower(kind)},
 			Scope: apiextensionsv1.NamespaceScoped,
 			Versions: []apiextensionsv1.CustomResourceDefinitionVersion{{
 				Name: "v1", Served: true, Storage: true,
@@ -74,7 +75,7 @@ func dynamicClient(t *testing.T, cfg *rest.Config) dynamic.Interface {
 // synced like a built-in type (spec down, the status a downstream controller writes back
 // up), with the RBAC `workload sync --resources` generates for it; a CRD served only
 // upstream, added to spec.resources, is reported Incompatible and nothing is deleted or
-// written anywhere, and the syncer stays Ready.
+// written anywhere, and the syncer stays Ready (SyncerReady, /readyz).
 func TestSyncerCustomResources(t *testing.T) {
 	ctx := t.Context()
 	widgetType := workloadv1alpha1.ResourceToSync{Group: crdGroup, Resource: "widgets"}
@@ -91,12 +92,19 @@ func TestSyncerCustomResources(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The registration's RBAC covers the custom types on both sides (syncerrbac's rules per
-	// group): the syncer's user may write widgets and their status upstream and downstream.
-	for side, cfg := range map[string]*rest.Config{"upstream " + wsA: se.env.Workspace(wsA).AdminConfig(), "downstream": se.cluster.AdminConfig()} {
-		for _, sub := range []string{"", "status"} {
-			if !allowed(t, cfg, syncerUser, "update", widgets, sub) {
-				t.Errorf("%s: %s may not update widgets %s", side, syncerUser, sub)
-			}
+	// group): the syncer's user may write widgets and their status upstream, and widgets
+	// downstream (where it only reads the status).
+	for _, check := range []struct {
+		side        string
+		cfg         *rest.Config
+		subresource string
+	}{
+		{"upstream " + wsA, se.env.Workspace(wsA).AdminConfig(), ""},
+		{"upstream " + wsA, se.env.Workspace(wsA).AdminConfig(), "status"},
+		{"downstream", se.cluster.AdminConfig(), ""},
+	} {
+		if !allowed(t, check.cfg, syncerUser, "update", widgets, check.subresource) {
+			t.Errorf("%s: %s may not update widgets %s", check.side, syncerUser, check.subresource)
 		}
 	}
 	se.setResources(t, append(workloadv1alpha1.DefaultResources(), widgetType))
@@ -169,8 +177,8 @@ func TestSyncerCustomResources(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if !meta.IsStatusConditionTrue(st.Status.Conditions, workloadv1alpha1.SyncTargetReady) {
-			return fmt.Errorf("SyncTarget not Ready: %+v", meta.FindStatusCondition(st.Status.Conditions, workloadv1alpha1.SyncTargetReady))
+		if !meta.IsStatusConditionTrue(st.Status.Conditions, workloadv1alpha1.SyncTargetSyncerReady) {
+			return fmt.Errorf("SyncTarget not SyncerReady: %+v", meta.FindStatusCondition(st.Status.Conditions, workloadv1alpha1.SyncTargetSyncerReady))
 		}
 		if syncedState(st, widgetType) != workloadv1alpha1.ResourceStateAccepted {
 			return fmt.Errorf("widgets turned %s", syncedState(st, widgetType))

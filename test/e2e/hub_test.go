@@ -31,14 +31,16 @@ type hubEnv struct {
 	controller *localenv.Component
 }
 
-func setupHubEnv(t *testing.T) *hubEnv {
+// setupHubEnv starts a hubEnv whose kube-controller-manager runs controllers (see
+// localenv.HubOptions).
+func setupHubEnv(t *testing.T, controllers string) *hubEnv {
 	t.Helper()
 	ctx := t.Context()
 	env := localenv.StartForTest(t, localenv.Options{
 		PhysicalClusters: []localenv.PhysicalClusterOptions{{Name: clusterName, Nodes: 2}},
 		Users:            []string{syncerUser, controllerUser},
 	})
-	hub, err := env.StartHub(ctx)
+	hub, err := env.StartHub(ctx, localenv.HubOptions{Controllers: controllers})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,19 +97,15 @@ func (he *hubEnv) downstreamNamespace(t *testing.T, ns string) string {
 	return name
 }
 
-// TestHubMode runs the real syncer and tmc-controller against a plain Kubernetes hub: a
-// Placement places a namespace, its Deployment runs downstream and reports ready upstream,
-// its Service and CronJob are synced, and the Jobs the hub's own CronJob controller creates
-// (and the ReplicaSets of the hub's Deployment controller) are never synced: the CronJob's
-// Jobs run downstream only, created there by the downstream CronJob.
-func TestHubMode(t *testing.T) {
-	ctx := t.Context()
-	he := setupHubEnv(t)
+// placeNamespace creates a Placement in the hub (spec.locationWorkspace "hub") and namespace
+// ns it selects, waits until the tmc-controller has placed ns on east under the SyncTarget
+// key the syncer uses in hub mode, and returns that key's state label.
+func (he *hubEnv) placeNamespace(t *testing.T, ns string) string {
+	t.Helper()
 	upstream := kubeClient(t, he.hub.AdminConfig())
-	down := kubeClient(t, he.cluster.AdminConfig())
 	placed := map[string]string{"tmc.dev/placed": "true"}
-	if _, err := tmcClient(t, he.hub.AdminConfig()).SchedulingV1alpha1().Placements().Create(ctx, &schedulingv1alpha1.Placement{
-		ObjectMeta: metav1.ObjectMeta{Name: "shop"},
+	if _, err := tmcClient(t, he.hub.AdminConfig()).SchedulingV1alpha1().Placements().Create(t.Context(), &schedulingv1alpha1.Placement{
+		ObjectMeta: metav1.ObjectMeta{Name: ns},
 		Spec: schedulingv1alpha1.PlacementSpec{
 			LocationWorkspace: localenv.HubWorkspace,
 			NamespaceSelector: &metav1.LabelSelector{MatchLabels: placed},
@@ -115,12 +113,26 @@ func TestHubMode(t *testing.T) {
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	createNamespace(t, upstream, "shop", placed)
+	createNamespace(t, upstream, ns, placed)
 	stateLabel := workloadv1alpha1.ClusterResourceStateLabel(he.stKey)
-	eventually(t, 60*time.Second, "namespace shop was not placed on east under the hub's SyncTarget key", func(ctx context.Context) (bool, error) {
-		ns, err := upstream.CoreV1().Namespaces().Get(ctx, "shop", metav1.GetOptions{})
-		return err == nil && ns.Labels[stateLabel] == workloadv1alpha1.ResourceStateSync, nil
+	eventually(t, 60*time.Second, "namespace "+ns+" was not placed on east under the hub's SyncTarget key", func(ctx context.Context) (bool, error) {
+		n, err := upstream.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+		return err == nil && n.Labels[stateLabel] == workloadv1alpha1.ResourceStateSync, nil
 	})
+	return stateLabel
+}
+
+// TestHubMode runs the real syncer and tmc-controller against a plain Kubernetes hub: a
+// Placement places a namespace, its Deployment runs downstream and reports ready upstream,
+// its Service and CronJob are synced, and the Jobs the hub's own CronJob controller creates
+// (and the ReplicaSets of the hub's Deployment controller) are never synced: the CronJob's
+// Jobs run downstream only, created there by the downstream CronJob.
+func TestHubMode(t *testing.T) {
+	ctx := t.Context()
+	he := setupHubEnv(t, localenv.HubControllersAll)
+	upstream := kubeClient(t, he.hub.AdminConfig())
+	down := kubeClient(t, he.cluster.AdminConfig())
+	stateLabel := he.placeNamespace(t, "shop")
 
 	if _, err := upstream.AppsV1().Deployments("shop").Create(ctx, deployment("web", 2, nil), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
@@ -166,9 +178,41 @@ func TestHubMode(t *testing.T) {
 	// None of what the hub's controllers create is selected or copied: no state label on
 	// the hub's Jobs and ReplicaSets, no downstream Job or ReplicaSet owned by the syncer.
 	// Held for a while, since label propagation would come after the objects appear.
-	// The hub's Deployment controller, which sees no running pods there, must not take the
-	// status back from the syncer either.
 	holdFor(t, 10*time.Second, "objects made by the hub's controllers were synced", func(ctx context.Context) error {
+		return noControllerChildrenSynced(ctx, upstream, down, "shop", dns, stateLabel, owned)
+	})
+	// The hub's Deployment controller computes the status from the hub's own pods, which
+	// never run, and overwrites what the syncer copied up; the syncer copies again only when
+	// the downstream status changes. TestHubModeWithoutWorkloadControllers is the hub set up
+	// as README recommends.
+	d, err := upstream.AppsV1().Deployments("shop").Get(ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("with the hub's Deployment controller running, hub Deployment web now reports %d ready replicas (downstream: 2)", d.Status.ReadyReplicas)
+}
+
+// TestHubModeWithoutWorkloadControllers: on a hub whose kube-controller-manager leaves
+// out the workload controllers (README, "Running the controller"), the status the syncer
+// copies up stays: the Deployment's ready replicas hold at the downstream value.
+func TestHubModeWithoutWorkloadControllers(t *testing.T) {
+	ctx := t.Context()
+	he := setupHubEnv(t, localenv.HubControllersWithoutWorkloads)
+	upstream := kubeClient(t, he.hub.AdminConfig())
+	down := kubeClient(t, he.cluster.AdminConfig())
+	he.placeNamespace(t, "shop")
+	if _, err := upstream.AppsV1().Deployments("shop").Create(ctx, deployment("web", 2, nil), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := upstream.CoreV1().Services("shop").Create(ctx, hubService("web"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	dns := he.downstreamNamespace(t, "shop")
+	eventually(t, 120*time.Second, "the Deployment did not run downstream and report 2 ready replicas on the hub", func(ctx context.Context) (bool, error) {
+		d, err := upstream.AppsV1().Deployments("shop").Get(ctx, "web", metav1.GetOptions{})
+		return err == nil && d.Status.ReadyReplicas == 2, nil
+	})
+	holdFor(t, 10*time.Second, "the synced status to stay on the hub", func(ctx context.Context) error {
 		d, err := upstream.AppsV1().Deployments("shop").Get(ctx, "web", metav1.GetOptions{})
 		if err != nil {
 			return err
@@ -176,8 +220,18 @@ func TestHubMode(t *testing.T) {
 		if d.Status.ReadyReplicas != 2 {
 			return fmt.Errorf("hub Deployment web reports %d ready replicas, want the downstream 2", d.Status.ReadyReplicas)
 		}
-		return noControllerChildrenSynced(ctx, upstream, down, "shop", dns, stateLabel, owned)
+		if _, err := down.CoreV1().Services(dns).Get(ctx, "web", metav1.GetOptions{}); err != nil {
+			return fmt.Errorf("downstream Service web: %w", err)
+		}
+		return nil
 	})
+	rss, err := upstream.AppsV1().ReplicaSets("shop").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rss.Items) != 0 {
+		t.Errorf("the hub made %d ReplicaSets without its Deployment controller", len(rss.Items))
+	}
 }
 
 // noControllerChildrenSynced reports the first Job or ReplicaSet made by a controller on
