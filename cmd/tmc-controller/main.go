@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sort"
 	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
@@ -50,7 +52,8 @@ func newCommand(runController func(context.Context, *options.Options) error) *co
 		Long: `tmc-controller places the namespaces of workload workspaces onto SyncTargets (through
 Placements and Locations), propagates the placement to the namespaces' objects, keeps
 SyncTarget.status.workspaces, Location status and SyncTarget heartbeat health up to date,
-and releases the upstream objects of deleted or silent SyncTargets whose syncer does not.`,
+and releases the upstream objects of deleted or silent SyncTargets whose syncer does not.
+With --hub the upstream is a plain Kubernetes hub, its only workspace ("hub").`,
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := logging.Apply(); err != nil {
@@ -128,7 +131,7 @@ func runController(ctx context.Context, opts *options.Options) error {
 	if err != nil {
 		return err
 	}
-	set, err := workspaces.NewSet(cfg, opts.LocationWorkspaces, opts.Workspaces, 10*time.Hour)
+	set, err := newWorkspaceSet(opts, cfg)
 	if err != nil {
 		return err
 	}
@@ -137,6 +140,25 @@ func runController(ctx context.Context, opts *options.Options) error {
 		return err
 	}
 	return cliutil.RunComponent(ctx, c)
+}
+
+// newWorkspaceSet returns the workspaces of the flags, or with --hub the hub as the one
+// location and workload workspace.
+func newWorkspaceSet(opts *options.Options, cfg *rest.Config) (*workspaces.Set, error) {
+	const resync = 10 * time.Hour
+	if opts.Hub {
+		return workspaces.NewHubSet(cfg, resync)
+	}
+	return workspaces.NewSet(cfg, opts.LocationWorkspaces, opts.Workspaces, resync)
+}
+
+// leaseWorkspace is where the leader-election Lease lives: the first location workspace,
+// or the hub.
+func leaseWorkspace(opts *options.Options, set *workspaces.Set) *workspaces.Workspace {
+	if opts.Hub {
+		return set.Location[workspaces.HubWorkspace]
+	}
+	return set.Location[opts.LocationWorkspaces[0]]
 }
 
 // newComponent wires metrics, health checks and the controllers of set into the
@@ -163,7 +185,7 @@ func newComponent(opts *options.Options, set *workspaces.Set) (cliutil.Component
 	); err != nil {
 		return cliutil.Component{}, err
 	}
-	lockWS := set.Location[opts.LocationWorkspaces[0]]
+	lockWS := leaseWorkspace(opts, set)
 	return cliutil.Component{
 		Name:               "tmc-controller",
 		MetricsBindAddress: opts.MetricsBindAddress,
@@ -193,7 +215,7 @@ func runControllers(ctx context.Context, opts *options.Options, set *workspaces.
 		}
 	}
 	synced.set(true)
-	klog.FromContext(ctx).Info("Controllers started", "locationWorkspaces", opts.LocationWorkspaces, "workspaces", opts.Workspaces)
+	klog.FromContext(ctx).Info("Controllers started", "locationWorkspaces", sortedKeys(set.Location), "workspaces", set.WorkloadPaths(), "hub", opts.Hub)
 	var wg sync.WaitGroup
 	for _, r := range cs.runners {
 		wg.Add(1)
@@ -205,6 +227,15 @@ func runControllers(ctx context.Context, opts *options.Options, set *workspaces.
 		ws.Shutdown()
 	}
 	return nil
+}
+
+func sortedKeys(m map[string]*workspaces.Workspace) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 func identity() string {

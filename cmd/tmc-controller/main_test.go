@@ -119,6 +119,25 @@ func TestComponentElection(t *testing.T) {
 	}
 }
 
+// TestComponentElectionOnHub: with --hub the Lease lives in the hub, the only workspace.
+func TestComponentElectionOnHub(t *testing.T) {
+	client := fake.NewClientset()
+	hub := &workspaces.Workspace{Path: workspaces.HubWorkspace, Kube: client}
+	set := &workspaces.Set{
+		Location: map[string]*workspaces.Workspace{workspaces.HubWorkspace: hub},
+		Workload: map[string]*workspaces.Workspace{workspaces.HubWorkspace: hub},
+	}
+	opts := options.NewOptions()
+	opts.Hub, opts.LeaderElect = true, true
+	c, err := newComponent(opts, set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.LeaderElection == nil || c.LeaderElection.Client != client {
+		t.Errorf("election %+v, want the hub's client", c.LeaderElection)
+	}
+}
+
 // TestRunLostLeaseExitsNonZero runs the command with leader election on a fake location
 // workspace, the controllers replaced by a function waiting for its context, and makes the
 // Lease renewals fail: the process's exit code must be 1.

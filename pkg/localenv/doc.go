@@ -11,6 +11,11 @@
 // connections, stop/start/kill of any process, and a workspace's apiserver replaced by an
 // empty one at the same path (ReplaceWorkspace).
 //
+// A plain Kubernetes hub (StartHub: kube-apiserver and kube-controller-manager with every
+// default controller, TMC CRDs, no nodes, no /clusters/) can serve as the upstream instead
+// of the workspaces, with the syncer's RBAC put on it as `workload sync` does for a hub
+// (Hub.GrantSyncer) and the syncer and `tmc-controller --hub` launched against it.
+//
 // It owns, for every caller alike: the one launcher of the workload-syncer and of the
 // tmc-controller binaries (StartSyncer, StartController), the syncer's RBAC and admission
 // policy (GrantSyncer, exactly what `kubectl tmc workload sync` generates, from

@@ -126,6 +126,10 @@ type ControllerOptions struct {
 	User string
 	// LocationWorkspaces hold SyncTargets and Locations; Workspaces hold Placements.
 	LocationWorkspaces, Workspaces []string
+	// Hub runs the controller with --hub instead of workspace lists (see Hub.StartController).
+	Hub bool
+	// Upstream replaces the controller's config (default: the front proxy as User).
+	Upstream *rest.Config
 	// HeartbeatThreshold, UnhealthyGracePeriod and SyncTargetReleaseGrace are passed when
 	// set.
 	HeartbeatThreshold, UnhealthyGracePeriod, SyncTargetReleaseGrace time.Duration
@@ -146,9 +150,16 @@ func (env *Environment) StartController(ctx context.Context, opts ControllerOpti
 	if name == "" {
 		name = "tmc-controller"
 	}
-	args := []string{
-		"--location-workspaces=" + strings.Join(opts.LocationWorkspaces, ","),
-		"--workspaces=" + strings.Join(opts.Workspaces, ","),
+	args := []string{"--hub"}
+	if !opts.Hub {
+		args = []string{
+			"--location-workspaces=" + strings.Join(opts.LocationWorkspaces, ","),
+			"--workspaces=" + strings.Join(opts.Workspaces, ","),
+		}
+	}
+	upstream := opts.Upstream
+	if upstream == nil {
+		upstream = env.UpstreamConfig(opts.User)
 	}
 	args = durationArg(args, "heartbeat-threshold", opts.HeartbeatThreshold)
 	args = durationArg(args, "unhealthy-grace-period", opts.UnhealthyGracePeriod)
@@ -158,7 +169,7 @@ func (env *Environment) StartController(ctx context.Context, opts ControllerOpti
 	c, err := env.startComponent(ctx, componentSpec{
 		name:        name,
 		binary:      opts.Binary,
-		kubeconfigs: []kubeconfigFlag{{flag: "upstream-kubeconfig", cfg: env.UpstreamConfig(opts.User)}},
+		kubeconfigs: []kubeconfigFlag{{flag: "upstream-kubeconfig", cfg: upstream}},
 		args:        args,
 		timeout:     opts.ReadyTimeout,
 	})

@@ -31,17 +31,31 @@ type Workspace struct {
 	TMCInformers     tmcinformers.SharedInformerFactory
 }
 
+// HubWorkspace is the path of the only workspace of a plain Kubernetes hub (an upstream
+// without kcp's /clusters/ URLs): the same name the workload-syncer gives it in hub mode, so
+// that SyncTarget keys (base62(sha224("hub:<name>"))), namespace locators and
+// SyncTarget.status.workspaces agree on both sides.
+const HubWorkspace = "hub"
+
 // New builds the clients of workspace path below the upstream root config base (a kcp front
-// proxy root, or a plain hub when path is empty).
+// proxy root): the workspace is served at <base>/clusters/<path>.
 func New(base *rest.Config, path string, resync time.Duration) (*Workspace, error) {
 	cfg := rest.CopyConfig(base)
-	if path != "" {
-		u, err := logicalcluster.WorkspaceURL(cfg.Host, logicalcluster.NewPath(path))
-		if err != nil {
-			return nil, err
-		}
-		cfg.Host = u
+	u, err := logicalcluster.WorkspaceURL(cfg.Host, logicalcluster.NewPath(path))
+	if err != nil {
+		return nil, err
 	}
+	cfg.Host = u
+	return newWorkspace(cfg, path, resync)
+}
+
+// NewHub builds the clients of a plain Kubernetes hub, served at base itself, as the
+// workspace HubWorkspace.
+func NewHub(base *rest.Config, resync time.Duration) (*Workspace, error) {
+	return newWorkspace(rest.CopyConfig(base), HubWorkspace, resync)
+}
+
+func newWorkspace(cfg *rest.Config, path string, resync time.Duration) (*Workspace, error) {
 	kube, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("failed to create client for workspace %s: %w", path, err)
@@ -133,6 +147,19 @@ func NewSet(base *rest.Config, location, workload []string, resync time.Duration
 		s.Workload[p] = w
 	}
 	return s, nil
+}
+
+// NewHubSet is the Set of a plain Kubernetes hub: the one cluster is both the location and
+// the workload workspace, under the path HubWorkspace.
+func NewHubSet(base *rest.Config, resync time.Duration) (*Set, error) {
+	w, err := NewHub(base, resync)
+	if err != nil {
+		return nil, err
+	}
+	return &Set{
+		Location: map[string]*Workspace{HubWorkspace: w},
+		Workload: map[string]*Workspace{HubWorkspace: w},
+	}, nil
 }
 
 // All returns every distinct workspace, sorted by path.

@@ -37,6 +37,13 @@ type syncerEnv struct {
 // setupSyncerEnv starts a syncerEnv; tweaks adjust the environment's options before it starts.
 func setupSyncerEnv(t *testing.T, tweaks ...func(*localenv.Options)) *syncerEnv {
 	t.Helper()
+	return setupSyncerEnvFor(t, nil, tweaks...)
+}
+
+// setupSyncerEnvFor is setupSyncerEnv for a syncer registered for resources (nil: the
+// default set): its RBAC on both sides covers them, as `workload sync --resources` grants.
+func setupSyncerEnvFor(t *testing.T, resources []workloadv1alpha1.ResourceToSync, tweaks ...func(*localenv.Options)) *syncerEnv {
+	t.Helper()
 	ctx := t.Context()
 	opts := localenv.Options{
 		Workspaces:       []string{locationWS, wsA, wsB},
@@ -72,6 +79,7 @@ func setupSyncerEnv(t *testing.T, tweaks ...func(*localenv.Options)) *syncerEnv 
 		LocationWorkspace:  locationWS,
 		WorkloadWorkspaces: []string{wsA, wsB},
 		Cluster:            clusterName,
+		Resources:          resources,
 	}); err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"time"
 
@@ -21,6 +22,10 @@ import (
 type Options struct {
 	UpstreamKubeconfig string
 	UpstreamContext    string
+	// Hub says the upstream is a plain Kubernetes hub (no /clusters/ URLs): its one cluster
+	// is both the location and the workload workspace, named "hub" as the workload-syncer
+	// names it in hub mode, and neither workspace list is given.
+	Hub bool
 	// LocationWorkspaces hold SyncTargets and Locations.
 	LocationWorkspaces []string
 	// Workspaces are the workload workspaces whose Placements and namespaces are handled.
@@ -64,8 +69,9 @@ func NewOptions() *Options {
 func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.UpstreamKubeconfig, "upstream-kubeconfig", o.UpstreamKubeconfig, "Kubeconfig of the control plane (the root of a kcp front proxy; a /clusters/<path> suffix is removed). Required.")
 	fs.StringVar(&o.UpstreamContext, "upstream-context", o.UpstreamContext, "Context of --upstream-kubeconfig to use instead of its current context.")
-	fs.StringSliceVar(&o.LocationWorkspaces, "location-workspaces", o.LocationWorkspaces, "Location workspaces holding SyncTargets and Locations, e.g. root:org:locations. Required.")
-	fs.StringSliceVar(&o.Workspaces, "workspaces", o.Workspaces, "Workload workspaces whose Placements and namespaces are scheduled. Required.")
+	fs.BoolVar(&o.Hub, "hub", o.Hub, `The upstream is a plain Kubernetes hub, not kcp: the hub holds SyncTargets, Locations, Placements and workloads, and is the workspace "hub" (Placements name it in spec.locationWorkspace). Excludes --location-workspaces and --workspaces.`)
+	fs.StringSliceVar(&o.LocationWorkspaces, "location-workspaces", o.LocationWorkspaces, "Location workspaces holding SyncTargets and Locations, e.g. root:org:locations. Required unless --hub.")
+	fs.StringSliceVar(&o.Workspaces, "workspaces", o.Workspaces, "Workload workspaces whose Placements and namespaces are scheduled. Required unless --hub.")
 	fs.StringSliceVar(&o.Resources, "resources", o.Resources, "Resource types whose objects follow their namespace's placement (resource[.group]); default: the SyncTarget default set.")
 	fs.DurationVar(&o.HeartbeatThreshold, "heartbeat-threshold", o.HeartbeatThreshold, "A SyncTarget whose syncer has not sent a heartbeat for this long is HeartbeatHealthy=False.")
 	fs.DurationVar(&o.UnhealthyGracePeriod, "unhealthy-grace-period", o.UnhealthyGracePeriod, "Namespaces are moved away from a SyncTarget that has not been Ready for this long.")
@@ -87,16 +93,22 @@ func (o *Options) Validate() error {
 	} else if _, err := os.Stat(o.UpstreamKubeconfig); err != nil {
 		add("--upstream-kubeconfig: %v", err)
 	}
-	if len(o.LocationWorkspaces) == 0 {
+	switch {
+	case o.Hub && (len(o.LocationWorkspaces) > 0 || len(o.Workspaces) > 0):
+		add("--hub excludes --location-workspaces and --workspaces: a plain hub is the only workspace")
+	case o.Hub:
+	case len(o.LocationWorkspaces) == 0 && len(o.Workspaces) == 0:
 		add("--location-workspaces is required")
+		add("--workspaces is required")
+	case len(o.LocationWorkspaces) == 0:
+		add("--location-workspaces is required")
+	case len(o.Workspaces) == 0:
+		add("--workspaces is required")
 	}
 	for _, p := range o.LocationWorkspaces {
 		if _, err := logicalcluster.ParsePath(p); err != nil {
 			add("--location-workspaces: %v", err)
 		}
-	}
-	if len(o.Workspaces) == 0 {
-		add("--workspaces is required")
 	}
 	for _, p := range o.Workspaces {
 		if _, err := logicalcluster.ParsePath(p); err != nil {
@@ -139,7 +151,7 @@ func (o *Options) Validate() error {
 }
 
 // UpstreamConfig loads the upstream kubeconfig and returns the config of the front proxy's
-// root.
+// root, or of the hub itself with --hub.
 func (o *Options) UpstreamConfig() (*rest.Config, error) {
 	rules := &clientcmd.ClientConfigLoadingRules{ExplicitPath: o.UpstreamKubeconfig}
 	overrides := &clientcmd.ConfigOverrides{CurrentContext: o.UpstreamContext}
@@ -147,11 +159,17 @@ func (o *Options) UpstreamConfig() (*rest.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("failed to load --upstream-kubeconfig: %w", err)
 	}
-	root, err := rootURL(cfg.Host)
-	if err != nil {
-		return nil, fmt.Errorf("--upstream-kubeconfig: %w", err)
+	if o.Hub {
+		if _, ws := logicalcluster.SplitClusterURL(hostPath(cfg.Host)); !ws.Empty() {
+			return nil, fmt.Errorf("--hub: the upstream server %s is a kcp workspace URL (/clusters/%s), not a plain hub", cfg.Host, ws)
+		}
+	} else {
+		root, err := rootURL(cfg.Host)
+		if err != nil {
+			return nil, fmt.Errorf("--upstream-kubeconfig: %w", err)
+		}
+		cfg.Host = root
 	}
-	cfg.Host = root
 	cfg.QPS, cfg.Burst = o.QPS, o.Burst
 	cfg.UserAgent = "tmc-controller/" + version.Get().GitVersion
 	return cfg, nil
@@ -164,6 +182,16 @@ func rootURL(host string) (string, error) {
 		return "", err
 	}
 	return u[:len(u)-len("/clusters/x")], nil
+}
+
+// hostPath returns the path of a server URL, "" if it does not parse (the client fails on
+// it later with a clearer error).
+func hostPath(host string) string {
+	u, err := url.Parse(host)
+	if err != nil {
+		return ""
+	}
+	return u.Path
 }
 
 // ParsedResources returns --resources parsed (nil when unset).

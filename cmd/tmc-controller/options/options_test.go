@@ -61,6 +61,8 @@ func TestOptionsValidate(t *testing.T) {
 		{append(valid, "--leader-elect", "--leader-elect-lease-duration=5s"), []string{"--leader-elect-lease-duration (5s) must be greater than --leader-elect-renew-deadline (10s)"}},
 		{append(valid, "--leader-elect", "--leader-elect-retry-period=0"), []string{"--leader-elect-retry-period must be positive"}},
 		{[]string{"--upstream-kubeconfig=/no/such/file", "--location-workspaces=root:l", "--workspaces=root:a"}, []string{"--upstream-kubeconfig:"}},
+		{[]string{"--upstream-kubeconfig=" + kc, "--hub", "--workspaces=root:a"}, []string{"--hub excludes --location-workspaces and --workspaces"}},
+		{[]string{"--upstream-kubeconfig=" + kc, "--hub", "--location-workspaces=hub"}, []string{"--hub excludes --location-workspaces and --workspaces"}},
 	} {
 		err := parse(t, tc.args...).Validate()
 		if err == nil {
@@ -72,6 +74,27 @@ func TestOptionsValidate(t *testing.T) {
 				t.Errorf("%v: error %q does not mention %q", tc.args, err, w)
 			}
 		}
+	}
+}
+
+// TestOptionsHub: --hub needs no workspace lists, keeps the hub's URL as it is (there is no
+// front-proxy root to reduce it to) and refuses a kcp workspace URL.
+func TestOptionsHub(t *testing.T) {
+	kc := writeKubeconfig(t, "https://hub.example:6443/prefix")
+	o := parse(t, "--upstream-kubeconfig="+kc, "--hub")
+	if err := o.Validate(); err != nil {
+		t.Fatalf("--hub without workspace lists rejected: %v", err)
+	}
+	cfg, err := o.UpstreamConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Host != "https://hub.example:6443/prefix" {
+		t.Errorf("hub host %q, want the kubeconfig's server unchanged", cfg.Host)
+	}
+	o = parse(t, "--upstream-kubeconfig="+writeKubeconfig(t, "https://proxy.example/clusters/root:org"), "--hub")
+	if _, err := o.UpstreamConfig(); err == nil || !strings.Contains(err.Error(), "kcp workspace URL") {
+		t.Errorf("--hub with a /clusters/ URL: error %v, want a refusal", err)
 	}
 }
 

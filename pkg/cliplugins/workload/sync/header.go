@@ -59,7 +59,12 @@ func manifestHeader(opts ManifestOptions, result *upstreamResult) ([]byte, error
 	}
 	subject, note := workloadSubject(opts, result)
 	var objs []*unstructured.Unstructured
-	for _, obj := range syncerrbac.WorkloadWorkspaceRBAC(namePrefix+opts.SyncTargetName, subject, resources) {
+	rbacName := namePrefix + opts.SyncTargetName
+	if opts.SyncTargetWorkspace.Empty() {
+		// The hub holds the location RBAC of that name already (see upstream.ensure).
+		rbacName = syncerrbac.HubWorkloadRBACName(rbacName)
+	}
+	for _, obj := range syncerrbac.WorkloadWorkspaceRBAC(rbacName, subject, resources) {
 		u, err := toUnstructured(obj)
 		if err != nil {
 			return nil, err
