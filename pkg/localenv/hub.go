@@ -5,10 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 
-	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
 
 	"github.com/tmc-dev/tmc/pkg/cliplugins/workload/sync/syncerrbac"
@@ -72,18 +69,8 @@ func (env *Environment) StartHub(ctx context.Context, opts HubOptions) (*Hub, er
 		return nil, err
 	}
 	hub := &Hub{APIServer: as, KubeconfigPath: kubeconfig, env: env}
-	hub.ControllerManager = NewProcess("hub-controller-manager", env.bins.Path(BinKubeControllerManager), []string{
-		"--kubeconfig=" + kubeconfig,
-		"--authentication-kubeconfig=" + kubeconfig,
-		"--authorization-kubeconfig=" + kubeconfig,
-		"--service-account-private-key-file=" + env.PKI.ServiceAccountKeyFile,
-		"--root-ca-file=" + env.PKI.CAFile,
-		"--use-service-account-credentials=true",
-		"--leader-elect=false",
-		"--secure-port=0",
-		"--controllers=" + opts.Controllers,
-		"--v=1",
-	}, env.LogDir)
+	hub.ControllerManager = NewProcess("hub-controller-manager", env.bins.Path(BinKubeControllerManager),
+		append(env.clusterControllerManagerArgs(kubeconfig), "--controllers="+opts.Controllers, "--v=1"), env.LogDir)
 	if err := hub.ControllerManager.Start(); err != nil {
 		return nil, fmt.Errorf("failed to start the hub: %w", err)
 	}
@@ -129,25 +116,7 @@ func (h *Hub) GrantSyncer(ctx context.Context, g HubSyncerGrant) error {
 	if err := createObjects(ctx, h.AdminConfig(), upstream...); err != nil {
 		return fmt.Errorf("failed to grant the syncer on the hub: %w", err)
 	}
-	pc := h.env.Cluster(g.Cluster)
-	if pc == nil {
-		return fmt.Errorf("failed to grant the syncer: no physical cluster %s", g.Cluster)
-	}
-	downstream := syncerrbac.Downstream{
-		ClusterObjectName:  name,
-		Namespace:          name,
-		LeaderElectionName: name + "-leader-election",
-		Subject:            subject,
-		UserName:           g.User,
-		SyncTargetName:     g.SyncTargetName,
-		SyncTargetKey:      workloadv1alpha1.ToSyncTargetKey(HubWorkspace, g.SyncTargetName),
-		Resources:          g.Resources,
-	}
-	objs := append([]runtime.Object{&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}}, syncerrbac.DownstreamObjects(downstream)...)
-	if err := createObjects(ctx, pc.AdminConfig(), objs...); err != nil {
-		return fmt.Errorf("failed to grant the syncer on physical cluster %s: %w", g.Cluster, err)
-	}
-	return waitConfined(ctx, pc.AdminConfig(), g.User, name)
+	return h.env.grantDownstream(ctx, g.Cluster, subject, g.User, g.SyncTargetName, workloadv1alpha1.ToSyncTargetKey(HubWorkspace, g.SyncTargetName), g.Resources)
 }
 
 // GrantController grants the controller's user ControllerRBAC on the hub.

@@ -103,9 +103,11 @@ func startPhysicalCluster(ctx context.Context, env *Environment, opts PhysicalCl
 	return pc, nil
 }
 
-// startComponents starts the controller-manager, the scheduler and kwok of the cluster.
-func (pc *PhysicalCluster) startComponents(env *Environment, kubeconfig string) error {
-	pc.ControllerManager = NewProcess("cluster-"+pc.Name+"-controller-manager", env.bins.Path(BinKubeControllerManager), []string{
+// clusterControllerManagerArgs are the flags of a kube-controller-manager that runs a whole
+// cluster's controllers (a physical cluster's or a hub's) with the given kubeconfig; the
+// caller adds --controllers and the rest.
+func (env *Environment) clusterControllerManagerArgs(kubeconfig string) []string {
+	return []string{
 		"--kubeconfig=" + kubeconfig,
 		"--authentication-kubeconfig=" + kubeconfig,
 		"--authorization-kubeconfig=" + kubeconfig,
@@ -114,13 +116,19 @@ func (pc *PhysicalCluster) startComponents(env *Environment, kubeconfig string) 
 		"--use-service-account-credentials=true",
 		"--leader-elect=false",
 		"--secure-port=0",
+	}
+}
+
+// startComponents starts the controller-manager, the scheduler and kwok of the cluster.
+func (pc *PhysicalCluster) startComponents(env *Environment, kubeconfig string) error {
+	pc.ControllerManager = NewProcess("cluster-"+pc.Name+"-controller-manager", env.bins.Path(BinKubeControllerManager), append(env.clusterControllerManagerArgs(kubeconfig),
 		"--controllers=*,-node-ipam-controller,-serviceaccount-token-controller",
 		"--concurrent-deployment-syncs=10",
 		"--concurrent-replicaset-syncs=10",
 		// A claim created while the binder was starting is looked at again on this period.
 		"--pvclaimbinder-sync-period=5s",
 		"--v=1",
-	}, env.LogDir)
+	), env.LogDir)
 	pc.Scheduler = NewProcess("cluster-"+pc.Name+"-scheduler", env.bins.Path(BinKubeScheduler), []string{
 		"--kubeconfig=" + kubeconfig,
 		"--authentication-kubeconfig=" + kubeconfig,

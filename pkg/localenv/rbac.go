@@ -62,25 +62,34 @@ func (env *Environment) GrantSyncer(ctx context.Context, g SyncerGrant) error {
 			return fmt.Errorf("failed to grant the syncer in %s: %w", path, err)
 		}
 	}
-	pc := env.Cluster(g.Cluster)
+	return env.grantDownstream(ctx, g.Cluster, subject, g.User, g.SyncTargetName, workloadv1alpha1.ToSyncTargetKey(g.LocationWorkspace, g.SyncTargetName), g.Resources)
+}
+
+// grantDownstream grants subject (user) on physical cluster cluster what `kubectl tmc
+// workload sync` grants the syncer of SyncTarget syncTargetName (key stKey) there — its
+// namespace, RBAC and confining admission policy — and waits until the policy confines it.
+func (env *Environment) grantDownstream(ctx context.Context, cluster string, subject rbacv1.Subject, user, syncTargetName, stKey string,
+	resources []workloadv1alpha1.ResourceToSync) error {
+	pc := env.Cluster(cluster)
 	if pc == nil {
-		return fmt.Errorf("failed to grant the syncer: no physical cluster %s", g.Cluster)
+		return fmt.Errorf("failed to grant the syncer: no physical cluster %s", cluster)
 	}
+	name := SyncerRBACName(syncTargetName)
 	downstream := syncerrbac.Downstream{
 		ClusterObjectName:  name,
 		Namespace:          name,
 		LeaderElectionName: name + "-leader-election",
 		Subject:            subject,
-		UserName:           g.User,
-		SyncTargetName:     g.SyncTargetName,
-		SyncTargetKey:      workloadv1alpha1.ToSyncTargetKey(g.LocationWorkspace, g.SyncTargetName),
-		Resources:          g.Resources,
+		UserName:           user,
+		SyncTargetName:     syncTargetName,
+		SyncTargetKey:      stKey,
+		Resources:          resources,
 	}
 	objs := append([]runtime.Object{&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}}, syncerrbac.DownstreamObjects(downstream)...)
 	if err := createObjects(ctx, pc.AdminConfig(), objs...); err != nil {
-		return fmt.Errorf("failed to grant the syncer on physical cluster %s: %w", g.Cluster, err)
+		return fmt.Errorf("failed to grant the syncer on physical cluster %s: %w", cluster, err)
 	}
-	return waitConfined(ctx, pc.AdminConfig(), g.User, name)
+	return waitConfined(ctx, pc.AdminConfig(), user, name)
 }
 
 // waitConfined waits until the admission policy denies user a write its RBAC allows (a
