@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -97,6 +98,17 @@ func startFake(t *testing.T, dir, name string) *exec.Cmd {
 		_ = cmd.Process.Kill()
 		<-done
 	})
+	// Start returns once the kernel has switched the child to the new program, which can be
+	// a moment before its command line is readable in /proc: wait for the shape callers test.
+	cmdline := filepath.Join(procFS, strconv.Itoa(cmd.Process.Pid), "cmdline")
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if b, err := os.ReadFile(cmdline); err == nil && mentionsDir(string(b), dir) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the fake %s never showed its command line in %s", name, cmdline)
+		}
+	}
 	return cmd
 }
 
