@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -21,8 +22,10 @@ import (
 // confinementChecker reports the SyncerConfined condition: whether the
 // ValidatingAdmissionPolicy and binding that `kubectl tmc workload sync` generates (both
 // named policyName) exist downstream and still confine the syncer's own user as generated
-// (syncerrbac.CheckAdmissionPolicy). It is asked with every heartbeat: two GETs by name and,
-// once, a SelfSubjectReview to learn the syncer's user name. It never stops the syncer; it
+// (syncerrbac.CheckAdmissionPolicy). It is asked with every heartbeat and checks at most
+// once per recheck (two GETs by name and, once, a SelfSubjectReview to learn the syncer's
+// user name), answering with the last verdict in between, so that an idle syncer adds few
+// requests. It never stops the syncer; it
 // makes an unconfined syncer loud: the condition, a Warning Event on the SyncTarget once per
 // transition, and the syncer_confined gauge.
 type confinementChecker struct {
@@ -37,10 +40,14 @@ type confinementChecker struct {
 	recorder      record.EventRecorder
 	syncTargetRef *corev1.ObjectReference
 
+	// recheck is the least time between two checks (0: check every time asked).
+	recheck time.Duration
+
 	mu       sync.Mutex
 	userName string
-	// last is the last verdict; nil until one is known.
-	last *metav1.Condition
+	// last is the last verdict, reached at checkedAt; nil until one is known.
+	last      *metav1.Condition
+	checkedAt time.Time
 }
 
 func newConfinementChecker(target syncTarget, policyName string, downstreamKube kubernetes.Interface, metrics *syncerMetrics, recorder record.EventRecorder) *confinementChecker {
@@ -76,11 +83,27 @@ func newConfinementChecker(target syncTarget, policyName string, downstreamKube 
 	}
 }
 
+// confinementRecheckHeartbeats is how many heartbeats a verdict is reused for: with the
+// default 20 s interval, two GETs a minute.
+const confinementRecheckHeartbeats = 3
+
+// everyNthHeartbeat makes c check at most once per n heartbeats of the given interval.
+func (c *confinementChecker) everyNthHeartbeat(interval time.Duration, n int) *confinementChecker {
+	c.recheck = time.Duration(n) * interval
+	return c
+}
+
 // condition checks the confinement and returns the SyncerConfined condition (without
 // lastTransitionTime), or false while no verdict is known: a check that fails for another
 // reason than the answer itself (downstream unreachable) keeps the last verdict.
 func (c *confinementChecker) condition(ctx context.Context) (metav1.Condition, bool) {
 	logger := klog.FromContext(ctx)
+	c.mu.Lock()
+	if c.last != nil && c.recheck > 0 && time.Since(c.checkedAt) < c.recheck {
+		defer c.mu.Unlock()
+		return *c.last, true
+	}
+	c.mu.Unlock()
 	verdict, err := c.check(ctx)
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -92,7 +115,7 @@ func (c *confinementChecker) condition(ctx context.Context) (metav1.Condition, b
 		return *c.last, true
 	}
 	previous := c.last
-	c.last = &verdict
+	c.last, c.checkedAt = &verdict, time.Now()
 	c.setConfined(verdict.Status == metav1.ConditionTrue)
 	if previous == nil || previous.Status != verdict.Status || previous.Reason != verdict.Reason {
 		c.transitioned(ctx, verdict, previous)

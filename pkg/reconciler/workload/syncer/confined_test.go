@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
@@ -184,5 +185,35 @@ func TestStatusReportsSyncerConfined(t *testing.T) {
 	conds := env.reporter.buildStatus(t.Context(), nil)["conditions"].([]metav1.Condition)
 	if c := meta.FindStatusCondition(conds, workloadv1alpha1.SyncTargetSyncerConfined); c == nil || c.Status != metav1.ConditionTrue {
 		t.Errorf("conditions %+v, want SyncerConfined=True", conds)
+	}
+}
+
+// Between rechecks the last verdict is reused: an idle syncer does not GET its policy and
+// binding with every heartbeat.
+func TestConfinementRecheckReusesTheVerdict(t *testing.T) {
+	f := newConfinementFixture(t)
+	f.checker.everyNthHeartbeat(time.Hour, confinementRecheckHeartbeats)
+	gets := func() int {
+		n := 0
+		for _, a := range f.kube.Actions() {
+			if a.GetVerb() == "get" {
+				n++
+			}
+		}
+		return n
+	}
+	f.expect(t, metav1.ConditionTrue, workloadv1alpha1.ReasonSyncerConfined)
+	first := gets()
+	if first == 0 {
+		t.Fatal("the first check read nothing")
+	}
+	f.expect(t, metav1.ConditionTrue, workloadv1alpha1.ReasonSyncerConfined)
+	if got := gets(); got != first {
+		t.Errorf("a second heartbeat within the recheck interval made %d more GETs, want 0", got-first)
+	}
+	f.checker.recheck = 0
+	f.expect(t, metav1.ConditionTrue, workloadv1alpha1.ReasonSyncerConfined)
+	if got := gets(); got == first {
+		t.Error("with the recheck interval over, the policy was not read again")
 	}
 }

@@ -25,8 +25,8 @@
 // (its copies stay), type_releaser.go by live lists in every workspace, also for a type
 // removed while the syncer was down (known from the previous run's
 // status.syncedResources, and reported Releasing there until done),
-// status_reporter.go heartbeats and writes the SyncTarget status (confined.go checks, with
-// every heartbeat, the admission policy that confines the syncer downstream for its
+// status_reporter.go heartbeats and writes the SyncTarget status (confined.go checks, every
+// third heartbeat, the admission policy that confines the syncer downstream for its
 // SyncerConfined condition, using syncerrbac's checks), upstream.go holds the
 // per-workspace clients, discovery.go the accepted types, health.go and metrics.go the
 // checks and series. Every queue is a pkg/reconciler/queue with the TMC retry rule.

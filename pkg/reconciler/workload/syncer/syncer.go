@@ -372,7 +372,7 @@ func (s *Syncer) runControllers(ctx context.Context) error {
 		startTime:        metav1.NewTime(time.Now().Truncate(time.Second)),
 		breaker:          d.breaker,
 		workspaceHealth:  newWorkspaceHealthChecker(s.target).reportClaims(claims, syncTargetLister),
-		confinement:      newConfinementChecker(s.target, policyName, s.downstreamKube, s.metrics, recorder),
+		confinement:      newConfinementChecker(s.target, policyName, s.downstreamKube, s.metrics, recorder).everyNthHeartbeat(s.cfg.HeartbeatInterval, confinementRecheckHeartbeats),
 	}
 	discover := func(ctx context.Context) error {
 		// A change of spec.podSecurity reaches the existing namespaces here.
