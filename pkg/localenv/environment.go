@@ -68,7 +68,11 @@ type Environment struct {
 
 // Workspace is one emulated kcp workspace: its own apiserver, served through the front proxy.
 type Workspace struct {
-	Path              logicalcluster.Path
+	Path logicalcluster.Path
+	// Name is the workspace's logical-cluster name, distinct from its path as on kcp: the
+	// front proxy serves the workspace at /clusters/<name> too, and every object carries
+	// kcp.io/cluster: <name>.
+	Name              string
 	APIServer         *APIServer
 	ControllerManager *Process
 	env               *Environment
@@ -173,25 +177,30 @@ func (env *Environment) startWorkspace(ctx context.Context, path string, control
 		return nil, err
 	}
 	name := "ws-" + strings.ReplaceAll(path, ":", "-")
-	as, cm, err := env.startWorkspaceServers(ctx, name, "/workspaces/"+path, controllers)
+	clusterName := logicalClusterName(p)
+	as, cm, err := env.startWorkspaceServers(ctx, name, clusterName, "/workspaces/"+path, controllers)
 	if err != nil {
 		return nil, fmt.Errorf("workspace %s: %w", path, err)
 	}
-	ws := &Workspace{Path: p, APIServer: as, ControllerManager: cm, env: env}
-	if err := env.FrontProxy.AddWorkspace(p, as.URL); err != nil {
+	ws := &Workspace{Path: p, Name: clusterName, APIServer: as, ControllerManager: cm, env: env}
+	if err := env.FrontProxy.AddWorkspace(p, clusterName, as.URL); err != nil {
 		return nil, err
 	}
 	return ws, nil
 }
 
-// startWorkspaceServers starts a workspace's apiserver on etcdPrefix and, with
-// controllers, its kube-controller-manager (workspaceControllers).
-func (env *Environment) startWorkspaceServers(ctx context.Context, name, etcdPrefix string, controllers bool) (*APIServer, *Process, error) {
+// startWorkspaceServers starts the apiserver of the logical cluster clusterName on
+// etcdPrefix and, with controllers, its kube-controller-manager (workspaceControllers).
+func (env *Environment) startWorkspaceServers(ctx context.Context, name, clusterName, etcdPrefix string, controllers bool) (*APIServer, *Process, error) {
+	admission, err := writeLogicalClusterAdmission(filepath.Join(env.Dir, "admission", name), clusterName)
+	if err != nil {
+		return nil, nil, err
+	}
 	as, err := StartAPIServer(ctx, env.bins, env.PKI, env.Tokens, APIServerOptions{
 		Name:       name,
 		EtcdURL:    env.Etcd.ClientURL,
 		EtcdPrefix: etcdPrefix,
-		ExtraArgs:  env.workspaceAPIServerArgs,
+		ExtraArgs:  append([]string{admission}, env.workspaceAPIServerArgs...),
 	}, env.LogDir)
 	if err != nil {
 		return nil, nil, err

@@ -25,14 +25,17 @@ import (
 )
 
 // FrontProxy serves many workspaces on one URL the way kcp's front proxy does: a request to
-// /clusters/<path>/<rest> goes to <rest> on the workspace's apiserver; an unknown workspace
-// answers 404. The caller's bearer token is passed through, so one credential (from the
+// /clusters/<path>/<rest> or /clusters/<logical-cluster name>/<rest> goes to <rest> on the
+// workspace's apiserver; an unknown workspace answers 404. The caller's bearer token is passed through, so one credential (from the
 // environment's shared token file) works in every workspace, with per-workspace RBAC.
 type FrontProxy struct {
 	URL string
 
-	mu       sync.RWMutex
+	mu sync.RWMutex
+	// backends maps workspace paths and logical-cluster names to apiservers.
 	backends map[string]*url.URL
+	// names maps each path to its logical-cluster name.
+	names map[string]string
 
 	server    *http.Server
 	listener  net.Listener
@@ -66,6 +69,7 @@ func StartFrontProxy(pki *PKI, tokens *TokenFile, logDir string) (*FrontProxy, e
 	fp := &FrontProxy{
 		URL:      "https://" + l.Addr().String(),
 		backends: map[string]*url.URL{},
+		names:    map[string]string{},
 		listener: l,
 		transport: &http.Transport{
 			TLSClientConfig:     &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
@@ -87,10 +91,14 @@ func StartFrontProxy(pki *PKI, tokens *TokenFile, logDir string) (*FrontProxy, e
 	return fp, nil
 }
 
-// AddWorkspace routes workspace path to the apiserver at backendURL.
-func (fp *FrontProxy) AddWorkspace(path logicalcluster.Path, backendURL string) error {
+// AddWorkspace routes workspace path, and its logical-cluster name, to the apiserver at
+// backendURL.
+func (fp *FrontProxy) AddWorkspace(path logicalcluster.Path, name, backendURL string) error {
 	if err := path.Validate(); err != nil {
 		return err
+	}
+	if err := logicalcluster.NewPath(name).Validate(); err != nil || strings.Contains(name, logicalcluster.Separator) {
+		return fmt.Errorf("invalid logical-cluster name %q", name)
 	}
 	u, err := url.Parse(backendURL)
 	if err != nil {
@@ -98,7 +106,12 @@ func (fp *FrontProxy) AddWorkspace(path logicalcluster.Path, backendURL string) 
 	}
 	fp.mu.Lock()
 	defer fp.mu.Unlock()
+	if other, ok := fp.backends[name]; ok && fp.names[path.String()] != name {
+		return fmt.Errorf("logical-cluster name %q of workspace %s is already served (%s)", name, path, other)
+	}
 	fp.backends[path.String()] = u
+	fp.backends[name] = u
+	fp.names[path.String()] = name
 	return nil
 }
 
@@ -107,14 +120,16 @@ func (fp *FrontProxy) RemoveWorkspace(path logicalcluster.Path) {
 	fp.mu.Lock()
 	defer fp.mu.Unlock()
 	delete(fp.backends, path.String())
+	delete(fp.backends, fp.names[path.String()])
+	delete(fp.names, path.String())
 }
 
 // Workspaces returns the routed workspace paths.
 func (fp *FrontProxy) Workspaces() []string {
 	fp.mu.RLock()
 	defer fp.mu.RUnlock()
-	out := make([]string, 0, len(fp.backends))
-	for p := range fp.backends {
+	out := make([]string, 0, len(fp.names))
+	for p := range fp.names {
 		out = append(out, p)
 	}
 	return out

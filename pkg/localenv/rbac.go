@@ -62,7 +62,7 @@ func (env *Environment) GrantSyncer(ctx context.Context, g SyncerGrant) error {
 			return fmt.Errorf("failed to grant the syncer in %s: %w", path, err)
 		}
 	}
-	return env.grantDownstream(ctx, g.Cluster, subject, g.User, g.SyncTargetName, workloadv1alpha1.ToSyncTargetKey(g.LocationWorkspace, g.SyncTargetName), g.Resources)
+	return env.grantDownstream(ctx, g.Cluster, subject, g.User, g.SyncTargetName, workloadv1alpha1.ToSyncTargetKey(loc.Name, g.SyncTargetName), g.Resources)
 }
 
 // grantDownstream grants subject (user) on physical cluster cluster what `kubectl tmc

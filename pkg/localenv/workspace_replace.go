@@ -12,7 +12,7 @@ import (
 // etcd prefix) behind the same front-proxy path: what clients of a workspace deleted and
 // re-created at the same path, or restored from an empty backup, see. The new apiserver
 // is up before the front proxy switches to it; then the old one (and its controllers) is
-// stopped. Tokens stay valid, but RBAC, CRDs and objects are gone: the caller re-creates
+// stopped. The logical-cluster name stays (a restored logical cluster is the same one). Tokens stay valid, but RBAC, CRDs and objects are gone: the caller re-creates
 // what it needs (GrantSyncer, InstallCRDs). The Workspace returned by Workspace(path) is
 // updated in place. Not safe for concurrent use with other calls on the workspace.
 func (env *Environment) ReplaceWorkspace(ctx context.Context, path string) error {
@@ -26,11 +26,11 @@ func (env *Environment) ReplaceWorkspace(ctx context.Context, path string) error
 	env.mu.Unlock()
 	name := fmt.Sprintf("ws-%s-r%d", strings.ReplaceAll(path, ":", "-"), generation)
 	prefix := fmt.Sprintf("/workspaces/%s-r%d", path, generation)
-	as, cm, err := env.startWorkspaceServers(ctx, name, prefix, ws.ControllerManager != nil)
+	as, cm, err := env.startWorkspaceServers(ctx, name, ws.Name, prefix, ws.ControllerManager != nil)
 	if err != nil {
 		return fmt.Errorf("failed to replace workspace %s: %w", path, err)
 	}
-	if err := env.FrontProxy.AddWorkspace(ws.Path, as.URL); err != nil {
+	if err := env.FrontProxy.AddWorkspace(ws.Path, ws.Name, as.URL); err != nil {
 		return fmt.Errorf("failed to replace workspace %s: %w", path, err)
 	}
 	oldAPIServer, oldControllers := ws.APIServer, ws.ControllerManager

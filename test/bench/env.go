@@ -91,7 +91,7 @@ func (be *benchEnv) prepare(ctx context.Context) error {
 	if be.st, err = tc.WorkloadV1alpha1().SyncTargets().UpdateStatus(ctx, st, metav1.UpdateOptions{}); err != nil {
 		return fmt.Errorf("failed to set SyncTarget workspaces: %w", err)
 	}
-	be.stKey = workloadv1alpha1.ToSyncTargetKey(locationWS, clusterName)
+	be.stKey = workloadv1alpha1.SyncTargetKeyOf(be.st, locationWS)
 
 	for i := 1; i <= workloadCount; i++ {
 		kube, dyn, err := clients(be.env.Workspace(workloadWS(i)).AdminConfig())
@@ -140,7 +140,7 @@ func (be *benchEnv) syncLabels() map[string]string {
 // downstreamNamespace returns the physical-cluster namespace of upstream namespace ns in
 // workload workspace i (1-based).
 func (be *benchEnv) downstreamNamespace(i int, ns string) (string, error) {
-	return workloadv1alpha1.NewNamespaceLocator(locationWS, clusterName, be.st.UID, workloadWS(i), ns).DownstreamNamespaceName()
+	return workloadv1alpha1.NewNamespaceLocator(be.env.Workspace(locationWS).Name, clusterName, be.st.UID, be.env.Workspace(workloadWS(i)).Name, ns).DownstreamNamespaceName()
 }
 
 // createUpstreamNamespace creates namespace ns in workload workspace i (1-based).

@@ -75,7 +75,7 @@ func setupPlacementEnv(t *testing.T) *placementEnv {
 		}); err != nil {
 			t.Fatal(err)
 		}
-		pe.targets[name] = &placementTarget{name: name, key: workloadv1alpha1.ToSyncTargetKey(locationWS, name), cluster: env.Cluster(name), uid: string(st.UID)}
+		pe.targets[name] = &placementTarget{name: name, key: workloadv1alpha1.ToSyncTargetKey(env.Workspace(locationWS).Name, name), cluster: env.Cluster(name), uid: string(st.UID)}
 	}
 	// The controller's user: everything it needs in both workspaces.
 	if err := env.GrantController(ctx, controllerUser, locationWS, wsA); err != nil {
@@ -161,7 +161,7 @@ func (pe *placementEnv) targetsOf(ctx context.Context, t *testing.T, ns string) 
 
 func (pe *placementEnv) downstreamNS(t *testing.T, target, ns string) string {
 	t.Helper()
-	name, err := workloadv1alpha1.NewNamespaceLocator(locationWS, target, pe.targets[target].uidType(), wsA, ns).DownstreamNamespaceName()
+	name, err := workloadv1alpha1.NewNamespaceLocator(pe.env.Workspace(locationWS).Name, target, pe.targets[target].uidType(), pe.env.Workspace(wsA).Name, ns).DownstreamNamespaceName()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -69,7 +69,7 @@ func setupSyncerEnvFor(t *testing.T, resources []workloadv1alpha1.ResourceToSync
 		t.Fatal(err)
 	}
 	se.st = st
-	se.stKey = workloadv1alpha1.ToSyncTargetKey(locationWS, clusterName)
+	se.stKey = workloadv1alpha1.ToSyncTargetKey(env.Workspace(locationWS).Name, clusterName)
 
 	// Exactly the RBAC and admission policy `kubectl tmc workload sync` generates, on both
 	// sides, for the syncer's user.
@@ -160,7 +160,7 @@ func metricValue(t *testing.T, url, metric string, labels map[string]string) flo
 
 func (se *syncerEnv) downstreamNamespace(t *testing.T, ws, ns string) string {
 	t.Helper()
-	name, err := workloadv1alpha1.NewNamespaceLocator(locationWS, clusterName, se.st.UID, ws, ns).DownstreamNamespaceName()
+	name, err := workloadv1alpha1.NewNamespaceLocator(se.env.Workspace(locationWS).Name, clusterName, se.st.UID, se.env.Workspace(ws).Name, ns).DownstreamNamespaceName()
 	if err != nil {
 		t.Fatal(err)
 	}

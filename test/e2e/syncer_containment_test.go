@@ -166,7 +166,7 @@ func testContainmentForgedLocator(t *testing.T, se *syncerEnv, syncer *syncerPro
 
 	// A namespace made by hand with our ownership label and a locator naming workspace B's
 	// shop namespace on our SyncTarget, under a name that is not that locator's.
-	locator, err := workloadv1alpha1.NewNamespaceLocator(locationWS, clusterName, se.st.UID, wsB, "shop").MarshalAnnotation()
+	locator, err := workloadv1alpha1.NewNamespaceLocator(se.env.Workspace(locationWS).Name, clusterName, se.st.UID, se.env.Workspace(wsB).Name, "shop").MarshalAnnotation()
 	if err != nil {
 		t.Fatal(err)
 	}

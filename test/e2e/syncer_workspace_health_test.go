@@ -68,7 +68,7 @@ func TestSyncerWorkspaceWithoutRBAC(t *testing.T) {
 	}
 
 	placed := map[string]string{"tmc.dev/placed": "true"}
-	stKey := workloadv1alpha1.ToSyncTargetKey(locationWS, clusterName)
+	stKey := workloadv1alpha1.ToSyncTargetKey(env.Workspace(locationWS).Name, clusterName)
 	for _, ws := range []string{wsA, wsB} {
 		if _, err := tmcClient(t, env.Workspace(ws).AdminConfig()).SchedulingV1alpha1().Placements().Create(ctx, &schedulingv1alpha1.Placement{
 			ObjectMeta: metav1.ObjectMeta{Name: "apps"},
@@ -85,7 +85,7 @@ func TestSyncerWorkspaceWithoutRBAC(t *testing.T) {
 
 	down := kubeClient(t, env.Cluster(clusterName).AdminConfig())
 	downstreamNS := func(ws string) string {
-		name, err := workloadv1alpha1.NewNamespaceLocator(locationWS, clusterName, st.UID, ws, "app").DownstreamNamespaceName()
+		name, err := workloadv1alpha1.NewNamespaceLocator(env.Workspace(locationWS).Name, clusterName, st.UID, env.Workspace(ws).Name, "app").DownstreamNamespaceName()
 		if err != nil {
 			t.Fatal(err)
 		}

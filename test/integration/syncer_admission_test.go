@@ -59,7 +59,7 @@ func TestSyncerAdmissionPolicy(t *testing.T) {
 		syncerNS       = "tmc-syncer-east"
 		syncerSA       = "tmc-syncer-east"
 	)
-	stKey := workloadv1alpha1.ToSyncTargetKey(locationWS, syncTargetName)
+	stKey := workloadv1alpha1.ToSyncTargetKey(env.Workspace(locationWS).Name, syncTargetName)
 	objs, err := syncplugin.DownstreamManifests(syncplugin.ManifestOptions{
 		SyncTargetName:                syncTargetName,
 		SyncTargetUID:                 "5b8a2f3e-0000-0000-0000-000000000001",
@@ -377,7 +377,7 @@ func TestSyncCommandUpstreamCredentials(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Labels["region"] != "eu" || st.Labels[workloadv1alpha1.InternalSyncTargetKeyLabel] != workloadv1alpha1.ToSyncTargetKey(locationWS, "east") {
+	if st.Labels["region"] != "eu" || st.Labels[workloadv1alpha1.InternalSyncTargetKeyLabel] != workloadv1alpha1.ToSyncTargetKey(env.Workspace(locationWS).Name, "east") {
 		t.Errorf("SyncTarget labels %v", st.Labels)
 	}
 

@@ -82,7 +82,7 @@ func (s *server) createDemo(ctx context.Context, names []string) error {
 			return false, err.Error(), nil
 		}
 		for _, n := range names {
-			if ns.Labels[workloadv1alpha1.ClusterResourceStateLabel(workloadv1alpha1.ToSyncTargetKey(locationWorkspace, n))] == workloadv1alpha1.ResourceStateSync {
+			if ns.Labels[workloadv1alpha1.ClusterResourceStateLabel(workloadv1alpha1.ToSyncTargetKey(s.env.Workspace(locationWorkspace).Name, n))] == workloadv1alpha1.ResourceStateSync {
 				s.st.Demo.SyncTarget = n
 				return true, "", nil
 			}
@@ -92,7 +92,8 @@ func (s *server) createDemo(ctx context.Context, names []string) error {
 	if err != nil {
 		return fmt.Errorf("namespace %s was not placed on a SyncTarget (see the tmc-controller log): %w", demoNamespace, err)
 	}
-	locator := workloadv1alpha1.NewNamespaceLocator(locationWorkspace, s.st.Demo.SyncTarget, types.UID(s.uids[s.st.Demo.SyncTarget]), workloadWorkspace, demoNamespace)
+	locator := workloadv1alpha1.NewNamespaceLocator(s.env.Workspace(locationWorkspace).Name, s.st.Demo.SyncTarget, types.UID(s.uids[s.st.Demo.SyncTarget]),
+		s.env.Workspace(workloadWorkspace).Name, demoNamespace)
 	if s.st.Demo.DownstreamNamespace, err = locator.DownstreamNamespaceName(); err != nil {
 		return err
 	}

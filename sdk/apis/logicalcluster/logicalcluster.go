@@ -16,6 +16,20 @@ const ClustersPrefix = "/clusters/"
 // AnnotationKey is the annotation kcp sets on every object to name its logical cluster.
 const AnnotationKey = "kcp.io/cluster"
 
+// NameFrom returns the logical-cluster name kcp recorded in an object's annotations, or ""
+// when there is none (a plain Kubernetes hub sets none). kcp names a logical cluster with an
+// opaque name distinct from the workspace's path (only the root's name is "root"); keys and
+// namespace locators are computed from names.
+func NameFrom(annotations map[string]string) string { return annotations[AnnotationKey] }
+
+// NameOr returns NameFrom(annotations), or fallback when the object carries no name.
+func NameOr(annotations map[string]string, fallback string) string {
+	if name := NameFrom(annotations); name != "" {
+		return name
+	}
+	return fallback
+}
+
 // segmentPattern is what kcp accepts for one path segment: a lowercase DNS-1123 label,
 // or a logical cluster name (which may contain only lowercase alphanumerics).
 var segmentPattern = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)

@@ -21,7 +21,7 @@ func describeSyncTarget(out io.Writer, ws string, st *workloadv1alpha1.SyncTarge
 	d.err = tabulate(out, func(w *strings.Builder) {
 		fmt.Fprintf(w, "Name:\t%s\n", st.Name)
 		fmt.Fprintf(w, "Workspace:\t%s\n", ws)
-		fmt.Fprintf(w, "Key:\t%s\n", workloadv1alpha1.ToSyncTargetKey(ws, st.Name))
+		fmt.Fprintf(w, "Key:\t%s\n", workloadv1alpha1.SyncTargetKeyOf(st, ws))
 		fmt.Fprintf(w, "UID:\t%s\n", orNone(string(st.UID)))
 		fmt.Fprintf(w, "Labels:\t%s\n", joinMap(st.Labels, "="))
 		fmt.Fprintf(w, "Cells:\t%s\n", joinMap(st.Spec.Cells, "="))

@@ -25,16 +25,22 @@ const (
 	testWorkloadWorkspace = "root:org:team-a"
 	testTarget            = "cluster-1"
 	testDownstreamConfig  = "downstream.kubeconfig"
+	// testLocationCluster and testWorkloadCluster are the workspaces' logical-cluster
+	// names (kcp.io/cluster of the SyncTarget and of upstreamDeployment): keys and locators
+	// use them, not the paths.
+	testLocationCluster = "1loc9xq"
+	testWorkloadCluster = "2x9ab7c"
 )
 
 var (
-	testKey        = workloadv1alpha1.ToSyncTargetKey(testLocationWorkspace, testTarget)
+	testKey        = workloadv1alpha1.ToSyncTargetKey(testLocationCluster, testTarget)
 	deploymentsGVR = schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
 	configMapsGVR  = schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}
 	secretsGVR     = schema.GroupVersionResource{Version: "v1", Resource: "secrets"}
 	testListKinds  = map[schema.GroupVersionResource]string{deploymentsGVR: "DeploymentList", configMapsGVR: "ConfigMapList", secretsGVR: "SecretList"}
 	testSyncTarget = &workloadv1alpha1.SyncTarget{
-		ObjectMeta: metav1.ObjectMeta{Name: testTarget, UID: "0b5c6f6e-9d7a-4c1e-8f00-1234567890ab"},
+		ObjectMeta: metav1.ObjectMeta{Name: testTarget, UID: "0b5c6f6e-9d7a-4c1e-8f00-1234567890ab",
+			Annotations: map[string]string{"kcp.io/cluster": testLocationCluster}},
 		Status: workloadv1alpha1.SyncTargetStatus{
 			SyncedResources: accepted(workloadv1alpha1.DefaultResources()...),
 			Workspaces:      []workloadv1alpha1.WorkspaceReference{{Path: testWorkloadWorkspace}},
@@ -295,7 +301,7 @@ func TestPreviewIsWhatTheSyncerApplies(t *testing.T) {
 	}
 	printed := fromYAML(t, out) // the comments are YAML comments
 
-	locator := workloadv1alpha1.NewNamespaceLocator(testLocationWorkspace, testTarget, testSyncTarget.UID, testWorkloadWorkspace, "default")
+	locator := workloadv1alpha1.NewNamespaceLocator(testLocationCluster, testTarget, testSyncTarget.UID, testWorkloadCluster, "default")
 	downstreamNamespace, err := locator.DownstreamNamespaceName()
 	must(t, err)
 	want, err := transform.DefaultChain().Down(t.Context(), transform.Context{

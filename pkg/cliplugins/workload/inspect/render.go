@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/tmc-dev/tmc/pkg/reconciler/workload/syncer/transform"
+	"github.com/tmc-dev/tmc/sdk/apis/logicalcluster"
 	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
 )
 
@@ -54,8 +55,10 @@ type preview struct {
 // the default transformation chain and the spec hash.
 func buildPreview(ctx context.Context, in previewInput) (*preview, error) {
 	st, up := in.syncTarget, in.upstreamObj
-	p := &preview{stKey: workloadv1alpha1.ToSyncTargetKey(in.locationWorkspace, st.Name)}
-	locator := workloadv1alpha1.NewNamespaceLocator(in.locationWorkspace, st.Name, st.UID, in.workloadWorkspace, up.GetNamespace())
+	// Keys and locators name logical clusters, recorded on the objects by kcp.
+	p := &preview{stKey: workloadv1alpha1.SyncTargetKeyOf(st, in.locationWorkspace)}
+	locator := workloadv1alpha1.NewNamespaceLocator(workloadv1alpha1.SyncTargetCluster(st, in.locationWorkspace), st.Name, st.UID,
+		logicalcluster.NameOr(up.GetAnnotations(), in.workloadWorkspace), up.GetNamespace())
 	var err error
 	if p.downstreamNamespace, err = locator.DownstreamNamespaceName(); err != nil {
 		return nil, err

@@ -141,7 +141,7 @@ func TestPreviewNotes(t *testing.T) {
 			}
 			up := deployment.DeepCopy()
 			// Keep the object labelled for the target, whatever its key.
-			up.SetLabels(map[string]string{workloadv1alpha1.ClusterResourceStateLabel(workloadv1alpha1.ToSyncTargetKey(location, testTarget)): "Sync"})
+			up.SetLabels(map[string]string{workloadv1alpha1.ClusterResourceStateLabel(workloadv1alpha1.SyncTargetKeyOf(st, location)): "Sync"})
 			up.SetFinalizers(nil)
 			p, err := buildPreview(t.Context(), previewInput{
 				workloadWorkspace: testWorkloadWorkspace, locationWorkspace: location,

@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/tmc-dev/tmc/sdk/apis/logicalcluster"
 	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
 	tmcclient "github.com/tmc-dev/tmc/sdk/client/clientset/versioned"
 )
@@ -317,18 +318,19 @@ func (o *Options) Run(ctx context.Context) error {
 	}
 	up := &upstream{upstreamKube: upstreamKube, upstreamTMC: upstreamTMC, out: o.streams.ErrOut}
 	result, err := up.ensure(ctx, upstreamRequest{
-		syncTargetName:  o.SyncTargetName,
-		stKey:           mopts.names().stKey,
-		labels:          labels,
-		resources:       resources,
-		namespace:       o.UpstreamNamespace,
-		tokenExpiration: o.TokenLifetime,
+		syncTargetName:    o.SyncTargetName,
+		locationWorkspace: locationWorkspaceName(workspace),
+		labels:            labels,
+		resources:         resources,
+		namespace:         o.UpstreamNamespace,
+		tokenExpiration:   o.TokenLifetime,
 	})
 	if err != nil {
 		return err
 	}
 
 	mopts.SyncTargetUID = string(result.syncTarget.UID)
+	mopts.SyncTargetCluster = workloadv1alpha1.SyncTargetCluster(result.syncTarget, locationWorkspaceName(workspace))
 	// What the syncer will be asked to sync: the SyncTarget's resources as they are now.
 	mopts.Resources = result.syncTarget.Spec.Resources
 	mopts.UpstreamToken = result.token
@@ -352,6 +354,14 @@ func (o *Options) Run(ctx context.Context) error {
 	}
 	o.printNextSteps(result)
 	return nil
+}
+
+// locationWorkspaceName is the location workspace's path, or hubWorkspace on a plain hub.
+func locationWorkspaceName(workspace logicalcluster.Path) string {
+	if workspace.Empty() {
+		return hubWorkspace
+	}
+	return workspace.String()
 }
 
 // checkTLS refuses a current connection that skips TLS verification, which the syncer's

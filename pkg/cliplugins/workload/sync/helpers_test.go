@@ -99,6 +99,10 @@ func newFakeUpstream(t *testing.T, kcpCluster string, objs ...runtime.Object) *f
 		st := action.(clienttesting.CreateAction).GetObject().(*workloadv1alpha1.SyncTarget)
 		uids++
 		st.UID = types.UID(fmt.Sprintf("00000000-0000-0000-0000-%012d", uids))
+		if kcpCluster != "" {
+			// kcp records the logical cluster on every object it stores.
+			st.Annotations = map[string]string{logicalcluster.AnnotationKey: kcpCluster}
+		}
 		return false, nil, nil // let the tracker store it
 	})
 	f.kube.PrependReactor("create", "serviceaccounts", func(action clienttesting.Action) (bool, runtime.Object, error) {

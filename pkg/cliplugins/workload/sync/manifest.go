@@ -58,6 +58,12 @@ type ManifestOptions struct {
 	// SyncTargetWorkspace is the location workspace holding the SyncTarget; empty means a
 	// plain Kubernetes hub.
 	SyncTargetWorkspace logicalcluster.Path
+	// SyncTargetCluster is the logical-cluster name of the location workspace, read from
+	// the SyncTarget's kcp.io/cluster annotation: the SyncTarget key (and so the ownership
+	// label the admission policy confines the syncer to) is computed from it, as kcp and the
+	// syncer compute it. Empty: the workspace path (a plain hub, or an upstream that records
+	// no names).
+	SyncTargetCluster string
 
 	// Namespace of the syncer on the physical cluster; empty means "tmc-syncer-<name>".
 	Namespace string
@@ -100,6 +106,14 @@ type names struct {
 	user string
 }
 
+// syncTargetCluster is SyncTargetCluster, or workspace when it is not known.
+func (o ManifestOptions) syncTargetCluster(workspace string) string {
+	if o.SyncTargetCluster != "" {
+		return o.SyncTargetCluster
+	}
+	return workspace
+}
+
 func (o ManifestOptions) names() names {
 	workspace := o.SyncTargetWorkspace.String()
 	if workspace == "" {
@@ -109,7 +123,7 @@ func (o ManifestOptions) names() names {
 		namespaced: namePrefix + o.SyncTargetName,
 		cluster:    syncerrbac.ClusterObjectName(workspace, o.SyncTargetName),
 		namespace:  o.Namespace,
-		stKey:      workloadv1alpha1.ToSyncTargetKey(workspace, o.SyncTargetName),
+		stKey:      workloadv1alpha1.ToSyncTargetKey(o.syncTargetCluster(workspace), o.SyncTargetName),
 	}
 	if n.namespace == "" {
 		n.namespace = n.namespaced

@@ -24,8 +24,10 @@ import (
 // upstreamRequest is what the command ensures in the location workspace.
 type upstreamRequest struct {
 	syncTargetName string
-	// stKey is the SyncTarget key, recorded in the SyncTarget's key label.
-	stKey string
+	// locationWorkspace is the path of the location workspace (hubWorkspace on a plain
+	// hub): with the SyncTarget's logical-cluster name it gives the key recorded in the
+	// SyncTarget's key label.
+	locationWorkspace string
 	// labels are merged into the SyncTarget's labels.
 	labels map[string]string
 	// resources replace spec.resources when set; nil leaves them as they are.
@@ -115,7 +117,7 @@ func (u *upstream) ensureSyncTarget(ctx context.Context, req upstreamRequest) (*
 		for k, v := range req.labels {
 			st.Labels[k] = v
 		}
-		st.Labels[workloadv1alpha1.InternalSyncTargetKeyLabel] = req.stKey
+		st.Labels[workloadv1alpha1.InternalSyncTargetKeyLabel] = workloadv1alpha1.SyncTargetKeyOf(st, req.locationWorkspace)
 		if req.resources != nil {
 			st.Spec.Resources = append([]workloadv1alpha1.ResourceToSync(nil), req.resources...)
 		}
@@ -134,7 +136,13 @@ func (u *upstream) ensureSyncTarget(ctx context.Context, req upstreamRequest) (*
 				return err
 			}
 			u.report(kind, req.syncTargetName, "created")
-			return nil
+			// kcp records the logical-cluster name on the created object; the key follows it.
+			if want := workloadv1alpha1.SyncTargetKeyOf(result, req.locationWorkspace); result.Labels[workloadv1alpha1.InternalSyncTargetKeyLabel] != want {
+				updated := result.DeepCopy()
+				updated.Labels[workloadv1alpha1.InternalSyncTargetKeyLabel] = want
+				result, err = client.Update(ctx, updated, metav1.UpdateOptions{})
+			}
+			return err
 		}
 		if err != nil {
 			return err

@@ -17,11 +17,11 @@ import (
 
 func testRequest() upstreamRequest {
 	return upstreamRequest{
-		syncTargetName:  "east",
-		stKey:           workloadv1alpha1.ToSyncTargetKey("root:org:locations", "east"),
-		labels:          map[string]string{"region": "eu"},
-		namespace:       "default",
-		tokenExpiration: DefaultTokenLifetime,
+		syncTargetName:    "east",
+		locationWorkspace: "root:org:locations",
+		labels:            map[string]string{"region": "eu"},
+		namespace:         "default",
+		tokenExpiration:   DefaultTokenLifetime,
 	}
 }
 
@@ -58,7 +58,7 @@ func TestEnsureUpstreamCreatesThenUpdates(t *testing.T) {
 	if st.UID == "" {
 		t.Fatal("the created SyncTarget has no UID")
 	}
-	if st.Labels["region"] != "eu" || st.Labels[workloadv1alpha1.InternalSyncTargetKeyLabel] != req.stKey {
+	if st.Labels["region"] != "eu" || st.Labels[workloadv1alpha1.InternalSyncTargetKeyLabel] != workloadv1alpha1.ToSyncTargetKey(req.locationWorkspace, "east") {
 		t.Errorf("labels %v, want region=eu and the key label", st.Labels)
 	}
 	if !reflect.DeepEqual(st.Spec.Resources, req.resources) {
@@ -215,5 +215,30 @@ func TestEnsureUpstreamRepairsDrift(t *testing.T) {
 	}
 	if binding.RoleRef.Name != "tmc-syncer-east" || len(binding.Subjects) != 1 || binding.Subjects[0].Kind != "ServiceAccount" {
 		t.Errorf("ClusterRoleBinding not replaced: roleRef %+v subjects %+v", binding.RoleRef, binding.Subjects)
+	}
+}
+
+// On kcp the SyncTarget's key comes from its logical-cluster name, known only once it is
+// created: the key label follows the name (one update), and a second run changes nothing.
+func TestEnsureUpstreamKeysTheSyncTargetByItsLogicalCluster(t *testing.T) {
+	f := newFakeUpstream(t, "1ls1e2d5ho7fnvra")
+	up := &upstream{upstreamKube: f.kube, upstreamTMC: f.tmc, out: &bytes.Buffer{}}
+	first, err := up.ensure(t.Context(), testRequest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := workloadv1alpha1.ToSyncTargetKey("1ls1e2d5ho7fnvra", "east")
+	if got := first.syncTarget.Labels[workloadv1alpha1.InternalSyncTargetKeyLabel]; got != want {
+		t.Errorf("key label %q, want %q (the key of the logical-cluster name, not of the path)", got, want)
+	}
+	f.tmc.ClearActions()
+	f.kube.ClearActions()
+	if _, err := up.ensure(t.Context(), testRequest()); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range writes(f) {
+		if strings.Contains(w, "synctargets") {
+			t.Errorf("second run wrote the SyncTarget again: %v", writes(f))
+		}
 	}
 }

@@ -220,7 +220,7 @@ func (c *Controller) targetsByKey() map[string]targetRef {
 	for path, lw := range c.location {
 		targets, _ := lw.syncTargets.List(labels.Everything())
 		for _, st := range targets {
-			out[workloadv1alpha1.ToSyncTargetKey(path, st.Name)] = targetRef{path: path, target: st}
+			out[workloadv1alpha1.SyncTargetKeyOf(st, path)] = targetRef{path: path, target: st}
 		}
 	}
 	return out
@@ -294,7 +294,7 @@ func (c *Controller) candidates(choice locationChoice, workspace, namespace stri
 	}
 	var out []*workloadv1alpha1.SyncTarget
 	for _, st := range choice.instances {
-		if exclude[workloadv1alpha1.ToSyncTargetKey(choice.path, st.Name)] || !available(st, now) || !accepts(st, types) {
+		if exclude[workloadv1alpha1.SyncTargetKeyOf(st, choice.path)] || !available(st, now) || !accepts(st, types) {
 			continue
 		}
 		out = append(out, st)

@@ -100,7 +100,7 @@ func (c *Controller) schedule(ctx context.Context, wl *workloadWorkspace, ns *co
 		defer c.scheduleMu.Unlock()
 		if candidates := c.candidates(choice, wl.path, ns.Name, touchedKeys(ns), now); len(candidates) > 0 {
 			d.placedOn = c.pick(wl.path, ns.Name, choice.path, candidates)
-			d.keeper = workloadv1alpha1.ToSyncTargetKey(choice.path, d.placedOn.Name)
+			d.keeper = workloadv1alpha1.SyncTargetKeyOf(d.placedOn, choice.path)
 			patch.setLabel(workloadv1alpha1.ClusterResourceStateLabel(d.keeper), workloadv1alpha1.ResourceStateSync)
 		}
 	} else {
@@ -258,7 +258,7 @@ func (c *Controller) pick(workspace, namespace, path string, candidates []*workl
 	var best *workloadv1alpha1.SyncTarget
 	bestLoad, bestHash := 0, uint64(0)
 	for _, st := range candidates {
-		l := c.load(workloadv1alpha1.ToSyncTargetKey(path, st.Name))
+		l := c.load(workloadv1alpha1.SyncTargetKeyOf(st, path))
 		h := spreadHash(workspace, namespace, st.Name)
 		if best == nil || l < bestLoad || (l == bestLoad && h < bestHash) {
 			best, bestLoad, bestHash = st, l, h

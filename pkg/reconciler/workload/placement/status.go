@@ -13,7 +13,6 @@ import (
 	"k8s.io/klog/v2"
 
 	schedulingv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/scheduling/v1alpha1"
-	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
 )
 
 // reconcilePlacement writes a Placement's status from the caches: phase, selected Location
@@ -192,9 +191,8 @@ func (c *Controller) selectedSyncTarget(workspace string, p *schedulingv1alpha1.
 	switch {
 	case hosts[last]:
 		key = last
-	case p.Status.SelectedSyncTarget != nil &&
-		hosts[workloadv1alpha1.ToSyncTargetKey(p.Status.SelectedSyncTarget.Path, p.Status.SelectedSyncTarget.Name)]:
-		key = workloadv1alpha1.ToSyncTargetKey(p.Status.SelectedSyncTarget.Path, p.Status.SelectedSyncTarget.Name)
+	case p.Status.SelectedSyncTarget != nil && hosts[p.Status.SelectedSyncTarget.Key]:
+		key = p.Status.SelectedSyncTarget.Key
 	default:
 		key = firstHost
 	}

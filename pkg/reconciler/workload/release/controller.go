@@ -368,7 +368,7 @@ func (c *Controller) namespaceChanged(obj any) {
 		wanted[k] = true
 	}
 	c.eachSyncTarget(func(key syncTargetKey, st *workloadv1alpha1.SyncTarget) {
-		if wanted[workloadv1alpha1.ToSyncTargetKey(key.workspace, key.name)] && releasing(st) {
+		if wanted[workloadv1alpha1.SyncTargetKeyOf(st, key.workspace)] && releasing(st) {
 			c.queue.Add(key)
 		}
 	})

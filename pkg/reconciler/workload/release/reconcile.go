@@ -46,7 +46,7 @@ func (c *Controller) reconcile(ctx context.Context, key syncTargetKey) (time.Dur
 	if err != nil {
 		return 0, fmt.Errorf("failed to get SyncTarget from cache: %w", err)
 	}
-	t := target{workspace: key.workspace, name: st.Name, key: workloadv1alpha1.ToSyncTargetKey(key.workspace, st.Name), st: st}
+	t := target{workspace: key.workspace, name: st.Name, key: workloadv1alpha1.SyncTargetKeyOf(st, key.workspace), st: st}
 	now := c.clock.Now()
 	if st.DeletionTimestamp == nil {
 		if err := c.ensureFinalizer(ctx, loc, st); err != nil {

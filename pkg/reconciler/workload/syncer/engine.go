@@ -29,18 +29,26 @@ const hubWorkspace = "hub"
 
 // syncTarget identifies the served SyncTarget in keys, labels and namespace locators.
 type syncTarget struct {
-	// workspace is the location workspace (hubWorkspace on a plain hub).
+	// workspace is the location workspace's path (hubWorkspace on a plain hub).
 	workspace string
-	name      string
+	// cluster is the location workspace's logical-cluster name, read from the SyncTarget
+	// (kcp.io/cluster); "" until then, and then workspace is used.
+	cluster string
+	name    string
 	// key is the SyncTarget key of labels and finalizers.
 	key string
 	// uid is known once the SyncTarget was read; every locator carries it.
 	uid types.UID
 }
 
-// locator returns the namespace locator of upstream namespace ns in workspace ws.
-func (t syncTarget) locator(ws, ns string) workloadv1alpha1.NamespaceLocator {
-	return workloadv1alpha1.NewNamespaceLocator(t.workspace, t.name, t.uid, ws, ns)
+// locator returns the namespace locator of upstream namespace ns in the workload
+// workspace whose logical-cluster name is cluster.
+func (t syncTarget) locator(cluster, ns string) workloadv1alpha1.NamespaceLocator {
+	locationCluster := t.cluster
+	if locationCluster == "" {
+		locationCluster = t.workspace
+	}
+	return workloadv1alpha1.NewNamespaceLocator(locationCluster, t.name, t.uid, cluster, ns)
 }
 
 // upstreamView is what the spec and status controllers see of one resource type in one
@@ -118,6 +126,14 @@ type engine struct {
 	upstreamWorkspaces  map[string]*upstreamWorkspace
 	resourceStates      []workloadv1alpha1.SyncedResource
 
+	// clusterNames maps each watched workspace (path) to its logical-cluster name, the
+	// cluster of its namespace locators; workspacesByName is the reverse
+	// (workspace_names.go). A workspace without a name yet gets no upstream informer.
+	clusterNames     map[string]string
+	workspacesByName map[string]string
+	// resolveClusterName learns a workspace's name; nil: the name is the path (tests).
+	resolveClusterName func(ctx context.Context, ws string) (string, error)
+
 	// typeReleases releases, by live lists, the types that were synced and are no longer
 	// (also those removed while the syncer was down) and reports them; nil: none (tests).
 	typeReleases *typeReleaser
@@ -138,6 +154,8 @@ func newEngine(stKey string, downstreamDynamic dynamic.Interface, downstreamKube
 		metrics:              metrics,
 		resources:            map[schema.GroupVersionResource]resourceInfo{},
 		upstreamInformers:    map[upstreamInformerKey]*informerHandle{},
+		clusterNames:         map[string]string{},
+		workspacesByName:     map[string]string{},
 		downstreamInformers:  map[schema.GroupVersionResource]*informerHandle{},
 		upstreamWorkspaces:   map[string]*upstreamWorkspace{},
 		namespacesSynced:     func() bool { return false },
@@ -198,6 +216,7 @@ func (e *engine) reconcile(ctx context.Context, accepted []resourceInfo, states 
 		e.typeReleases.track(ctx, removed, want, states, workspaces)
 	}
 	unreleased := e.releaseRemovedTypes(ctx, releases)
+	e.nameWorkspaces(ctx, workspaces)
 
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -271,6 +290,7 @@ func (e *engine) reconcileWorkspacesLocked(ctx context.Context, workspaces []str
 			}
 			upstream.stopEvents()
 			delete(e.upstreamWorkspaces, ws)
+			e.forgetWorkspaceNameLocked(ws)
 			e.metrics.forgetWorkspace(ws)
 		}
 	}
@@ -294,6 +314,9 @@ func (e *engine) reconcileUpstreamLocked(ctx context.Context, want map[schema.Gr
 		}
 	}
 	for ws := range wantWorkspaces {
+		if _, named := e.clusterNames[ws]; !named {
+			continue
+		}
 		for gvr := range want {
 			key := upstreamInformerKey{workspace: ws, gvr: gvr}
 			if _, ok := e.upstreamInformers[key]; ok {
@@ -324,7 +347,9 @@ func (e *engine) downstreamChanged(gvr schema.GroupVersionResource, downstreamOb
 		e.events.statusChanged(statusKey{gvr: gvr, downstreamNamespace: downstreamObj.GetNamespace(), name: downstreamObj.GetName()})
 	}
 	if locator, ok := e.events.locatorOf(downstreamObj.GetNamespace()); ok {
-		e.events.specChanged(specKey{workspace: locator.ClusterName, gvr: gvr, upstreamNamespace: locator.Namespace, name: downstreamObj.GetName()})
+		if ws, ok := e.workspaceOf(locator.ClusterName); ok {
+			e.events.specChanged(specKey{workspace: ws, gvr: gvr, upstreamNamespace: locator.Namespace, name: downstreamObj.GetName()})
+		}
 	}
 }
 
@@ -427,6 +452,9 @@ func (e *engine) upstreamSynced(ws string) bool {
 	defer e.mu.RUnlock()
 	upstream, ok := e.upstreamWorkspaces[ws]
 	if !ok || upstream.namespaces == nil || !upstream.namespaces.hasSynced() {
+		return false
+	}
+	if _, named := e.clusterNames[ws]; !named {
 		return false
 	}
 	for k, h := range e.upstreamInformers {

@@ -37,7 +37,14 @@ const (
 	testLocationWorkspace = "root:org:locations"
 	testWorkspace         = "root:org:team-a"
 	testNamespace         = "default"
+	// testLocationCluster is the location workspace's logical-cluster name: as on kcp, names
+	// differ from paths, and locators and keys use names (testClusterName).
+	testLocationCluster = "lc-locations"
 )
+
+// testClusterName is the logical-cluster name of test workspace ws: distinct from the path,
+// so that a locator computed from a path names another namespace than the tests expect.
+func testClusterName(ws string) string { return "lc-" + strings.ReplaceAll(ws, ":", "-") }
 
 var (
 	configMapsGVR  = schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}
@@ -46,8 +53,8 @@ var (
 		configMapsGVR:  "ConfigMapList",
 		deploymentsGVR: "DeploymentList",
 	}
-	testStKey    = workloadv1alpha1.ToSyncTargetKey(testLocationWorkspace, testSyncTargetName)
-	otherStKey   = workloadv1alpha1.ToSyncTargetKey(testLocationWorkspace, "west")
+	testStKey    = workloadv1alpha1.ToSyncTargetKey(testLocationCluster, testSyncTargetName)
+	otherStKey   = workloadv1alpha1.ToSyncTargetKey(testLocationCluster, "west")
 	testStateKey = workloadv1alpha1.ClusterResourceStateLabel(testStKey)
 	testFinalize = workloadv1alpha1.SyncerFinalizerName(testStKey)
 )
@@ -129,7 +136,7 @@ func newTestEnv(t *testing.T, objs testObjects) *testEnv {
 	env.namespacesSynced.Store(true)
 	env.newClients(objs)
 
-	target := syncTarget{workspace: testLocationWorkspace, name: testSyncTargetName, key: testStKey, uid: testSyncTargetUID}
+	target := syncTarget{workspace: testLocationWorkspace, cluster: testLocationCluster, name: testSyncTargetName, key: testStKey, uid: testSyncTargetUID}
 	cfg := &Config{
 		UpstreamConfig:                &rest.Config{Host: "https://upstream.invalid"},
 		SyncTargetName:                testSyncTargetName,
@@ -140,6 +147,10 @@ func newTestEnv(t *testing.T, objs testObjects) *testEnv {
 	}
 	d := newDataPath(target, transform.DefaultChain(), cfg, env.downstreamDynamic, env.downstreamKube, env.metrics, env.errors, env.recovery)
 	env.engine, env.spec, env.status, env.namespaces, env.breaker, env.typeReleases = d.engine, d.spec, d.status, d.namespaces, d.breaker, d.typeReleases
+	// The fake upstream serves no namespaces to learn names from: workspaces are named by
+	// testClusterName, and testWorkspace is known from the start.
+	d.engine.resolveClusterName = func(_ context.Context, ws string) (string, error) { return testClusterName(ws), nil }
+	d.engine.clusterNames[testWorkspace], d.engine.workspacesByName[testClusterName(testWorkspace)] = testClusterName(testWorkspace), testWorkspace
 	env.reporter = &statusReporter{
 		target:          target,
 		interval:        cfg.HeartbeatInterval,
@@ -288,8 +299,10 @@ func downstreamNamespaceFor(t *testing.T, ws, ns string) string {
 	return name
 }
 
+// testLocator is the locator of upstream namespace ns of workspace ws: of their
+// logical-cluster names, as kcp's.
 func testLocator(ws, ns string) workloadv1alpha1.NamespaceLocator {
-	return workloadv1alpha1.NewNamespaceLocator(testLocationWorkspace, testSyncTargetName, testSyncTargetUID, ws, ns)
+	return workloadv1alpha1.NewNamespaceLocator(testLocationCluster, testSyncTargetName, testSyncTargetUID, testClusterName(ws), ns)
 }
 
 // downstreamNamespace returns the downstream namespace named after locator loc, carrying

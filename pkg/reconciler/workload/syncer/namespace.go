@@ -32,6 +32,10 @@ type namespaceCaches interface {
 	upstreamObjectsIn(workspace, upstreamNamespace string) int
 	upstreamNamespace(workspace, name string) (*corev1.Namespace, bool)
 	upstreamNamespaces(workspace string) (typedcorev1.NamespaceInterface, bool)
+	// clusterName and workspaceOf map watched workspaces to the logical-cluster names
+	// locators carry, and back (workspace_names.go).
+	clusterName(workspace string) (string, bool)
+	workspaceOf(cluster string) (string, bool)
 }
 
 // operationReleaseNamespace is the downstream write that hands a namespace holding
@@ -132,8 +136,10 @@ func (m *namespaceManager) ensure(ctx context.Context, locator workloadv1alpha1.
 	ns, err := lister.Get(downstreamNamespace)
 	if apierrors.IsNotFound(err) {
 		annotations := map[string]string{workloadv1alpha1.NamespaceLocatorAnnotation: want}
-		if upstreamNS, ok := m.caches.upstreamNamespace(locator.ClusterName, locator.Namespace); ok && placedOnTarget(m.target.key, upstreamNS) {
-			annotations[workloadv1alpha1.PlacedNamespaceAnnotation] = "true"
+		if ws, ok := m.caches.workspaceOf(locator.ClusterName); ok {
+			if upstreamNS, ok := m.caches.upstreamNamespace(ws, locator.Namespace); ok && placedOnTarget(m.target.key, upstreamNS) {
+				annotations[workloadv1alpha1.PlacedNamespaceAnnotation] = "true"
+			}
 		}
 		nsLabels := m.podSecurityLabels()
 		nsLabels[workloadv1alpha1.InternalDownstreamClusterLabel] = m.target.key
@@ -183,7 +189,11 @@ func (m *namespaceManager) consider(downstreamNamespace string) {
 // upstreamNamespaceChanged schedules the cleanup check of the downstream namespace of
 // upstream namespace ns of workspace ws, if this target owns one.
 func (m *namespaceManager) upstreamNamespaceChanged(ws, ns string) {
-	downstreamNamespace, err := m.downstreamName(m.target.locator(ws, ns))
+	cluster, ok := m.caches.clusterName(ws)
+	if !ok {
+		return
+	}
+	downstreamNamespace, err := m.downstreamName(m.target.locator(cluster, ns))
 	if err != nil {
 		return
 	}
@@ -214,20 +224,26 @@ func (m *namespaceManager) clean(ctx context.Context, downstreamNamespace string
 	if !ok || err != nil {
 		return err
 	}
-	if err := m.cachesReady(loc.ClusterName); err != nil {
+	// Only a watched workspace (its logical-cluster name known) can say its namespace is
+	// gone; a locator of any other logical cluster keeps its namespace.
+	ws, ok := m.caches.workspaceOf(loc.ClusterName)
+	if !ok {
+		return notYet("the workspace of logical cluster %s is not watched", loc.ClusterName)
+	}
+	if err := m.cachesReady(ws); err != nil {
 		return err
 	}
-	why, err := m.unplaced(ctx, ns, loc)
+	why, err := m.unplaced(ctx, ns, ws, loc)
 	if why == "" || err != nil {
 		return err
 	}
-	logger := klog.FromContext(ctx).WithValues("workspace", loc.ClusterName, "upstreamNamespace", loc.Namespace)
+	logger := klog.FromContext(ctx).WithValues("workspace", ws, "upstreamNamespace", loc.Namespace)
 	objects := m.caches.downstreamObjectsIn(downstreamNamespace)
 	if objects > 0 {
 		logger.V(4).Info("Keeping downstream namespace: it holds synced objects", "objects", objects, "why", why)
 		return nil
 	}
-	if m.caches.upstreamObjectsIn(loc.ClusterName, loc.Namespace) > 0 {
+	if m.caches.upstreamObjectsIn(ws, loc.Namespace) > 0 {
 		logger.V(4).Info("Keeping downstream namespace: its upstream namespace holds synced objects", "why", why)
 		return nil
 	}
@@ -235,7 +251,7 @@ func (m *namespaceManager) clean(ctx context.Context, downstreamNamespace string
 		return m.release(klog.NewContext(ctx, logger), ns, why)
 	}
 	if !m.budget.admit(ctx, plannedDeletion{
-		workspace: loc.ClusterName, resource: "namespaces", downstreamNamespace: downstreamNamespace, name: downstreamNamespace,
+		workspace: ws, resource: "namespaces", downstreamNamespace: downstreamNamespace, name: downstreamNamespace,
 		reason: deletionNamespaceCleanup, objects: objects,
 	}) {
 		return notYet("the deletion budget holds the deletion (%s)", why)
@@ -302,17 +318,17 @@ func (m *namespaceManager) cachesReady(ws string) error {
 // "not placed" is confirmed by a live read, so a lagging or lost cache never deletes. An
 // upstream namespace that never carried the state label (its objects were labelled by
 // hand: ns lacks PlacedNamespaceAnnotation) keeps ns until it is deleted.
-func (m *namespaceManager) unplaced(ctx context.Context, ns *corev1.Namespace, loc workloadv1alpha1.NamespaceLocator) (string, error) {
+func (m *namespaceManager) unplaced(ctx context.Context, ns *corev1.Namespace, ws string, loc workloadv1alpha1.NamespaceLocator) (string, error) {
 	if m.targetDeleting() {
 		return "the SyncTarget is being deleted", nil
 	}
-	if upstreamNS, ok := m.caches.upstreamNamespace(loc.ClusterName, loc.Namespace); ok && placedOnTarget(m.target.key, upstreamNS) {
+	if upstreamNS, ok := m.caches.upstreamNamespace(ws, loc.Namespace); ok && placedOnTarget(m.target.key, upstreamNS) {
 		klog.FromContext(ctx).V(4).Info("Keeping downstream namespace: its upstream namespace is placed on this SyncTarget")
 		return "", m.markPlaced(ctx, ns)
 	}
-	upstreamNamespaces, ok := m.caches.upstreamNamespaces(loc.ClusterName)
+	upstreamNamespaces, ok := m.caches.upstreamNamespaces(ws)
 	if !ok {
-		return "", notYet("workspace %s is not watched", loc.ClusterName)
+		return "", notYet("workspace %s is not watched", ws)
 	}
 	upstreamNS, err := upstreamNamespaces.Get(ctx, loc.Namespace, metav1.GetOptions{})
 	switch {

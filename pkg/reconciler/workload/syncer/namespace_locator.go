@@ -65,10 +65,10 @@ func (f *forgedLocators) namesNamespace(downstreamNamespace string, loc workload
 	if !first {
 		return false
 	}
-	msg := fmt.Sprintf("Downstream namespace %s carries a namespace locator for workspace %s, namespace %s of this SyncTarget, but that locator names namespace %s; the syncer ignores it (no status up, no spec, no deletion)",
+	msg := fmt.Sprintf("Downstream namespace %s carries a namespace locator for logical cluster %s, namespace %s of this SyncTarget, but that locator names namespace %s; the syncer ignores it (no status up, no spec, no deletion)",
 		downstreamNamespace, loc.ClusterName, loc.Namespace, want)
 	f.logger.Info("Ignoring downstream namespace with a forged locator", "downstreamNamespace", downstreamNamespace,
-		"workspace", loc.ClusterName, "upstreamNamespace", loc.Namespace, "expectedDownstreamNamespace", want)
+		"logicalCluster", loc.ClusterName, "upstreamNamespace", loc.Namespace, "expectedDownstreamNamespace", want)
 	if f.metrics != nil {
 		f.metrics.forgedNamespace()
 	}

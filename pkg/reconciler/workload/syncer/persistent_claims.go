@@ -31,17 +31,19 @@ var persistentVolumeClaimsGVR = schema.GroupVersionResource{Version: "v1", Resou
 // others create) and keeps only namespace and name in the cache.
 type downstreamClaims struct {
 	informer cache.SharedIndexInformer
-	// locatorOf maps a downstream namespace of ours to its upstream workspace and
-	// namespace; false for namespaces that are not ours.
-	locatorOf func(downstreamNamespace string) (workloadv1alpha1.NamespaceLocator, bool)
+	// locatorOf maps a downstream namespace of ours to its upstream logical cluster and
+	// namespace; false for namespaces that are not ours. workspaceOf maps the logical
+	// cluster to its watched workspace.
+	locatorOf   func(downstreamNamespace string) (workloadv1alpha1.NamespaceLocator, bool)
+	workspaceOf func(cluster string) (string, bool)
 }
 
 func newDownstreamClaims(downstreamMetadata metadata.Interface, resync time.Duration,
-	locatorOf func(string) (workloadv1alpha1.NamespaceLocator, bool)) *downstreamClaims {
+	locatorOf func(string) (workloadv1alpha1.NamespaceLocator, bool), workspaceOf func(string) (string, bool)) *downstreamClaims {
 	informer := metadatainformer.NewFilteredMetadataInformer(downstreamMetadata, persistentVolumeClaimsGVR, metav1.NamespaceAll, resync,
 		cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc}, nil).Informer()
 	_ = informer.SetTransform(keepNamespacedName)
-	return &downstreamClaims{informer: informer, locatorOf: locatorOf}
+	return &downstreamClaims{informer: informer, locatorOf: locatorOf, workspaceOf: workspaceOf}
 }
 
 // keepNamespacedName drops everything of a claim's metadata but its namespace and name:
@@ -74,7 +76,13 @@ func (c *downstreamClaims) byWorkspace() (map[string][]string, bool) {
 		if !ours {
 			continue
 		}
-		out[locator.ClusterName] = append(out[locator.ClusterName], locator.Namespace)
+		ws, known := c.workspaceOf(locator.ClusterName)
+		if !known {
+			// A namespace of ours whose workspace is not watched (yet): leaving it out would
+			// read as "no data there".
+			return nil, false
+		}
+		out[ws] = append(out[ws], locator.Namespace)
 	}
 	for _, namespaces := range out {
 		sort.Strings(namespaces)

@@ -32,6 +32,9 @@ func startClaims(t *testing.T, locators map[string]workloadv1alpha1.NamespaceLoc
 	c := newDownstreamClaims(metadatafake.NewSimpleMetadataClient(scheme, claims...), 0, func(downstreamNamespace string) (workloadv1alpha1.NamespaceLocator, bool) {
 		l, ok := locators[downstreamNamespace]
 		return l, ok
+	}, func(cluster string) (string, bool) {
+		ws, ok := map[string]string{"lc-a": "root:org:a", "lc-b": "root:org:b"}[cluster]
+		return ws, ok
 	})
 	go c.run(t.Context())
 	if !cache.WaitForCacheSync(t.Context().Done(), c.informer.HasSynced) {
@@ -42,10 +45,10 @@ func startClaims(t *testing.T, locators map[string]workloadv1alpha1.NamespaceLoc
 
 func TestDownstreamClaimsByWorkspace(t *testing.T) {
 	locators := map[string]workloadv1alpha1.NamespaceLocator{
-		"kcp-a1": {ClusterName: "root:org:a", Namespace: "db"},
-		"kcp-a2": {ClusterName: "root:org:a", Namespace: "cache"},
-		"kcp-a3": {ClusterName: "root:org:a", Namespace: "web"},
-		"kcp-b1": {ClusterName: "root:org:b", Namespace: "db"},
+		"kcp-a1": {ClusterName: "lc-a", Namespace: "db"},
+		"kcp-a2": {ClusterName: "lc-a", Namespace: "cache"},
+		"kcp-a3": {ClusterName: "lc-a", Namespace: "web"},
+		"kcp-b1": {ClusterName: "lc-b", Namespace: "db"},
 	}
 	c := startClaims(t, locators,
 		claimMeta("kcp-a1", "data-db-0"), claimMeta("kcp-a1", "data-db-1"),
@@ -68,6 +71,19 @@ func TestDownstreamClaimsByWorkspace(t *testing.T) {
 	}
 }
 
+// A namespace of ours whose logical cluster maps to no watched workspace (its name not
+// learned yet after a restart) makes the whole answer unknown: leaving it out would read
+// as "no data there" and allow a failover away from its volumes.
+func TestDownstreamClaimsUnknownWorkspace(t *testing.T) {
+	c := startClaims(t, map[string]workloadv1alpha1.NamespaceLocator{
+		"kcp-a1": {ClusterName: "lc-a", Namespace: "db"},
+		"kcp-x1": {ClusterName: "lc-not-watched", Namespace: "db"},
+	}, claimMeta("kcp-a1", "data"), claimMeta("kcp-x1", "data"))
+	if got, known := c.byWorkspace(); known {
+		t.Errorf("byWorkspace = %v, known, with a claim in a namespace of an unmapped logical cluster", got)
+	}
+}
+
 func TestDownstreamClaimsUnknownUntilSynced(t *testing.T) {
 	var c *downstreamClaims
 	if _, known := c.byWorkspace(); known {
@@ -76,7 +92,7 @@ func TestDownstreamClaimsUnknownUntilSynced(t *testing.T) {
 	scheme := metadatafake.NewTestScheme()
 	c = newDownstreamClaims(metadatafake.NewSimpleMetadataClient(scheme), time.Minute, func(string) (workloadv1alpha1.NamespaceLocator, bool) {
 		return workloadv1alpha1.NamespaceLocator{}, false
-	})
+	}, func(string) (string, bool) { return "", false })
 	if _, known := c.byWorkspace(); known {
 		t.Error("byWorkspace says known before the cache was started")
 	}
@@ -122,7 +138,8 @@ func TestWorkspaceHealthReportsPersistentNamespaces(t *testing.T) {
 	env := newTestEnv(t, testObjects{})
 	env.addWorkspace(t, brokenWorkspace, true, nil)
 	checker := newWorkspaceHealthChecker(syncTarget{workspace: testLocationWorkspace, name: testSyncTargetName, key: testStKey, uid: testSyncTargetUID})
-	checker.claims = startClaims(t, map[string]workloadv1alpha1.NamespaceLocator{"kcp-b1": {ClusterName: brokenWorkspace, Namespace: "db"}}, claimMeta("kcp-b1", "data"))
+	checker.claims = startClaims(t, map[string]workloadv1alpha1.NamespaceLocator{"kcp-b1": {ClusterName: "lc-b", Namespace: "db"}}, claimMeta("kcp-b1", "data"))
+	checker.claims.workspaceOf = func(cluster string) (string, bool) { return brokenWorkspace, cluster == "lc-b" }
 	got := checker.check(t.Context(), env.engine.workspaceSyncStates())
 	found := false
 	for _, h := range got {

@@ -58,10 +58,12 @@ type namespaceEnsurer interface {
 // transformed object, and a server-side apply only when something changed. Removals go to
 // the downstreamRemover.
 type specController struct {
-	target           syncTarget
-	chain            *transform.Chain
-	resource         func(schema.GroupVersionResource) (resourceInfo, bool)
-	upstream         func(workspace string, gvr schema.GroupVersionResource) (upstreamView, bool)
+	target   syncTarget
+	chain    *transform.Chain
+	resource func(schema.GroupVersionResource) (resourceInfo, bool)
+	upstream func(workspace string, gvr schema.GroupVersionResource) (upstreamView, bool)
+	// clusterName is the logical-cluster name of a watched workspace (its locators' cluster).
+	clusterName      func(workspace string) (string, bool)
 	downstream       func(schema.GroupVersionResource) (downstreamView, bool)
 	downstreamClient dynamic.Interface
 	namespaces       namespaceEnsurer
@@ -152,7 +154,11 @@ func (c *specController) request(key specKey) (specRequest, bool, error) {
 	if !ok {
 		return specRequest{}, false, nil
 	}
-	locator := c.target.locator(key.workspace, key.upstreamNamespace)
+	cluster, ok := c.clusterName(key.workspace)
+	if !ok {
+		return specRequest{}, false, nil
+	}
+	locator := c.target.locator(cluster, key.upstreamNamespace)
 	downstreamNamespace, err := c.namespaces.downstreamName(locator)
 	if err != nil {
 		return specRequest{}, false, err

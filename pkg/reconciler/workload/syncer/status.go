@@ -39,9 +39,11 @@ type statusController struct {
 	downstream func(schema.GroupVersionResource) (downstreamView, bool)
 	upstream   func(workspace string, gvr schema.GroupVersionResource) (upstreamView, bool)
 	locatorOf  func(downstreamNamespace string) (workloadv1alpha1.NamespaceLocator, bool)
-	metrics    *syncerMetrics
-	latency    *latencyTracker
-	queue      *queue.Queue[statusKey]
+	// workspaceOf is the watched workspace of a locator's logical cluster.
+	workspaceOf func(cluster string) (string, bool)
+	metrics     *syncerMetrics
+	latency     *latencyTracker
+	queue       *queue.Queue[statusKey]
 }
 
 // enqueue queues a downstream object, remembering when its change was seen.
@@ -74,11 +76,15 @@ func (c *statusController) reconcile(ctx context.Context, key statusKey) (time.D
 	if !ok {
 		return 0, nil
 	}
-	upstream, ok := c.upstream(locator.ClusterName, key.gvr)
+	ws, ok := c.workspaceOf(locator.ClusterName)
 	if !ok {
 		return 0, nil
 	}
-	defer func(began time.Time) { c.metrics.observeSync(locator.ClusterName, res.label(), time.Since(began)) }(time.Now())
+	upstream, ok := c.upstream(ws, key.gvr)
+	if !ok {
+		return 0, nil
+	}
+	defer func(began time.Time) { c.metrics.observeSync(ws, res.label(), time.Since(began)) }(time.Now())
 	up, err := upstream.lister.ByNamespace(locator.Namespace).Get(key.name)
 	if apierrors.IsNotFound(err) {
 		return 0, nil
@@ -93,13 +99,13 @@ func (c *statusController) reconcile(ctx context.Context, key statusKey) (time.D
 	c.reportRejections(upstream, upstreamObj, downstreamObj)
 	upstreamClient := upstream.client.Namespace(locator.Namespace)
 	if onSeveralTargets(upstreamObj) {
-		return 0, c.writeStatusAnnotation(ctx, key, upstreamClient, upstreamObj, downstreamObj, locator.ClusterName, res)
+		return 0, c.writeStatusAnnotation(ctx, key, upstreamClient, upstreamObj, downstreamObj, ws, res)
 	}
-	return 0, c.writeStatus(ctx, key, upstreamClient, upstreamObj, downstreamObj, locator, res)
+	return 0, c.writeStatus(ctx, key, upstreamClient, upstreamObj, downstreamObj, ws, res)
 }
 
 // writeStatus writes the downstream status to the upstream status subresource.
-func (c *statusController) writeStatus(ctx context.Context, key statusKey, upstreamClient dynamic.ResourceInterface, upstreamObj, downstreamObj *unstructured.Unstructured, locator workloadv1alpha1.NamespaceLocator, res resourceInfo) error {
+func (c *statusController) writeStatus(ctx context.Context, key statusKey, upstreamClient dynamic.ResourceInterface, upstreamObj, downstreamObj *unstructured.Unstructured, ws string, res resourceInfo) error {
 	updated, changed := transform.StatusForUpstream(upstreamObj, downstreamObj)
 	if !changed {
 		c.metrics.skipped(directionUp)
@@ -113,9 +119,9 @@ func (c *statusController) writeStatus(ctx context.Context, key statusKey, upstr
 		return fmt.Errorf("failed to update upstream status: %w", err)
 	}
 	c.metrics.upstreamWrite(operationUpdateStatus)
-	c.metrics.synced(locator.ClusterName, res.label(), directionUp)
+	c.metrics.synced(ws, res.label(), directionUp)
 	c.metrics.observeEndToEnd(directionUp, c.latency.take("status|"+key.String()))
-	klog.FromContext(ctx).V(3).Info("Updated upstream status", "workspace", locator.ClusterName, "upstreamNamespace", locator.Namespace)
+	klog.FromContext(ctx).V(3).Info("Updated upstream status", "workspace", ws, "upstreamNamespace", upstreamObj.GetNamespace())
 	return nil
 }
 

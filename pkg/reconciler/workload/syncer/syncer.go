@@ -86,7 +86,7 @@ func New(cfg *Config, opts ...Option) (*Syncer, error) {
 	if cfg.SyncTargetWorkspace.Empty() {
 		s.target.workspace = hubWorkspace
 	}
-	s.target.key = workloadv1alpha1.ToSyncTargetKey(s.target.workspace, cfg.SyncTargetName)
+	// The key is known once the SyncTarget is read (waitForSyncTarget).
 	locationConfig, err := upstreamConfig(cfg.UpstreamConfig, s.target.workspace)
 	if err != nil {
 		return nil, err
@@ -120,7 +120,7 @@ func New(cfg *Config, opts ...Option) (*Syncer, error) {
 	return s, nil
 }
 
-// SyncTargetKey returns the key of the served SyncTarget.
+// SyncTargetKey returns the key of the served SyncTarget, once Run has read it.
 func (s *Syncer) SyncTargetKey() string { return s.target.key }
 
 // MetricsHandler serves the syncer's Prometheus metrics.
@@ -133,7 +133,7 @@ func (s *Syncer) HealthHandler() http.Handler { return s.health.Handler() }
 // controllers start once the SyncTarget is found (and this replica leads, with leader
 // election).
 func (s *Syncer) Run(ctx context.Context) error {
-	logger := klog.FromContext(ctx).WithValues("syncTarget", s.target.name, "syncTargetWorkspace", s.target.workspace, "syncTargetKey", s.target.key)
+	logger := klog.FromContext(ctx).WithValues("syncTarget", s.target.name, "syncTargetWorkspace", s.target.workspace)
 	ctx = klog.NewContext(ctx, logger)
 	logger.Info("Starting workload-syncer")
 
@@ -179,6 +179,11 @@ func (s *Syncer) waitForSyncTarget(ctx context.Context) error {
 		return fmt.Errorf("SyncTarget %s has UID %s, but --sync-target-uid is %s: it was deleted and re-created; re-register the cluster", s.target.name, st.UID, s.cfg.SyncTargetUID)
 	}
 	s.target.uid = st.UID
+	// kcp keys a SyncTarget by the logical-cluster name of its workspace, recorded on the
+	// object; a plain hub records none and its workspace is hubWorkspace.
+	s.target.cluster = workloadv1alpha1.SyncTargetCluster(st, s.target.workspace)
+	s.target.key = workloadv1alpha1.ToSyncTargetKey(s.target.cluster, s.target.name)
+	logger.Info("Serving SyncTarget", "uid", st.UID, "logicalCluster", s.target.cluster, "syncTargetKey", s.target.key)
 	return nil
 }
 
@@ -224,6 +229,7 @@ func newDataPath(target syncTarget, chain *transform.Chain, cfg *Config, downstr
 			return d.namespaces.locatorOf(downstreamNamespace)
 		},
 	}, metrics)
+	d.engine.resolveClusterName = clusterNameResolver(cfg.UpstreamConfig)
 	deletionBudgetConfig := DefaultDeletionBudget()
 	if cfg.DeletionBudget != nil {
 		deletionBudgetConfig = *cfg.DeletionBudget
@@ -261,6 +267,7 @@ func newDataPath(target syncTarget, chain *transform.Chain, cfg *Config, downstr
 		chain:            chain,
 		resource:         d.engine.resource,
 		upstream:         d.engine.upstream,
+		clusterName:      d.engine.clusterName,
 		downstream:       d.engine.downstream,
 		downstreamClient: downstreamDynamic,
 		namespaces:       d.namespaces,
@@ -273,13 +280,14 @@ func newDataPath(target syncTarget, chain *transform.Chain, cfg *Config, downstr
 	}
 	d.spec.queue = newSyncerQueue("spec", d.spec.reconcile, metrics, errs, recovery)
 	d.status = &statusController{
-		target:     target,
-		resource:   d.engine.resource,
-		downstream: d.engine.downstream,
-		upstream:   d.engine.upstream,
-		locatorOf:  d.namespaces.locatorOf,
-		metrics:    metrics,
-		latency:    latency,
+		target:      target,
+		resource:    d.engine.resource,
+		downstream:  d.engine.downstream,
+		upstream:    d.engine.upstream,
+		locatorOf:   d.namespaces.locatorOf,
+		workspaceOf: d.engine.workspaceOf,
+		metrics:     metrics,
+		latency:     latency,
 	}
 	d.status.queue = newSyncerQueue("status", d.status.reconcile, metrics, errs, recovery)
 	return d
@@ -351,7 +359,7 @@ func (s *Syncer) runControllers(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("failed to create the downstream metadata client: %w", err)
 	}
-	claims := newDownstreamClaims(downstreamMetadata, s.cfg.ResyncPeriod, d.namespaces.locatorOf)
+	claims := newDownstreamClaims(downstreamMetadata, s.cfg.ResyncPeriod, d.namespaces.locatorOf, d.engine.workspaceOf)
 	d.namespaces.podSecurity = func() *workloadv1alpha1.PodSecurity {
 		if st := d.breaker.syncTarget(); st != nil {
 			return st.Spec.PodSecurity

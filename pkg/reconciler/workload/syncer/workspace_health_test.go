@@ -32,6 +32,7 @@ func (env *testEnv) addWorkspace(t *testing.T, ws string, synced bool, listErr e
 	recorder := record.NewFakeRecorder(10)
 	e := env.engine
 	e.upstreamWorkspaces[ws] = &upstreamWorkspace{dynamic: upstreamDynamic, recorder: recorder, stopEvents: func() {}}
+	e.clusterNames[ws], e.workspacesByName[testClusterName(ws)] = testClusterName(ws), ws
 	for gvr := range e.resources {
 		h := env.handle(newIndexer(), gvr)
 		h.hasSynced = func() bool { return synced }

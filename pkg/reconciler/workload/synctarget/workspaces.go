@@ -36,7 +36,7 @@ func (c *WorkspacesController) reconcile(ctx context.Context, key syncTargetKey)
 	if err != nil {
 		return fmt.Errorf("failed to get SyncTarget from cache: %w", err)
 	}
-	stKey := workloadv1alpha1.ToSyncTargetKey(key.workspace, key.name)
+	stKey := workloadv1alpha1.SyncTargetKeyOf(st, key.workspace)
 	desired := c.workspacesFor(stKey)
 	current := pathsOf(st.Status.Workspaces)
 	if samePaths(current, desired) && int(st.Status.WorkspaceCount) == len(desired) {

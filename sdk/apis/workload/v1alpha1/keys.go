@@ -6,6 +6,8 @@ import (
 	"math/big"
 	"strings"
 	"time"
+
+	"github.com/tmc-dev/tmc/sdk/apis/logicalcluster"
 )
 
 // Label, annotation and finalizer keys, kept compatible with kcp TMC. Most are built per
@@ -61,6 +63,20 @@ const (
 func ToSyncTargetKey(cluster, name string) string {
 	hash := sha256.Sum224([]byte(cluster + ":" + name))
 	return new(big.Int).SetBytes(hash[:]).Text(62)
+}
+
+// SyncTargetKeyOf returns the key of st, a SyncTarget read from the location workspace
+// locationWorkspace: computed from the logical-cluster name in its kcp.io/cluster
+// annotation, as kcp does, or from locationWorkspace when it carries none (a plain hub,
+// whose only workspace TMC calls "hub").
+func SyncTargetKeyOf(st *SyncTarget, locationWorkspace string) string {
+	return ToSyncTargetKey(SyncTargetCluster(st, locationWorkspace), st.Name)
+}
+
+// SyncTargetCluster returns the logical-cluster name of st's location workspace: its
+// kcp.io/cluster annotation, or locationWorkspace when it carries none.
+func SyncTargetCluster(st *SyncTarget, locationWorkspace string) string {
+	return logicalcluster.NameOr(st.Annotations, locationWorkspace)
 }
 
 // ClusterResourceStateLabel returns the state label key for the target with key stKey.

@@ -102,3 +102,23 @@ func TestParseResourceToSync(t *testing.T) {
 		t.Errorf("DefaultResources has %d entries, want 10", n)
 	}
 }
+
+// kcp computes a SyncTarget's key from the logical-cluster name of its workspace (the
+// kcp.io/cluster annotation), not from the path it was read at; expected values computed
+// independently (Python hashlib + base-62).
+func TestSyncTargetKeyOfUsesTheLogicalClusterName(t *testing.T) {
+	st := &SyncTarget{}
+	st.Name = "cluster-1"
+	st.Annotations = map[string]string{"kcp.io/cluster": "1ls1e2d5ho7fnvra"}
+	if got, want := SyncTargetKeyOf(st, "root:org:locations"), "5TRv7z5j6B8jAJ6qxZ8Dok7v0IvZ7ZIsDPF2uv"; got != want {
+		t.Errorf("SyncTargetKeyOf(annotated SyncTarget at root:org:locations) = %q, want %q (the key of the logical-cluster name)", got, want)
+	}
+	if got := SyncTargetCluster(st, "root:org:locations"); got != "1ls1e2d5ho7fnvra" {
+		t.Errorf("SyncTargetCluster() = %q, want the annotation's name", got)
+	}
+	// Without the annotation (a plain hub) the workspace given is the cluster.
+	st.Annotations = nil
+	if got, want := SyncTargetKeyOf(st, "root:org:locations"), "en6bwqnRb18FqFXz3f568KMXxWktLDHcZkE04"; got != want {
+		t.Errorf("SyncTargetKeyOf(unannotated) = %q, want %q", got, want)
+	}
+}

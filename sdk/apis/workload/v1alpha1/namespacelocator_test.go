@@ -53,6 +53,20 @@ func TestNamespaceLocatorKnownAnswers(t *testing.T) {
 	}
 }
 
+// On kcp a locator names logical clusters, not paths: the SyncTarget's workspace and the
+// object's workspace by their kcp.io/cluster names. Expected values computed independently
+// (Python hashlib sha224 + base-36).
+func TestNamespaceLocatorOfLogicalClusterNames(t *testing.T) {
+	l := NewNamespaceLocator("1ls1e2d5ho7fnvra", "cluster-1", testUID, "2x8h3kqzt1a5b9cd", "default")
+	const wantJSON = `{"syncTarget":{"cluster":"1ls1e2d5ho7fnvra","name":"cluster-1","uid":"8a3f2c1e-0000-4000-8000-000000000001"},"cluster":"2x8h3kqzt1a5b9cd","namespace":"default"}`
+	if got, err := l.MarshalAnnotation(); err != nil || got != wantJSON {
+		t.Errorf("MarshalAnnotation() = %s, %v; want %s", got, err, wantJSON)
+	}
+	if ns, err := l.DownstreamNamespaceName(); err != nil || ns != "kcp-249kfh757sqp" {
+		t.Errorf("DownstreamNamespaceName() = %q, %v; want kcp-249kfh757sqp", ns, err)
+	}
+}
+
 func TestParseNamespaceLocator(t *testing.T) {
 	want := NewNamespaceLocator("root:org:locations", "cluster-1", testUID, "root:org:team-a", "default")
 	for _, tc := range []struct {
