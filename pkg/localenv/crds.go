@@ -9,8 +9,11 @@ import (
 	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 
 	"github.com/tmc-dev/tmc/config/crds"
@@ -91,6 +94,45 @@ func InstallCRDObjects(ctx context.Context, cfg *rest.Config, list ...*apiextens
 		})
 		if err != nil {
 			return fmt.Errorf("CRD %s was not established and served in time: %w", crd.Name, err)
+		}
+		if err := waitAdmitted(ctx, cfg, crd); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// waitAdmitted waits until the apiserver's admission handles objects of crd: a workspace's
+// logical-cluster policy (a mutating admission policy) learns a new type's schema a moment
+// after the CRD is served, and until then refuses its objects with 503 "Resource kind ...
+// not found". A server-side dry-run create of an empty object probes it; any other answer
+// (validation errors included: they come after admission) means admission is ready.
+func waitAdmitted(ctx context.Context, cfg *rest.Config, crd *apiextensionsv1.CustomResourceDefinition) error {
+	client, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("failed to create dynamic client: %w", err)
+	}
+	for _, v := range crd.Spec.Versions {
+		if !v.Served {
+			continue
+		}
+		gvr := schema.GroupVersionResource{Group: crd.Spec.Group, Version: v.Name, Resource: crd.Spec.Names.Plural}
+		probe := &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": crd.Spec.Group + "/" + v.Name, "kind": crd.Spec.Names.Kind,
+			"metadata": map[string]any{"name": "tmc-admission-probe"},
+		}}
+		resource := client.Resource(gvr)
+		var create dynamic.ResourceInterface = resource
+		if crd.Spec.Scope == apiextensionsv1.NamespaceScoped {
+			create = resource.Namespace(metav1.NamespaceDefault)
+		}
+		var last error
+		err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+			_, last = create.Create(ctx, probe, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+			return !apierrors.IsServiceUnavailable(last), nil
+		})
+		if err != nil {
+			return fmt.Errorf("admission did not accept objects of CRD %s (%s) in time: %w (last: %v)", crd.Name, v.Name, err, last)
 		}
 	}
 	return nil

@@ -6,8 +6,11 @@
 // collector, service account, service-account token, root-CA publisher) and the PVC/PV
 // protection controllers, so every namespace holds kube-root-ca.crt and a default
 // ServiceAccount as on kcp (workspace_controllers.go); each physical cluster has a default
-// StorageClass and a pool of PersistentVolumes its binder binds claims to (storage.go). Every server listens on 127.0.0.1 with a free port and logs to a per-environment
-// directory. It also injects faults: a TCP proxy that partitions, delays or resets
+// StorageClass and a pool of PersistentVolumes its binder binds claims to (storage.go). As on
+// kcp, each workspace has a logical-cluster name distinct from its path (root's is "root"),
+// is served at /clusters/<name> as at /clusters/<path>, and records kcp.io/cluster=<name> on
+// every object it stores, by a static mutating admission policy (logical_cluster.go). Every
+// server listens on 127.0.0.1 with a free port and logs to a per-environment directory. It also injects faults: a TCP proxy that partitions, delays or resets
 // connections, stop/start/kill of any process, and a workspace's apiserver replaced by an
 // empty one at the same path (ReplaceWorkspace).
 //

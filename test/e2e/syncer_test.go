@@ -73,7 +73,7 @@ func TestSyncerSpecDownStatusUp(t *testing.T) {
 				return false, nil
 			}
 			loc, err := workloadv1alpha1.ParseNamespaceLocator(ns.Annotations[workloadv1alpha1.NamespaceLocatorAnnotation])
-			if err != nil || loc.ClusterName != ws || loc.Namespace != "shop" || ns.Labels[workloadv1alpha1.InternalDownstreamClusterLabel] != se.stKey {
+			if err != nil || loc.ClusterName != se.env.Workspace(ws).Name || loc.Namespace != "shop" || ns.Labels[workloadv1alpha1.InternalDownstreamClusterLabel] != se.stKey {
 				return false, nil
 			}
 			cm, err := down.CoreV1().ConfigMaps(dns).Get(ctx, "settings", metav1.GetOptions{})

@@ -28,7 +28,9 @@
 // status_reporter.go heartbeats and writes the SyncTarget status (confined.go checks, every
 // third heartbeat, the admission policy that confines the syncer downstream for its
 // SyncerConfined condition, using syncerrbac's checks), upstream.go holds the
-// per-workspace clients, discovery.go the accepted types, health.go and metrics.go the
+// per-workspace clients, workspace_names.go the logical-cluster name of each workspace (the
+// cluster of its locators, as kcp's: keys and locators never hash paths), discovery.go the
+// accepted types, health.go and metrics.go the
 // checks and series. Every queue is a pkg/reconciler/queue with the TMC retry rule.
 //
 // Tenant containment (the physical cluster is shared by every workspace placed on it):

@@ -131,6 +131,8 @@ type engine struct {
 	// (workspace_names.go). A workspace without a name yet gets no upstream informer.
 	clusterNames     map[string]string
 	workspacesByName map[string]string
+	// nameErrors holds why a workspace's name could not be learned, for its health.
+	nameErrors map[string]error
 	// resolveClusterName learns a workspace's name; nil: the name is the path (tests).
 	resolveClusterName func(ctx context.Context, ws string) (string, error)
 
@@ -156,6 +158,7 @@ func newEngine(stKey string, downstreamDynamic dynamic.Interface, downstreamKube
 		upstreamInformers:    map[upstreamInformerKey]*informerHandle{},
 		clusterNames:         map[string]string{},
 		workspacesByName:     map[string]string{},
+		nameErrors:           map[string]error{},
 		downstreamInformers:  map[schema.GroupVersionResource]*informerHandle{},
 		upstreamWorkspaces:   map[string]*upstreamWorkspace{},
 		namespacesSynced:     func() bool { return false },

@@ -41,6 +41,10 @@ type workspaceSyncState struct {
 	unsynced  []schema.GroupVersionResource
 	// resources is the number of accepted resource types.
 	resources int
+	// named says whether the workspace's logical-cluster name is known (nothing is watched
+	// there before); nameErr why it is not, if learning it failed.
+	named   bool
+	nameErr error
 	// upstreamDynamic and recorder are the workspace's client and Event recorder.
 	upstreamDynamic dynamic.Interface
 	recorder        record.EventRecorder
@@ -52,7 +56,9 @@ func (e *engine) workspaceSyncStates() []workspaceSyncState {
 	defer e.mu.RUnlock()
 	byWorkspace := map[string]*workspaceSyncState{}
 	for ws, upstream := range e.upstreamWorkspaces {
-		byWorkspace[ws] = &workspaceSyncState{workspace: ws, resources: len(e.resources), upstreamDynamic: upstream.dynamic, recorder: upstream.recorder}
+		_, named := e.clusterNames[ws]
+		byWorkspace[ws] = &workspaceSyncState{workspace: ws, resources: len(e.resources), upstreamDynamic: upstream.dynamic, recorder: upstream.recorder,
+			named: named, nameErr: e.nameErrors[ws]}
 	}
 	for k, h := range e.upstreamInformers {
 		s, ok := byWorkspace[k.workspace]
@@ -140,6 +146,10 @@ func (c *workspaceHealthChecker) check(ctx context.Context, states []workspaceSy
 func (c *workspaceHealthChecker) checkOne(ctx context.Context, s workspaceSyncState) workloadv1alpha1.WorkspaceHealth {
 	h := workloadv1alpha1.WorkspaceHealth{Path: s.workspace}
 	switch {
+	case !s.named && s.nameErr != nil:
+		h.Reason, h.Message = classifyRead(s.nameErr, "namespaces (to learn the workspace's logical-cluster name)")
+	case !s.named:
+		h.Reason, h.Message = workloadv1alpha1.WorkspaceSyncing, "Learning the workspace's logical-cluster name"
 	case s.informers == 0 && s.resources > 0:
 		h.Reason = workloadv1alpha1.WorkspaceUnreachable
 		h.Message = "The workspace serves none of the synced resource types, or cannot be discovered"
@@ -157,9 +167,18 @@ func (c *workspaceHealthChecker) probe(ctx context.Context, upstreamDynamic dyna
 	defer cancel()
 	_, err := upstreamDynamic.Resource(gvr).List(ctx, metav1.ListOptions{LabelSelector: c.stateSelector, Limit: 1})
 	resource := gvr.GroupResource().String()
+	if err == nil {
+		return workloadv1alpha1.WorkspaceSyncing, fmt.Sprintf("Waiting for the informer of %s to sync", resource)
+	}
+	return classifyRead(err, resource)
+}
+
+// classifyRead turns the error of a read of resource in a workspace into a health reason
+// and message (WorkspaceSyncing for no error).
+func classifyRead(err error, resource string) (string, string) {
 	switch {
 	case err == nil:
-		return workloadv1alpha1.WorkspaceSyncing, fmt.Sprintf("Waiting for the informer of %s to sync", resource)
+		return workloadv1alpha1.WorkspaceSyncing, ""
 	case apierrors.IsForbidden(err):
 		return workloadv1alpha1.WorkspaceForbidden, fmt.Sprintf("The syncer may not list %s: %v", resource, err)
 	case apierrors.IsUnauthorized(err):

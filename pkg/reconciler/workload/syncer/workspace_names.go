@@ -66,6 +66,7 @@ func (e *engine) nameWorkspaces(ctx context.Context, workspaces []string) {
 	}
 	e.mu.RUnlock()
 	learned := map[string]string{}
+	failed := map[string]error{}
 	for _, ws := range unnamed {
 		if e.resolveClusterName == nil {
 			learned[ws] = ws
@@ -74,16 +75,18 @@ func (e *engine) nameWorkspaces(ctx context.Context, workspaces []string) {
 		name, err := e.resolveClusterName(ctx, ws)
 		if err != nil {
 			klog.FromContext(ctx).Error(err, "Workspace not watched until its logical-cluster name is known; retrying", "workspace", ws)
+			failed[ws] = err
 			continue
 		}
 		learned[ws] = name
 	}
-	if len(learned) == 0 {
-		return
-	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	for ws, err := range failed {
+		e.nameErrors[ws] = err
+	}
 	for ws, name := range learned {
+		delete(e.nameErrors, ws)
 		e.clusterNames[ws] = name
 		e.workspacesByName[name] = ws
 		klog.FromContext(ctx).V(2).Info("Learned the logical-cluster name of a workspace", "workspace", ws, "logicalCluster", name)
@@ -92,6 +95,7 @@ func (e *engine) nameWorkspaces(ctx context.Context, workspaces []string) {
 
 // forgetWorkspaceNameLocked drops what the engine knows of ws's name. The caller holds e.mu.
 func (e *engine) forgetWorkspaceNameLocked(ws string) {
+	delete(e.nameErrors, ws)
 	if name, ok := e.clusterNames[ws]; ok {
 		delete(e.workspacesByName, name)
 		delete(e.clusterNames, ws)

@@ -4,15 +4,19 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 
+	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kubefake "k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/record"
 )
 
 // namespaceListServer serves GET /clusters/<ws>/api/v1/namespaces with items, counting
@@ -117,4 +121,29 @@ func TestUnnamedWorkspaceIsNotWatched(t *testing.T) {
 		t.Error("the name of a workspace no longer watched still maps to it")
 	}
 	e.stopAll()
+}
+
+// A workspace whose name cannot be learned says why in status.workspaceHealth, classified
+// like any failed read (here Forbidden: no RBAC there), instead of looking merely empty.
+func TestUnnamedWorkspaceHealthSaysWhy(t *testing.T) {
+	env := newTestEnv(t, testObjects{})
+	const ws = "root:org:no-rbac"
+	env.engine.resolveClusterName = func(context.Context, string) (string, error) {
+		return "", fmt.Errorf("failed to read the logical-cluster name of workspace %s: %w", ws, forbiddenToList("namespaces"))
+	}
+	env.engine.mu.Lock()
+	env.engine.upstreamWorkspaces[ws] = &upstreamWorkspace{dynamic: env.upstreamDynamic, recorder: record.NewFakeRecorder(10), stopEvents: func() {}}
+	env.engine.mu.Unlock()
+	env.engine.nameWorkspaces(t.Context(), []string{ws})
+	checker := newWorkspaceHealthChecker(syncTarget{workspace: testLocationWorkspace, name: testSyncTargetName, key: testStKey, uid: testSyncTargetUID})
+	for _, h := range checker.check(t.Context(), env.engine.workspaceSyncStates()) {
+		if h.Path != ws {
+			continue
+		}
+		if h.Ready || h.Reason != workloadv1alpha1.WorkspaceForbidden || !strings.Contains(h.Message, "logical-cluster name") {
+			t.Errorf("health of %s = %+v, want Forbidden naming the logical-cluster name", ws, h)
+		}
+		return
+	}
+	t.Fatalf("no health reported for %s", ws)
 }
