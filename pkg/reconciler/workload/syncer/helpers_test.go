@@ -80,11 +80,13 @@ type testEnv struct {
 	breaker    *deletionBreaker
 	// typeReleases is the live release of types no longer synced.
 	typeReleases *typeReleaser
-	reporter     *statusReporter
-	metrics      *syncerMetrics
-	errors       *errorLog
-	started      *atomic.Bool
-	recovery     tmc.RecoveryOptions
+	// rejections forwards the FailedCreate Events of StatefulSets and Jobs.
+	rejections *podRejections
+	reporter   *statusReporter
+	metrics    *syncerMetrics
+	errors     *errorLog
+	started    *atomic.Bool
+	recovery   tmc.RecoveryOptions
 
 	upstreamDynamic   *dynamicfake.FakeDynamicClient
 	upstreamKube      *kubefake.Clientset
@@ -140,6 +142,7 @@ func newTestEnv(t *testing.T, objs testObjects) *testEnv {
 	}
 	d := newDataPath(target, transform.DefaultChain(), cfg, env.downstreamDynamic, env.downstreamKube, env.metrics, env.errors, env.recovery)
 	env.engine, env.spec, env.status, env.namespaces, env.breaker, env.typeReleases = d.engine, d.spec, d.status, d.namespaces, d.breaker, d.typeReleases
+	env.rejections = d.rejections
 	env.reporter = &statusReporter{
 		target:          target,
 		interval:        cfg.HeartbeatInterval,
@@ -157,6 +160,7 @@ func newTestEnv(t *testing.T, objs testObjects) *testEnv {
 		env.status.queue.ShutDown()
 		env.namespaces.queue.ShutDown()
 		env.typeReleases.queue.ShutDown()
+		env.rejections.queue.ShutDown()
 	})
 
 	for _, o := range objs.upstream {
