@@ -25,12 +25,12 @@ const podSecurityEnforceLabel = "pod-security.kubernetes.io/enforce"
 // downstream and a PodsRejected Warning Event on the upstream Deployment, a privileged
 // StatefulSet and Job (whose controllers report the rejection only as downstream
 // FailedCreate Events) get exactly one PodsRejected Event each upstream however often the
-// downstream controller retries, a normal Deployment next to them becomes ready, and a
-// change of spec.podSecurity reaches the existing namespace.
+// downstream controllers retry, also across a syncer restart, a normal Deployment next to
+// them becomes ready, and a change of spec.podSecurity reaches the existing namespace.
 func TestSyncerPodSecurity(t *testing.T) {
 	ctx := t.Context()
 	se := setupSyncerEnv(t)
-	se.startSyncer(t, syncerOptions{})
+	sp := se.startSyncer(t, syncerOptions{})
 	up := se.upstreamKube(t, wsA)
 	down := se.downstreamKube(t)
 
@@ -113,20 +113,7 @@ func TestSyncerPodSecurity(t *testing.T) {
 		t.Errorf("got %d PodsRejected Events %+v, want exactly one recorded once", len(events.Items), events.Items)
 	}
 
-	// StatefulSets and Jobs: from the downstream FailedCreate Events, once however often the
-	// downstream controller retries (a Job's retries are new Events naming a new pod each).
-	for _, w := range []struct{ kind, name string }{{"StatefulSet", "root-db"}, {"Job", "root-job"}} {
-		rejected := onePodsRejected(t, up, ns, w.kind, w.name)
-		if !strings.Contains(rejected.Message, w.kind+" "+w.name+" (FailedCreate)") || !strings.Contains(rejected.Message, "PodSecurity") ||
-			!strings.Contains(rejected.Message, clusterName) {
-			t.Errorf("Event on %s %s: %q, want the SyncTarget, the downstream object and its PodSecurity rejection", w.kind, w.name, rejected.Message)
-		}
-		t.Logf("upstream Event on %s %s: %s", w.kind, w.name, rejected.Message)
-		eventually(t, 2*time.Minute, "the downstream "+w.kind+" controller to retry "+w.name, func(ctx context.Context) (bool, error) {
-			return downstreamFailedCreates(ctx, down, dns, w.kind, w.name) >= 3, nil
-		})
-		expectOnePodsRejected(t, up, ns, w.kind, w.name)
-	}
+	expectWorkloadRejectionsOnce(t, sp, up, down, ns, dns)
 
 	// Raising the level on the SyncTarget reaches the existing namespace.
 	sts := tmcClient(t, se.env.Workspace(locationWS).AdminConfig()).WorkloadV1alpha1().SyncTargets()
@@ -143,7 +130,49 @@ func TestSyncerPodSecurity(t *testing.T) {
 		return err == nil && got.Labels[podSecurityEnforceLabel] == "restricted", nil
 	})
 	// The downstream controllers kept retrying meanwhile: still one Event each.
-	for _, w := range []struct{ kind, name string }{{"StatefulSet", "root-db"}, {"Job", "root-job"}} {
+	for _, w := range rejectedWorkloads {
+		expectOnePodsRejected(t, up, ns, w.kind, w.name)
+	}
+}
+
+// rejectedWorkloads are the privileged StatefulSet and Job of TestSyncerPodSecurity.
+var rejectedWorkloads = []struct{ kind, name string }{{"StatefulSet", "root-db"}, {"Job", "root-job"}}
+
+// expectWorkloadRejectionsOnce checks that each of rejectedWorkloads gets one PodsRejected
+// Event upstream from the downstream FailedCreate Events, once however often the downstream
+// controller retries (a Job's retries are new Events naming a new pod each), also after a
+// restart of the syncer.
+func expectWorkloadRejectionsOnce(t *testing.T, sp *syncerProcess, up, down kubernetes.Interface, ns, dns string) {
+	t.Helper()
+	ctx := t.Context()
+	for _, w := range rejectedWorkloads {
+		rejected := onePodsRejected(t, up, ns, w.kind, w.name)
+		if !strings.Contains(rejected.Message, w.kind+" "+w.name+" (FailedCreate)") || !strings.Contains(rejected.Message, "PodSecurity") ||
+			!strings.Contains(rejected.Message, clusterName) {
+			t.Errorf("Event on %s %s: %q, want the SyncTarget, the downstream object and its PodSecurity rejection", w.kind, w.name, rejected.Message)
+		}
+		t.Logf("upstream Event on %s %s: %s", w.kind, w.name, rejected.Message)
+		eventually(t, 2*time.Minute, "the downstream "+w.kind+" controller to retry "+w.name, func(ctx context.Context) (bool, error) {
+			return downstreamFailedCreates(ctx, down, dns, w.kind, w.name) >= 3, nil
+		})
+		expectOnePodsRejected(t, up, ns, w.kind, w.name)
+	}
+	// A restarted syncer lists the downstream Events already forwarded and records nothing
+	// again when the downstream controllers retry afterwards.
+	sp.restart(t)
+	retried := map[string]int32{}
+	for _, w := range rejectedWorkloads {
+		retried[w.name] = downstreamFailedCreates(ctx, down, dns, w.kind, w.name)
+	}
+	eventually(t, 5*time.Minute, "the downstream controllers to retry root-db and root-job after the restart", func(ctx context.Context) (bool, error) {
+		for _, w := range rejectedWorkloads {
+			if downstreamFailedCreates(ctx, down, dns, w.kind, w.name) <= retried[w.name] {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	for _, w := range rejectedWorkloads {
 		expectOnePodsRejected(t, up, ns, w.kind, w.name)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -149,10 +150,12 @@ func trimEvent(obj any) (any, error) {
 	}, nil
 }
 
-// run runs the informer and the queue until ctx ends.
+// run runs the informer and the queue until ctx ends, and waits for both.
 func (r *podRejections) run(ctx context.Context) {
-	go r.events.RunWithContext(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { r.events.RunWithContext(ctx) })
 	r.queue.Run(ctx, 1)
+	wg.Wait()
 }
 
 // observe queues a downstream Event that reports a new failure of a StatefulSet or Job in
