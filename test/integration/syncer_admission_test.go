@@ -59,7 +59,8 @@ func TestSyncerAdmissionPolicy(t *testing.T) {
 		syncerNS       = "tmc-syncer-east"
 		syncerSA       = "tmc-syncer-east"
 	)
-	stKey := workloadv1alpha1.ToSyncTargetKey(env.Workspace(locationWS).Name, syncTargetName)
+	// No workspace here: the manifest is keyed by the path (no SyncTargetCluster given).
+	stKey := workloadv1alpha1.ToSyncTargetKey(locationWS, syncTargetName)
 	objs, err := syncplugin.DownstreamManifests(syncplugin.ManifestOptions{
 		SyncTargetName:                syncTargetName,
 		SyncTargetUID:                 "5b8a2f3e-0000-0000-0000-000000000001",

@@ -14,7 +14,11 @@
 // SyncTarget being deleted). Status up reads in engine.go (downstream event → statusKey)
 // → status.go, which also reports pods the physical cluster refuses to create (a
 // ReplicaFailure condition, e.g. from Pod Security Admission) as a PodsRejected Event on the
-// upstream workload (rejections.go). Each piece is built in
+// upstream workload (rejections.go); rejections_events.go does the same for StatefulSets and
+// Jobs (for a CronJob's Job, the upstream CronJob) from the FailedCreate Warning Events
+// their controllers record downstream, once per failure, only for objects carrying our
+// ownership label in namespaces of ours, never for an Event already there at start. Each
+// piece is built in
 // syncer.go (newDataPath) with exactly the listers, clients and funcs it uses; none holds
 // a pointer to the Syncer. namespace.go creates and cleans downstream namespaces (a
 // namespace goes only once its upstream namespace is gone or no longer placed here),

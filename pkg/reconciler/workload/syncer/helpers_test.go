@@ -87,11 +87,13 @@ type testEnv struct {
 	breaker    *deletionBreaker
 	// typeReleases is the live release of types no longer synced.
 	typeReleases *typeReleaser
-	reporter     *statusReporter
-	metrics      *syncerMetrics
-	errors       *errorLog
-	started      *atomic.Bool
-	recovery     tmc.RecoveryOptions
+	// rejections forwards the FailedCreate Events of StatefulSets and Jobs.
+	rejections *podRejections
+	reporter   *statusReporter
+	metrics    *syncerMetrics
+	errors     *errorLog
+	started    *atomic.Bool
+	recovery   tmc.RecoveryOptions
 
 	upstreamDynamic   *dynamicfake.FakeDynamicClient
 	upstreamKube      *kubefake.Clientset
@@ -151,6 +153,7 @@ func newTestEnv(t *testing.T, objs testObjects) *testEnv {
 	// testClusterName, and testWorkspace is known from the start.
 	d.engine.resolveClusterName = func(_ context.Context, ws string) (string, error) { return testClusterName(ws), nil }
 	d.engine.clusterNames[testWorkspace], d.engine.workspacesByName[testClusterName(testWorkspace)] = testClusterName(testWorkspace), testWorkspace
+	env.rejections = d.rejections
 	env.reporter = &statusReporter{
 		target:          target,
 		interval:        cfg.HeartbeatInterval,
@@ -168,6 +171,7 @@ func newTestEnv(t *testing.T, objs testObjects) *testEnv {
 		env.status.queue.ShutDown()
 		env.namespaces.queue.ShutDown()
 		env.typeReleases.queue.ShutDown()
+		env.rejections.queue.ShutDown()
 	})
 
 	for _, o := range objs.upstream {

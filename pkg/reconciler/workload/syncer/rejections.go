@@ -38,9 +38,15 @@ func (c *statusController) reportRejections(upstream upstreamView, upstreamObj, 
 	if reported, ok := replicaFailureOf(c.upstreamStatus(upstreamObj)); ok && reported == failure {
 		return
 	}
-	msg := fmt.Sprintf("The physical cluster of SyncTarget %s does not create the pods of %s %s (%s): %s",
-		c.target.name, downstreamObj.GetKind(), downstreamObj.GetName(), failure.reason, failure.message)
-	event(upstream, upstreamObj, corev1.EventTypeWarning, podsRejectedReason, msg)
+	event(upstream, upstreamObj, corev1.EventTypeWarning, podsRejectedReason,
+		rejectionMessage(c.target.name, downstreamObj.GetKind(), downstreamObj.GetName(), failure.reason, failure.message))
+}
+
+// rejectionMessage is the message of a PodsRejected Event: which SyncTarget's cluster
+// refuses the pods of which downstream object, with the downstream reason and message.
+func rejectionMessage(syncTargetName, downstreamKind, downstreamName, reason, message string) string {
+	return fmt.Sprintf("The physical cluster of SyncTarget %s does not create the pods of %s %s (%s): %s",
+		syncTargetName, downstreamKind, downstreamName, reason, message)
 }
 
 // upstreamStatus returns the downstream status last copied to upstreamObj by this target.

@@ -196,6 +196,8 @@ type dataPath struct {
 	breaker    *deletionBreaker
 	// typeReleases releases the types that were synced and are no longer.
 	typeReleases *typeReleaser
+	// rejections forwards the pod-creation failures of StatefulSets and Jobs.
+	rejections *podRejections
 }
 
 // dataPathOption changes how newDataPath wires the data path.
@@ -290,6 +292,10 @@ func newDataPath(target syncTarget, chain *transform.Chain, cfg *Config, downstr
 		latency:     latency,
 	}
 	d.status.queue = newSyncerQueue("status", d.status.reconcile, metrics, errs, recovery)
+	d.rejections = newPodRejections(target, downstreamKube, rejectionLookups{
+		locatorOf: d.namespaces.locatorOf, downstream: d.engine.downstream, downstreamClient: downstreamDynamic, upstream: d.engine.upstream,
+		workspaceOf: d.engine.workspaceOf,
+	}, metrics, recovery)
 	return d
 }
 
@@ -399,6 +405,7 @@ func (s *Syncer) runControllers(ctx context.Context) error {
 	wg.Go(func() { d.namespaces.queue.Run(ctx, 1) })
 	wg.Go(func() { d.typeReleases.queue.Run(ctx, 1) })
 	wg.Go(func() { d.status.queue.Run(ctx, s.cfg.Workers) })
+	wg.Go(func() { d.rejections.run(ctx) })
 	s.isStarted.Store(true)
 	logger.Info("Syncer started")
 	d.spec.queue.Run(ctx, s.cfg.Workers)

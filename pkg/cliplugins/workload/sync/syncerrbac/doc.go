@@ -1,6 +1,6 @@
 // Package syncerrbac owns the least-privilege permissions of a workload-syncer, as `kubectl
 // tmc workload sync` generates them: on the physical cluster a ClusterRole for namespaces,
-// nodes and the synced types, a Role for its leader-election Lease and a
+// nodes, the synced types and read access to claims and Events, a Role for its leader-election Lease and a
 // ValidatingAdmissionPolicy confining its writes to the namespaces it owns; in the location
 // workspace read access to its own SyncTarget and write access to its status; in every
 // workload workspace the synced types, their status and Events.

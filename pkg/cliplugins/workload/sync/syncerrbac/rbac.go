@@ -76,7 +76,9 @@ func DownstreamObjects(d Downstream) []runtime.Object {
 // DownstreamRules are the syncer's cluster-wide permissions on the physical cluster:
 // namespaces and the synced types everywhere (the admission policy narrows writes to its own
 // namespaces), nodes for capacity, and the claims of every namespace, read to report which
-// placed namespaces hold persistent data even when the claims are not synced types.
+// placed namespaces hold persistent data even when the claims are not synced types, and
+// the Events of every namespace, read to forward the FailedCreate Events of its StatefulSets
+// and Jobs upstream (RBAC cannot narrow a watch to some namespaces or reasons).
 // Namespaces are patched to record orphaned copies and to release a namespace that holds
 // them.
 func DownstreamRules(resources []workloadv1alpha1.ResourceToSync) []rbacv1.PolicyRule {
@@ -84,6 +86,7 @@ func DownstreamRules(resources []workloadv1alpha1.ResourceToSync) []rbacv1.Polic
 		{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch", "create", "patch", "delete"}},
 		{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get", "list", "watch"}},
 		{APIGroups: []string{""}, Resources: []string{"persistentvolumeclaims"}, Verbs: []string{"list", "watch"}},
+		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"list", "watch"}},
 	}
 	return append(rules, groupRules(resources, false, DownstreamSyncVerbs)...)
 }
