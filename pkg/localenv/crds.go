@@ -2,6 +2,7 @@ package localenv
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -132,7 +133,7 @@ func waitAdmitted(ctx context.Context, cfg *rest.Config, crd *apiextensionsv1.Cu
 			return !apierrors.IsServiceUnavailable(last), nil
 		})
 		if err != nil {
-			return fmt.Errorf("admission did not accept objects of CRD %s (%s) in time: %w (last: %v)", crd.Name, v.Name, err, last)
+			return fmt.Errorf("admission did not accept objects of CRD %s (%s) in time: %w", crd.Name, v.Name, errors.Join(err, last))
 		}
 	}
 	return nil
