@@ -191,6 +191,8 @@ type dataPath struct {
 	breaker    *deletionBreaker
 	// typeReleases releases the types that were synced and are no longer.
 	typeReleases *typeReleaser
+	// hubCA publishes the hub's CA downstream as kcp-root-ca.crt.
+	hubCA *hubCAPublisher
 }
 
 // dataPathOption changes how newDataPath wires the data path.
@@ -216,13 +218,17 @@ func newDataPath(target syncTarget, chain *transform.Chain, cfg *Config, downstr
 	d.engine = newEngine(target.key, downstreamDynamic, downstreamKube, newUpstreamWorkspaceFunc(cfg.UpstreamConfig, target.name), cfg.ResyncPeriod, engineEvents{
 		specChanged:    func(key specKey) { d.spec.enqueue(key) },
 		statusChanged:  func(key statusKey) { d.status.enqueue(key) },
-		namespaceAdded: func(downstreamNamespace string) { d.namespaces.consider(downstreamNamespace) },
+		namespaceAdded: func(downstreamNamespace string) {
+			d.namespaces.consider(downstreamNamespace)
+			d.hubCA.namespaceAdded(downstreamNamespace)
+		},
 		upstreamNamespaceChanged: func(ws, upstreamNamespace string) {
 			d.namespaces.upstreamNamespaceChanged(ws, upstreamNamespace)
 		},
 		locatorOf: func(downstreamNamespace string) (workloadv1alpha1.NamespaceLocator, bool) {
 			return d.namespaces.locatorOf(downstreamNamespace)
 		},
+		rootCAChanged: func(ws, upstreamNamespace string) { d.hubCA.upstreamChanged(ws, upstreamNamespace) },
 	}, metrics)
 	deletionBudgetConfig := DefaultDeletionBudget()
 	if cfg.DeletionBudget != nil {
@@ -253,6 +259,7 @@ func newDataPath(target syncTarget, chain *transform.Chain, cfg *Config, downstr
 	d.namespaces.queue = queue.New(d.namespaces.reconcile, queue.Options[string]{
 		Name: "namespace-cleanup", Component: "syncer", MetricsProvider: metrics.tmc.WorkqueueMetricsProvider(), Recovery: recovery,
 	})
+	d.hubCA = newHubCAPublisher(target, d.engine, d.namespaces, downstreamKube, cfg.ResyncPeriod, metrics, recovery)
 	remover := &downstreamRemover{target: target, downstreamClient: downstreamDynamic, downstreamNamespaces: downstreamKube.CoreV1().Namespaces(),
 		considerNamespace: d.namespaces.consider, upstreamNamespace: d.engine.upstreamNamespace, budget: budget,
 		lost: newLostObjects(target.name, metrics, errs), stuck: newStuckDeletions(metrics), metrics: metrics}
@@ -389,6 +396,7 @@ func (s *Syncer) runControllers(ctx context.Context) error {
 	wg.Go(func() { claims.run(ctx) })
 	wg.Go(func() { reporter.run(ctx) })
 	wg.Go(func() { d.namespaces.queue.Run(ctx, 1) })
+	wg.Go(func() { d.hubCA.run(ctx) })
 	wg.Go(func() { d.typeReleases.queue.Run(ctx, 1) })
 	wg.Go(func() { d.status.queue.Run(ctx, s.cfg.Workers) })
 	s.isStarted.Store(true)
