@@ -216,8 +216,8 @@ func newDataPath(target syncTarget, chain *transform.Chain, cfg *Config, downstr
 	d := &dataPath{}
 	latency := newLatencyTracker()
 	d.engine = newEngine(target.key, downstreamDynamic, downstreamKube, newUpstreamWorkspaceFunc(cfg.UpstreamConfig, target.name), cfg.ResyncPeriod, engineEvents{
-		specChanged:    func(key specKey) { d.spec.enqueue(key) },
-		statusChanged:  func(key statusKey) { d.status.enqueue(key) },
+		specChanged:   func(key specKey) { d.spec.enqueue(key) },
+		statusChanged: func(key statusKey) { d.status.enqueue(key) },
 		namespaceAdded: func(downstreamNamespace string) {
 			d.namespaces.consider(downstreamNamespace)
 			d.hubCA.namespaceAdded(downstreamNamespace)
