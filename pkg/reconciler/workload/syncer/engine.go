@@ -101,6 +101,8 @@ type engineEvents struct {
 	// rootCAChanged queues the hub CA copy of an upstream namespace whose kube-root-ca.crt
 	// changed.
 	rootCAChanged func(workspace, upstreamNamespace string)
+	// hubCANamespace queues the hub CA copy of a downstream namespace (nil: none).
+	hubCANamespace func(downstreamNamespace string)
 }
 
 // engine owns the informers: per (workspace, resource) upstream, label-selected on the

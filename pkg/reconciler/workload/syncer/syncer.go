@@ -216,19 +216,17 @@ func newDataPath(target syncTarget, chain *transform.Chain, cfg *Config, downstr
 	d := &dataPath{}
 	latency := newLatencyTracker()
 	d.engine = newEngine(target.key, downstreamDynamic, downstreamKube, newUpstreamWorkspaceFunc(cfg.UpstreamConfig, target.name), cfg.ResyncPeriod, engineEvents{
-		specChanged:   func(key specKey) { d.spec.enqueue(key) },
-		statusChanged: func(key statusKey) { d.status.enqueue(key) },
-		namespaceAdded: func(downstreamNamespace string) {
-			d.namespaces.consider(downstreamNamespace)
-			d.hubCA.namespaceAdded(downstreamNamespace)
-		},
+		specChanged:    func(key specKey) { d.spec.enqueue(key) },
+		statusChanged:  func(key statusKey) { d.status.enqueue(key) },
+		namespaceAdded: func(downstreamNamespace string) { d.namespaces.consider(downstreamNamespace) },
 		upstreamNamespaceChanged: func(ws, upstreamNamespace string) {
 			d.namespaces.upstreamNamespaceChanged(ws, upstreamNamespace)
 		},
 		locatorOf: func(downstreamNamespace string) (workloadv1alpha1.NamespaceLocator, bool) {
 			return d.namespaces.locatorOf(downstreamNamespace)
 		},
-		rootCAChanged: func(ws, upstreamNamespace string) { d.hubCA.upstreamChanged(ws, upstreamNamespace) },
+		rootCAChanged:  func(ws, upstreamNamespace string) { d.hubCA.upstreamChanged(ws, upstreamNamespace) },
+		hubCANamespace: func(downstreamNamespace string) { d.hubCA.namespaceAdded(downstreamNamespace) },
 	}, metrics)
 	deletionBudgetConfig := DefaultDeletionBudget()
 	if cfg.DeletionBudget != nil {
