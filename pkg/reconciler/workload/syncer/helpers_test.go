@@ -80,6 +80,7 @@ type testEnv struct {
 	breaker    *deletionBreaker
 	// typeReleases is the live release of types no longer synced.
 	typeReleases *typeReleaser
+	hubCA        *hubCAPublisher
 	reporter     *statusReporter
 	metrics      *syncerMetrics
 	errors       *errorLog
@@ -140,6 +141,7 @@ func newTestEnv(t *testing.T, objs testObjects) *testEnv {
 	}
 	d := newDataPath(target, transform.DefaultChain(), cfg, env.downstreamDynamic, env.downstreamKube, env.metrics, env.errors, env.recovery)
 	env.engine, env.spec, env.status, env.namespaces, env.breaker, env.typeReleases = d.engine, d.spec, d.status, d.namespaces, d.breaker, d.typeReleases
+	env.hubCA = d.hubCA
 	env.reporter = &statusReporter{
 		target:          target,
 		interval:        cfg.HeartbeatInterval,
@@ -157,6 +159,7 @@ func newTestEnv(t *testing.T, objs testObjects) *testEnv {
 		env.status.queue.ShutDown()
 		env.namespaces.queue.ShutDown()
 		env.typeReleases.queue.ShutDown()
+		env.hubCA.queue.ShutDown()
 	})
 
 	for _, o := range objs.upstream {

@@ -270,7 +270,7 @@ func (e *engine) startUpstreamRootCAInformer(ctx context.Context, ws string, ups
 		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 			obj = d.Obj
 		}
-		if cm, ok := obj.(*corev1.ConfigMap); ok && e.events.rootCAChanged != nil {
+		if cm, ok := obj.(*corev1.ConfigMap); ok && cm.Name == transform.RootCAConfigMapName && e.events.rootCAChanged != nil {
 			e.events.rootCAChanged(ws, cm.Namespace)
 		}
 	}
