@@ -135,7 +135,7 @@ func TestHubCAPublisherReconcile(t *testing.T) {
 		{name: "upstream kube-root-ca.crt without ca.crt: nothing written", objs: owned, upstreamCAs: []*corev1.ConfigMap{rootCA(testNamespace, "")}},
 		{
 			name: "pre-existing kcp-root-ca.crt without our label: left alone, reported", objs: owned, upstreamCAs: hubCA,
-			liveOnly: []*corev1.ConfigMap{{ObjectMeta: metav1.ObjectMeta{Name: transform.HubCAConfigMapName, Namespace: dsNS, UID: "theirs"}, Data: map[string]string{hubCAKey: "theirs"}}},
+			liveOnly:    []*corev1.ConfigMap{{ObjectMeta: metav1.ObjectMeta{Name: transform.HubCAConfigMapName, Namespace: dsNS, UID: "theirs"}, Data: map[string]string{hubCAKey: "theirs"}}},
 			wantConflct: 1,
 		},
 		{
