@@ -358,3 +358,61 @@ func TestHubCARBACNamesTheSyncersConfigMaps(t *testing.T) {
 			transform.HubCAConfigMapName, transform.RootCAConfigMapName)
 	}
 }
+
+// TestUpstreamRootCAInformerFollowsTheWorkspace starts the engine's real informers on a
+// fake upstream: kube-root-ca.crt is served once synced, a change of its ca.crt queues the
+// namespace, and the informer stops with the workspace.
+func TestUpstreamRootCAInformerFollowsTheWorkspace(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	upstreamKube := kubefake.NewClientset(upstreamNS(), rootCA(testNamespace, "hub CA"))
+	var (
+		mu      sync.Mutex
+		changed []string
+	)
+	env := newTestEnv(t, testObjects{})
+	e := newEngine(testStKey, env.downstreamDynamic, env.downstreamKube, func(context.Context, string) (*upstreamWorkspace, error) {
+		return &upstreamWorkspace{dynamic: env.upstreamDynamic, kube: upstreamKube, stopEvents: func() {}}, nil
+	}, 0, engineEvents{rootCAChanged: func(ws, ns string) {
+		mu.Lock()
+		defer mu.Unlock()
+		changed = append(changed, ws+"/"+ns)
+	}}, env.metrics)
+	if err := e.reconcile(ctx, nil, nil, []string{testWorkspace}, nil); err != nil {
+		t.Fatal(err)
+	}
+	eventuallyTrue(t, "the upstream kube-root-ca.crt is not served from the cache", func() bool {
+		ca, ok := e.upstreamRootCA(testWorkspace, testNamespace)
+		return ok && ca.Data[hubCAKey] == "hub CA"
+	})
+	if _, ok := e.upstreamRootCA("root:org:other", testNamespace); ok {
+		t.Error("a workspace that is not watched must not serve a kube-root-ca.crt")
+	}
+	rotated := rootCA(testNamespace, "rotated hub CA")
+	mu.Lock()
+	changed = nil
+	mu.Unlock()
+	if _, err := upstreamKube.CoreV1().ConfigMaps(testNamespace).Update(ctx, rotated, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventuallyTrue(t, "the rotated hub CA did not queue its namespace", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Contains(changed, testWorkspace+"/"+testNamespace)
+	})
+
+	e.mu.RLock()
+	h := e.upstreamWorkspaces[testWorkspace].rootCA
+	e.mu.RUnlock()
+	if err := e.reconcile(ctx, nil, nil, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-h.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the upstream kube-root-ca.crt informer did not stop with its workspace")
+	}
+	if _, ok := e.upstreamRootCA(testWorkspace, testNamespace); ok {
+		t.Error("a workspace that is no longer watched must not serve a kube-root-ca.crt")
+	}
+}
