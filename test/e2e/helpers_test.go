@@ -96,6 +96,9 @@ func downstreamConfigMaps(ctx context.Context, c kubernetes.Interface, ns, selec
 	}
 	out := make(map[string]*corev1.ConfigMap, len(list.Items))
 	for i := range list.Items {
+		if list.Items[i].Name == hubCAConfigMap {
+			continue // the syncer's copy of the hub CA, not a synced object
+		}
 		out[list.Items[i].Name] = &list.Items[i]
 	}
 	return out, nil

@@ -66,22 +66,27 @@ func (se *syncerEnv) createCrashObjects(ctx context.Context, nss []*crashNamespa
 	return errors.Join(all...)
 }
 
-// ownedDownstream lists the ConfigMaps of this SyncTarget in the whole physical cluster, by
-// downstream namespace and name.
+// ownedDownstream lists the synced ConfigMaps of this SyncTarget in the whole physical
+// cluster (not the hub CA copies), by downstream namespace and name.
 func (se *syncerEnv) ownedDownstream(ctx context.Context, down kubernetes.Interface) (map[string]map[string]*corev1.ConfigMap, int, error) {
 	list, err := down.CoreV1().ConfigMaps(metav1.NamespaceAll).List(ctx, metav1.ListOptions{LabelSelector: se.ownershipSelector()})
 	if err != nil {
 		return nil, 0, err
 	}
 	out := map[string]map[string]*corev1.ConfigMap{}
+	n := 0
 	for i := range list.Items {
 		cm := &list.Items[i]
+		if cm.Name == hubCAConfigMap {
+			continue
+		}
+		n++
 		if out[cm.Namespace] == nil {
 			out[cm.Namespace] = map[string]*corev1.ConfigMap{}
 		}
 		out[cm.Namespace][cm.Name] = cm
 	}
-	return out, len(list.Items), nil
+	return out, n, nil
 }
 
 // syncerFinalizers counts the finalizers of any syncer on an upstream object.

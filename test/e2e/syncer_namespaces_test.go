@@ -66,7 +66,8 @@ func statefulSetWithClaim(name string, replicas int32, labels map[string]string)
 // synced objects of a placed namespace are deleted upstream (a StatefulSet with a claim
 // template and a ConfigMap, as a helm recreate does). The downstream namespace, and with it
 // the PersistentVolumeClaim the downstream StatefulSet controller created, stays while the
-// upstream namespace exists and is placed; it goes once the upstream namespace is deleted.
+// upstream namespace exists and is placed; it goes once the upstream namespace is deleted,
+// although it still holds the syncer's kcp-root-ca.crt (not a synced object).
 func TestSyncerKeepsNamespaceWhileUpstreamNamespaceLives(t *testing.T) {
 	ctx := t.Context()
 	se := setupSyncerEnv(t)
@@ -83,11 +84,12 @@ func TestSyncerKeepsNamespaceWhileUpstreamNamespaceLives(t *testing.T) {
 		t.Fatal(err)
 	}
 	dns := se.downstreamNamespace(t, wsA, ns)
-	eventually(t, 90*time.Second, "the StatefulSet, its claim data-db-0 and the ConfigMap to exist downstream", func(ctx context.Context) (bool, error) {
+	eventually(t, 90*time.Second, "the StatefulSet, its claim data-db-0, the ConfigMap and the hub CA copy to exist downstream", func(ctx context.Context) (bool, error) {
 		_, errSts := down.AppsV1().StatefulSets(dns).Get(ctx, "db", metav1.GetOptions{})
 		_, errCM := down.CoreV1().ConfigMaps(dns).Get(ctx, "settings", metav1.GetOptions{})
 		_, errPVC := down.CoreV1().PersistentVolumeClaims(dns).Get(ctx, "data-db-0", metav1.GetOptions{})
-		return errSts == nil && errCM == nil && errPVC == nil, nil
+		_, errHubCA := down.CoreV1().ConfigMaps(dns).Get(ctx, hubCAConfigMap, metav1.GetOptions{})
+		return errSts == nil && errCM == nil && errPVC == nil && errHubCA == nil, nil
 	})
 
 	cleanupChecks := func() float64 {

@@ -21,11 +21,16 @@ import (
 // rootCAConfigMap is the ConfigMap every namespace of kcp and of a Kubernetes cluster holds.
 const rootCAConfigMap = "kube-root-ca.crt"
 
+// hubCAConfigMap is the syncer's copy, in every downstream namespace, of its upstream
+// namespace's kube-root-ca.crt.
+const hubCAConfigMap = "kcp-root-ca.crt"
+
 // TestWorkspaceFidelity runs on workspaces that, like kcp, keep kube-root-ca.crt and a
 // default ServiceAccount in every namespace: a placed namespace with a Deployment syncs
 // without any ResourceConflict and leaves the physical cluster's own kube-root-ca.crt
-// unchanged byte for byte (also when the hub's copy is labelled by hand); an upstream
-// namespace holding a PersistentVolumeClaim finishes deleting; a StatefulSet with
+// unchanged byte for byte (also when the hub's copy is labelled by hand), while the hub's
+// CA is published next to it as kcp-root-ca.crt; an upstream namespace holding a
+// PersistentVolumeClaim finishes deleting; a StatefulSet with
 // volumeClaimTemplates binds its claims on the kwok cluster and reports its ready replicas
 // upstream.
 func TestWorkspaceFidelity(t *testing.T) {
@@ -55,6 +60,7 @@ func TestWorkspaceFidelity(t *testing.T) {
 	if downstreamCA.Data["ca.crt"] == upstreamCA.Data["ca.crt"] {
 		t.Fatalf("the hub's and the physical cluster's %s are equal; the test could not tell an overwrite", rootCAConfigMap)
 	}
+	pe.waitHubCA(t, down, dns, upstreamCA, target)
 	notLabelled := func(ctx context.Context) error {
 		return pe.perNamespaceObjectsUnlabelled(ctx, upA, "fid-web")
 	}
@@ -263,4 +269,23 @@ func (se *syncerEnv) syncSelector() string { return labels.FormatLabels(se.syncL
 // stateLabelPatch is a merge patch labelling an object Sync for stKey.
 func stateLabelPatch(stKey string) []byte {
 	return fmt.Appendf(nil, `{"metadata":{"labels":{%q:%q}}}`, workloadv1alpha1.ClusterResourceStateLabel(stKey), workloadv1alpha1.ResourceStateSync)
+}
+
+// waitHubCA waits until the downstream namespace dns holds the syncer's kcp-root-ca.crt:
+// the workspace namespace's CA bundle, byte for byte, with the ownership label.
+func (pe *placementEnv) waitHubCA(t *testing.T, down kubernetes.Interface, dns string, upstreamCA *corev1.ConfigMap, target string) {
+	t.Helper()
+	stKey := pe.targets[target].key
+	var last string
+	eventually(t, 60*time.Second, "the hub CA was not published downstream as "+hubCAConfigMap, func(ctx context.Context) (bool, error) {
+		cm, err := down.CoreV1().ConfigMaps(dns).Get(ctx, hubCAConfigMap, metav1.GetOptions{})
+		if err != nil {
+			last = err.Error()
+			return false, nil
+		}
+		last = fmt.Sprintf("labels %v, %d data keys", cm.Labels, len(cm.Data))
+		return cm.Data["ca.crt"] == upstreamCA.Data["ca.crt"] && len(cm.Data) == 1 &&
+			cm.Labels[workloadv1alpha1.InternalDownstreamClusterLabel] == stKey, nil
+	})
+	t.Logf("downstream %s/%s holds the hub CA (%d bytes; %s)", dns, hubCAConfigMap, len(upstreamCA.Data["ca.crt"]), last)
 }

@@ -215,8 +215,12 @@ func (r *downstreamRemover) removeOwnCopy(ctx context.Context, req specRequest, 
 }
 
 // ownCopy reads the downstream copy live; nil if there is none or it is not ours (which is
-// never touched: the upstream object is released).
+// never touched: the upstream object is released). A kcp-root-ca.crt is never the copy of
+// an upstream object: it is the hub CA publisher's (hub_ca.go).
 func (r *downstreamRemover) ownCopy(ctx context.Context, req specRequest) (*unstructured.Unstructured, error) {
+	if isHubCACopy(req.key.gvr, req.downstreamNamespace, req.key.name) {
+		return nil, nil
+	}
 	downstreamObj, err := r.downstreamClient.Resource(req.key.gvr).Namespace(req.downstreamNamespace).Get(ctx, req.key.name, metav1.GetOptions{})
 	if err != nil && !apierrors.IsNotFound(err) {
 		return nil, fmt.Errorf("failed to get downstream %s: %w", req.key.gvr.Resource, err)

@@ -23,7 +23,10 @@
 // a pointer to the Syncer. namespace.go creates and cleans downstream namespaces (a
 // namespace goes only once its upstream namespace is gone or no longer placed here),
 // podsecurity.go keeps their Pod Security Admission labels at the SyncTarget's
-// spec.podSecurity levels (never the upstream namespace's labels),
+// spec.podSecurity levels (never the upstream namespace's labels), hub_ca.go publishes in
+// each of them the hub's CA (the upstream namespace's kube-root-ca.crt) as kcp-root-ca.crt,
+// a ConfigMap that is not a synced object (kept out of the downstream caches, never counted,
+// mapped upstream or removed; it goes with its namespace),
 // namespace_informers.go watches the namespaces of both sides, type_release.go releases
 // the upstream objects of a type that stops being synced from the caches that still run
 // (its copies stay), type_releaser.go by live lists in every workspace, also for a type

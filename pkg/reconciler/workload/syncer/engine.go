@@ -74,6 +74,8 @@ type upstreamWorkspace struct {
 	recorder   record.EventRecorder
 	stopEvents func()
 	namespaces *informerHandle
+	// rootCA caches the workspace's kube-root-ca.crt ConfigMaps (hub_ca.go).
+	rootCA *informerHandle
 }
 
 // informerHandle is one running informer with its own stop function, so that informers
@@ -104,6 +106,11 @@ type engineEvents struct {
 	upstreamNamespaceChanged func(workspace, upstreamNamespace string)
 	// locatorOf maps a downstream namespace back to its upstream workspace and namespace.
 	locatorOf func(downstreamNamespace string) (workloadv1alpha1.NamespaceLocator, bool)
+	// rootCAChanged queues the hub CA copy of an upstream namespace whose kube-root-ca.crt
+	// changed.
+	rootCAChanged func(workspace, upstreamNamespace string)
+	// hubCANamespace queues the hub CA copy of a downstream namespace (nil: none).
+	hubCANamespace func(downstreamNamespace string)
 }
 
 // engine owns the informers: per (workspace, resource) upstream, label-selected on the
@@ -165,10 +172,10 @@ func newEngine(stKey string, downstreamDynamic dynamic.Interface, downstreamKube
 	}
 }
 
-func startInformer(ctx context.Context, client dynamic.Interface, gvr schema.GroupVersionResource, selector string, resync time.Duration, handler cache.ResourceEventHandler) (*informerHandle, error) {
+func startInformer(ctx context.Context, client dynamic.Interface, gvr schema.GroupVersionResource, selector, fieldSelector string, resync time.Duration, handler cache.ResourceEventHandler) (*informerHandle, error) {
 	inf := dynamicinformer.NewFilteredDynamicInformer(client, gvr, metav1.NamespaceAll, resync, cache.Indexers{
 		cache.NamespaceIndex: cache.MetaNamespaceIndexFunc,
-	}, func(o *metav1.ListOptions) { o.LabelSelector = selector })
+	}, func(o *metav1.ListOptions) { o.LabelSelector, o.FieldSelector = selector, fieldSelector })
 	if _, err := inf.Informer().AddEventHandler(handler); err != nil {
 		return nil, fmt.Errorf("failed to add event handler for %s: %w", gvr, err)
 	}
@@ -258,7 +265,7 @@ func (e *engine) reconcileDownstreamLocked(ctx context.Context, want map[schema.
 		handler := objectHandler(func(downstreamObj *unstructured.Unstructured, deleted bool) {
 			e.downstreamChanged(gvr, downstreamObj, deleted)
 		})
-		h, err := startInformer(ctx, e.downstreamDynamic, gvr, workloadv1alpha1.InternalDownstreamClusterLabel+"="+e.stKey, e.resync, handler)
+		h, err := startInformer(ctx, e.downstreamDynamic, gvr, workloadv1alpha1.InternalDownstreamClusterLabel+"="+e.stKey, downstreamFieldSelector(gvr), e.resync, handler)
 		if err != nil {
 			return err
 		}
@@ -280,16 +287,30 @@ func (e *engine) reconcileWorkspacesLocked(ctx context.Context, workspaces []str
 		if err != nil {
 			return nil, err
 		}
-		if upstream.kube != nil {
+		e.upstreamWorkspaces[ws] = upstream
+	}
+	// The namespace and root-CA informers start once the workspace's name is known: their
+	// events are mapped to locators, which need it.
+	for ws := range want {
+		upstream := e.upstreamWorkspaces[ws]
+		if _, named := e.clusterNames[ws]; !named || upstream.kube == nil {
+			continue
+		}
+		if upstream.namespaces == nil {
 			upstream.namespaces = e.startUpstreamNamespaceInformer(ctx, ws, upstream.kube)
 		}
-		e.upstreamWorkspaces[ws] = upstream
+		if upstream.rootCA == nil {
+			upstream.rootCA = e.startUpstreamRootCAInformer(ctx, ws, upstream.kube)
+		}
 	}
 	for ws, upstream := range e.upstreamWorkspaces {
 		if !want[ws] {
 			klog.FromContext(ctx).Info("Workspace no longer placed on this SyncTarget; stopping its informers (downstream objects are kept)", "workspace", ws)
 			if upstream.namespaces != nil {
 				upstream.namespaces.stop()
+			}
+			if upstream.rootCA != nil {
+				upstream.rootCA.stop()
 			}
 			upstream.stopEvents()
 			delete(e.upstreamWorkspaces, ws)
@@ -332,7 +353,7 @@ func (e *engine) reconcileUpstreamLocked(ctx context.Context, want map[schema.Gr
 			handler := objectHandler(func(upstreamObj *unstructured.Unstructured, _ bool) {
 				e.events.specChanged(specKey{workspace: ws, gvr: gvr, upstreamNamespace: upstreamObj.GetNamespace(), name: upstreamObj.GetName()})
 			})
-			h, err := startInformer(ctx, e.upstreamWorkspaces[ws].dynamic, gvr, selector, e.resync, handler)
+			h, err := startInformer(ctx, e.upstreamWorkspaces[ws].dynamic, gvr, selector, "", e.resync, handler)
 			if err != nil {
 				return err
 			}
@@ -346,6 +367,9 @@ func (e *engine) reconcileUpstreamLocked(ctx context.Context, want map[schema.Gr
 // downstreamChanged queues the status key of a downstream change, and the spec key of its
 // upstream object so that drift is reverted and deletions complete.
 func (e *engine) downstreamChanged(gvr schema.GroupVersionResource, downstreamObj *unstructured.Unstructured, deleted bool) {
+	if isHubCACopy(gvr, downstreamObj.GetNamespace(), downstreamObj.GetName()) {
+		return
+	}
 	if !deleted {
 		e.events.statusChanged(statusKey{gvr: gvr, downstreamNamespace: downstreamObj.GetNamespace(), name: downstreamObj.GetName()})
 	}
@@ -376,6 +400,11 @@ func (e *engine) stopAll() {
 			h.stop()
 			handles = append(handles, h)
 			upstream.namespaces = nil
+		}
+		if h := upstream.rootCA; h != nil {
+			h.stop()
+			handles = append(handles, h)
+			upstream.rootCA = nil
 		}
 	}
 	for _, h := range handles {
@@ -473,9 +502,9 @@ func (e *engine) downstreamObjectsIn(downstreamNamespace string) int {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	n := 0
-	for _, h := range e.downstreamInformers {
+	for gvr, h := range e.downstreamInformers {
 		objs, _ := h.lister.ByNamespace(downstreamNamespace).List(labels.Everything())
-		n += len(objs)
+		n += syncedObjects(gvr, objs)
 	}
 	return n
 }

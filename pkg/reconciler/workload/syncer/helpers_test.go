@@ -94,6 +94,7 @@ type testEnv struct {
 	errors     *errorLog
 	started    *atomic.Bool
 	recovery   tmc.RecoveryOptions
+	hubCA      *hubCAPublisher
 
 	upstreamDynamic   *dynamicfake.FakeDynamicClient
 	upstreamKube      *kubefake.Clientset
@@ -154,6 +155,7 @@ func newTestEnv(t *testing.T, objs testObjects) *testEnv {
 	d.engine.resolveClusterName = func(_ context.Context, ws string) (string, error) { return testClusterName(ws), nil }
 	d.engine.clusterNames[testWorkspace], d.engine.workspacesByName[testClusterName(testWorkspace)] = testClusterName(testWorkspace), testWorkspace
 	env.rejections = d.rejections
+	env.hubCA = d.hubCA
 	env.reporter = &statusReporter{
 		target:          target,
 		interval:        cfg.HeartbeatInterval,
@@ -172,6 +174,7 @@ func newTestEnv(t *testing.T, objs testObjects) *testEnv {
 		env.namespaces.queue.ShutDown()
 		env.typeReleases.queue.ShutDown()
 		env.rejections.queue.ShutDown()
+		env.hubCA.queue.ShutDown()
 	})
 
 	for _, o := range objs.upstream {

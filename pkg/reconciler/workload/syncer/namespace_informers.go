@@ -35,6 +35,9 @@ func (e *engine) startNamespaceInformer(ctx context.Context) {
 		AddFunc: func(obj any) {
 			if ns, ok := obj.(*corev1.Namespace); ok {
 				e.events.namespaceAdded(ns.Name)
+				if e.events.hubCANamespace != nil {
+					e.events.hubCANamespace(ns.Name)
+				}
 			}
 		},
 	})

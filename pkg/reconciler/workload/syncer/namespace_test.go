@@ -148,6 +148,16 @@ func TestResourceControllerNamespaceCleanup(t *testing.T) {
 			wantDelete: true,
 		},
 		{
+			// The hub CA copy is the syncer's, not a synced object: it goes with the namespace.
+			name: "holds only the hub CA copy (kcp-root-ca.crt), upstream namespace gone: deleted",
+			objs: func(t *testing.T) testObjects {
+				objs := owned(t)
+				objs.downstream = []*unstructured.Unstructured{hubCACopyObject(dsNS, "hub CA")}
+				return objs
+			},
+			wantDelete: true,
+		},
+		{
 			name:       "empty, upstream namespace no longer labelled for this target: deleted",
 			objs:       withUpstream(nil, []*corev1.Namespace{upstreamNS(withoutStateLabel)}),
 			wantDelete: true,

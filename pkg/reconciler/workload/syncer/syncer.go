@@ -198,6 +198,8 @@ type dataPath struct {
 	typeReleases *typeReleaser
 	// rejections forwards the pod-creation failures of StatefulSets and Jobs.
 	rejections *podRejections
+	// hubCA publishes the hub's CA downstream as kcp-root-ca.crt.
+	hubCA *hubCAPublisher
 }
 
 // dataPathOption changes how newDataPath wires the data path.
@@ -230,6 +232,8 @@ func newDataPath(target syncTarget, chain *transform.Chain, cfg *Config, downstr
 		locatorOf: func(downstreamNamespace string) (workloadv1alpha1.NamespaceLocator, bool) {
 			return d.namespaces.locatorOf(downstreamNamespace)
 		},
+		rootCAChanged:  func(ws, upstreamNamespace string) { d.hubCA.upstreamChanged(ws, upstreamNamespace) },
+		hubCANamespace: func(downstreamNamespace string) { d.hubCA.namespaceAdded(downstreamNamespace) },
 	}, metrics)
 	d.engine.resolveClusterName = clusterNameResolver(cfg.UpstreamConfig)
 	deletionBudgetConfig := DefaultDeletionBudget()
@@ -261,6 +265,7 @@ func newDataPath(target syncTarget, chain *transform.Chain, cfg *Config, downstr
 	d.namespaces.queue = queue.New(d.namespaces.reconcile, queue.Options[string]{
 		Name: "namespace-cleanup", Component: "syncer", MetricsProvider: metrics.tmc.WorkqueueMetricsProvider(), Recovery: recovery,
 	})
+	d.hubCA = newHubCAPublisher(target, d.engine, d.namespaces, downstreamKube, cfg.ResyncPeriod, metrics, recovery)
 	remover := &downstreamRemover{target: target, downstreamClient: downstreamDynamic, downstreamNamespaces: downstreamKube.CoreV1().Namespaces(),
 		considerNamespace: d.namespaces.consider, upstreamNamespace: d.engine.upstreamNamespace, budget: budget,
 		lost: newLostObjects(target.name, metrics, errs), stuck: newStuckDeletions(metrics), metrics: metrics}
@@ -403,6 +408,7 @@ func (s *Syncer) runControllers(ctx context.Context) error {
 	wg.Go(func() { claims.run(ctx) })
 	wg.Go(func() { reporter.run(ctx) })
 	wg.Go(func() { d.namespaces.queue.Run(ctx, 1) })
+	wg.Go(func() { d.hubCA.run(ctx) })
 	wg.Go(func() { d.typeReleases.queue.Run(ctx, 1) })
 	wg.Go(func() { d.status.queue.Run(ctx, s.cfg.Workers) })
 	wg.Go(func() { d.rejections.run(ctx) })

@@ -3,7 +3,8 @@
 // nodes, the synced types and read access to claims and Events, a Role for its leader-election Lease and a
 // ValidatingAdmissionPolicy confining its writes to the namespaces it owns; in the location
 // workspace read access to its own SyncTarget and write access to its status; in every
-// workload workspace the synced types, their status and Events.
+// workload workspace the synced types, their status and Events, and the namespaces'
+// kube-root-ca.crt (the hub's CA, which the syncer publishes downstream as kcp-root-ca.crt).
 //
 // It is the one place these rules are written down: the sync command renders them into its
 // manifest and creates them upstream, and pkg/localenv grants exactly them to the syncers of

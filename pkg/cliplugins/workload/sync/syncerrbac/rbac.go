@@ -22,6 +22,16 @@ var (
 	UpstreamSyncVerbs = []string{"get", "list", "watch", "update", "patch"}
 )
 
+const (
+	// WorkspaceRootCAConfigMapName is the ConfigMap holding the hub's CA in every namespace
+	// of a workload workspace (kcp's root-CA publisher); the syncer reads only it of the
+	// workspace's ConfigMaps unless ConfigMaps are synced.
+	WorkspaceRootCAConfigMapName = "kube-root-ca.crt"
+	// HubCAConfigMapName is the ConfigMap in which the syncer publishes the hub's CA in each
+	// of its downstream namespaces.
+	HubCAConfigMapName = "kcp-root-ca.crt"
+)
+
 // NamePrefix starts the name of every object `kubectl tmc workload sync` creates for a
 // syncer, on both sides.
 const NamePrefix = "tmc-syncer-"
@@ -80,13 +90,15 @@ func DownstreamObjects(d Downstream) []runtime.Object {
 // the Events of every namespace, read to forward the FailedCreate Events of its StatefulSets
 // and Jobs upstream (RBAC cannot narrow a watch to some namespaces or reasons).
 // Namespaces are patched to record orphaned copies and to release a namespace that holds
-// them.
+// them. The ConfigMaps named HubCAConfigMapName are read and server-side applied (a patch)
+// to publish the hub's CA, whether or not ConfigMaps are synced types.
 func DownstreamRules(resources []workloadv1alpha1.ResourceToSync) []rbacv1.PolicyRule {
 	rules := []rbacv1.PolicyRule{
 		{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch", "create", "patch", "delete"}},
 		{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get", "list", "watch"}},
 		{APIGroups: []string{""}, Resources: []string{"persistentvolumeclaims"}, Verbs: []string{"list", "watch"}},
 		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"list", "watch"}},
+		{APIGroups: []string{""}, Resources: []string{"configmaps"}, ResourceNames: []string{HubCAConfigMapName}, Verbs: []string{"get", "list", "watch", "patch"}},
 	}
 	return append(rules, groupRules(resources, false, DownstreamSyncVerbs)...)
 }
@@ -161,7 +173,8 @@ func LocationWorkspaceRules(syncTargetName string) []rbacv1.PolicyRule {
 // WorkloadWorkspaceRules are the syncer's permissions in every workload workspace: the
 // synced types and their status, Events for failures users can act on, and read access to
 // namespaces (a downstream namespace is removed only once its upstream namespace is gone
-// or no longer placed on the SyncTarget).
+// or no longer placed on the SyncTarget) and to the namespaces' WorkspaceRootCAConfigMapName
+// (the hub's CA, published downstream as HubCAConfigMapName).
 func WorkloadWorkspaceRules(resources []workloadv1alpha1.ResourceToSync) []rbacv1.PolicyRule {
 	if len(resources) == 0 {
 		resources = workloadv1alpha1.DefaultResources()
@@ -169,6 +182,7 @@ func WorkloadWorkspaceRules(resources []workloadv1alpha1.ResourceToSync) []rbacv
 	rules := groupRules(resources, true, UpstreamSyncVerbs)
 	return append(rules,
 		rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch"}},
+		rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"configmaps"}, ResourceNames: []string{WorkspaceRootCAConfigMapName}, Verbs: []string{"get", "list", "watch"}},
 		rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch", "update"}})
 }
 

@@ -32,6 +32,7 @@ func TestDownstreamObjectsForAUser(t *testing.T) {
 		{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get", "list", "watch"}},
 		{APIGroups: []string{""}, Resources: []string{"persistentvolumeclaims"}, Verbs: []string{"list", "watch"}},
 		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"list", "watch"}},
+		{APIGroups: []string{""}, Resources: []string{"configmaps"}, ResourceNames: []string{"kcp-root-ca.crt"}, Verbs: []string{"get", "list", "watch", "patch"}},
 		{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: DownstreamSyncVerbs},
 		{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: DownstreamSyncVerbs},
 		{
@@ -87,5 +88,27 @@ func TestWorkloadWorkspaceRulesDefaultToTheDefaultResources(t *testing.T) {
 	last := got[len(got)-1]
 	if !reflect.DeepEqual(last.Resources, []string{"events"}) {
 		t.Errorf("last rule %+v, want Events", last)
+	}
+}
+
+// The syncer reads the hub's CA upstream and publishes it downstream without ConfigMaps
+// being a synced type; exactly those two names, nothing else of the ConfigMaps.
+func TestHubCARulesNameTheirConfigMaps(t *testing.T) {
+	resources := []workloadv1alpha1.ResourceToSync{{Group: "apps", Resource: "deployments"}}
+	find := func(rules []rbacv1.PolicyRule) *rbacv1.PolicyRule {
+		for i, r := range rules {
+			if reflect.DeepEqual(r.Resources, []string{"configmaps"}) {
+				return &rules[i]
+			}
+		}
+		return nil
+	}
+	up := find(WorkloadWorkspaceRules(resources))
+	if up == nil || !reflect.DeepEqual(up.ResourceNames, []string{"kube-root-ca.crt"}) || !reflect.DeepEqual(up.Verbs, []string{"get", "list", "watch"}) {
+		t.Errorf("workload workspace ConfigMap rule = %+v, want read access to kube-root-ca.crt only", up)
+	}
+	down := find(DownstreamRules(resources))
+	if down == nil || !reflect.DeepEqual(down.ResourceNames, []string{"kcp-root-ca.crt"}) || !reflect.DeepEqual(down.Verbs, []string{"get", "list", "watch", "patch"}) {
+		t.Errorf("downstream ConfigMap rule = %+v, want read and apply on kcp-root-ca.crt only", down)
 	}
 }

@@ -4,7 +4,8 @@
 // It owns:
 //   - the transformation chain (Chain, Filter, Transformer): the fixed metadata clean-up,
 //     the built-in filters and transformers (service-account token secrets, every
-//     namespace's kube-root-ca.crt and default ServiceAccount, children of controllers that
+//     namespace's kube-root-ca.crt and default ServiceAccount, a ConfigMap named kcp-root-ca.crt
+//     (the syncer's copy of the hub CA), children of controllers that
 //     also run downstream; label and annotation clean-up, per-target spec-diff,
 //     downstream-owned fields) and the extension point (Chain.With, Chain.WithFilter);
 //   - NotSyncedReason, the built-in filters' rule for the tmc-controller's label

@@ -57,6 +57,11 @@ func serviceAccountTokenReason(upstream *unstructured.Unstructured) string {
 // plane (kcp's per logical cluster included) keeps in every namespace.
 const RootCAConfigMapName = "kube-root-ca.crt"
 
+// HubCAConfigMapName is the ConfigMap in which the syncer publishes the hub's CA (the
+// upstream namespace's kube-root-ca.crt) in every downstream namespace, as kcp's TMC did.
+// The name is the syncer's: an upstream ConfigMap of that name is never synced.
+const HubCAConfigMapName = "kcp-root-ca.crt"
+
 // DefaultServiceAccountName is the ServiceAccount the service-account controller keeps in
 // every namespace.
 const DefaultServiceAccountName = "default"
@@ -65,6 +70,8 @@ const DefaultServiceAccountName = "default"
 // namespace: the kube-root-ca.crt ConfigMap and the default ServiceAccount. The physical
 // cluster has its own of each in the downstream namespace; syncing the hub's would either
 // conflict in every namespace or replace the physical cluster's CA bundle with the hub's.
+// It also refuses an upstream ConfigMap named kcp-root-ca.crt: downstream that name holds
+// the hub's CA, which the syncer publishes itself.
 type SystemObjectFilter struct{}
 
 // Name implements Filter.
@@ -79,6 +86,8 @@ func systemObjectReason(upstream *unstructured.Unstructured) string {
 	switch {
 	case isCore(upstream, "ConfigMap") && upstream.GetName() == RootCAConfigMapName:
 		return "the ConfigMap " + RootCAConfigMapName + " is published in every namespace by each cluster's root-CA publisher; the physical cluster keeps its own"
+	case isCore(upstream, "ConfigMap") && upstream.GetName() == HubCAConfigMapName:
+		return "the ConfigMap " + HubCAConfigMapName + " is where the syncer publishes the hub's CA downstream"
 	case isCore(upstream, "ServiceAccount") && upstream.GetName() == DefaultServiceAccountName:
 		return "the ServiceAccount " + DefaultServiceAccountName + " is created in every namespace by each cluster's service-account controller; the physical cluster keeps its own"
 	}

@@ -26,7 +26,13 @@ func TestBuiltinFiltersPerNamespaceObjectsAndControllerChildren(t *testing.T) {
 		{
 			name:     "another ConfigMap",
 			gvr:      configMapsGVR,
-			upstream: `{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "kcp-root-ca.crt", "namespace": "default"}}`,
+			upstream: `{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web-root-ca.crt", "namespace": "default"}}`,
+		},
+		{
+			name:     "an upstream ConfigMap named like the syncer's hub CA copy",
+			gvr:      configMapsGVR,
+			upstream: `{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "kcp-root-ca.crt", "namespace": "default", "labels": {"state.workload.kcp.io/STKEY": "Sync"}}, "data": {"ca.crt": "not the hub CA"}}`,
+			filter:   "per-namespace-system-object",
 		},
 		{
 			name:     "kube-root-ca.crt of another kind",
