@@ -24,7 +24,7 @@ func withStatusManager(manager string) objectOption {
 			Operation:   metav1.ManagedFieldsOperationUpdate,
 			APIVersion:  "apps/v1",
 			FieldsType:  "FieldsV1",
-			FieldsV1:    &metav1.FieldsV1{Raw: []byte(`{"f:status":{"f:replicas":{}}}`)},
+			FieldsV1:    metav1.NewFieldsV1(`{"f:status":{"f:replicas":{}}}`),
 			Subresource: "status",
 		}))
 	}
@@ -38,7 +38,7 @@ func withSpecManager(manager string) objectOption {
 			Operation:  metav1.ManagedFieldsOperationUpdate,
 			APIVersion: "apps/v1",
 			FieldsType: "FieldsV1",
-			FieldsV1:   &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:replicas":{}}}`)},
+			FieldsV1:   metav1.NewFieldsV1(`{"f:spec":{"f:replicas":{}}}`),
 		}))
 	}
 }
