@@ -17,8 +17,10 @@
 // upstream workload (rejections.go); rejections_events.go does the same for StatefulSets and
 // Jobs (for a CronJob's Job, the upstream CronJob) from the FailedCreate Warning Events
 // their controllers record downstream, once per failure, only for objects carrying our
-// ownership label in namespaces of ours, never for an Event already there at start. Each
-// piece is built in
+// ownership label in namespaces of ours, never for an Event already there at start. An
+// upstream .status another field manager writes (a plain hub's workload controllers) is not
+// fought: the status goes to the per-target annotation, with one StatusOwnedUpstream Event
+// (status_owner.go). Each piece is built in
 // syncer.go (newDataPath) with exactly the listers, clients and funcs it uses; none holds
 // a pointer to the Syncer. namespace.go creates and cleans downstream namespaces (a
 // namespace goes only once its upstream namespace is gone or no longer placed here),

@@ -32,7 +32,7 @@ func (k statusKey) String() string {
 
 // statusController copies the status of downstream objects to their upstream objects: the
 // status subresource for an object on one target, the per-target status annotation for an
-// object on several.
+// object on several or whose .status another field manager writes (status_owner.go).
 type statusController struct {
 	target     syncTarget
 	resource   func(schema.GroupVersionResource) (resourceInfo, bool)
@@ -44,6 +44,8 @@ type statusController struct {
 	metrics     *syncerMetrics
 	latency     *latencyTracker
 	queue       *queue.Queue[statusKey]
+	// statusOwners remembers the objects told that another manager owns their .status.
+	statusOwners *statusOwnerReports
 }
 
 // enqueue queues a downstream object, remembering when its change was seen.
@@ -98,7 +100,7 @@ func (c *statusController) reconcile(ctx context.Context, key statusKey) (time.D
 	}
 	c.reportRejections(upstream, upstreamObj, downstreamObj)
 	upstreamClient := upstream.client.Namespace(locator.Namespace)
-	if onSeveralTargets(upstreamObj) {
+	if onSeveralTargets(upstreamObj) || c.statusOwnedUpstream(ctx, upstream, upstreamObj, ws) {
 		return 0, c.writeStatusAnnotation(ctx, key, upstreamClient, upstreamObj, downstreamObj, ws, res)
 	}
 	return 0, c.writeStatus(ctx, key, upstreamClient, upstreamObj, downstreamObj, ws, res)
@@ -112,7 +114,7 @@ func (c *statusController) writeStatus(ctx context.Context, key statusKey, upstr
 		c.latency.take("status|" + key.String())
 		return nil
 	}
-	if _, err := upstreamClient.UpdateStatus(ctx, updated, metav1.UpdateOptions{}); err != nil {
+	if _, err := upstreamClient.UpdateStatus(ctx, updated, metav1.UpdateOptions{FieldManager: FieldManager}); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil
 		}

@@ -295,6 +295,8 @@ func newDataPath(target syncTarget, chain *transform.Chain, cfg *Config, downstr
 		workspaceOf: d.engine.workspaceOf,
 		metrics:     metrics,
 		latency:     latency,
+		// One StatusOwnedUpstream Event per object and process.
+		statusOwners: newStatusOwnerReports(),
 	}
 	d.status.queue = newSyncerQueue("status", d.status.reconcile, metrics, errs, recovery)
 	d.rejections = newPodRejections(target, downstreamKube, rejectionLookups{
