@@ -49,9 +49,11 @@ func rejectionMessage(syncTargetName, downstreamKind, downstreamName, reason, me
 		syncTargetName, downstreamKind, downstreamName, reason, message)
 }
 
-// upstreamStatus returns the downstream status last copied to upstreamObj by this target.
+// upstreamStatus returns the downstream status last copied to upstreamObj by this target:
+// its .status, or the per-target status annotation when the object is on several targets or
+// another manager owns its .status (status_owner.go).
 func (c *statusController) upstreamStatus(upstreamObj *unstructured.Unstructured) any {
-	if !onSeveralTargets(upstreamObj) {
+	if _, ownedUpstream := otherStatusManager(upstreamObj); !onSeveralTargets(upstreamObj) && !ownedUpstream {
 		return upstreamObj.Object["status"]
 	}
 	var status any

@@ -75,3 +75,29 @@ func TestStatusReportsRejectedPods(t *testing.T) {
 		})
 	}
 }
+
+// When another manager owns the upstream .status (a hub's Deployment controller), the
+// failure goes up in the per-target annotation: found there, it is not reported again.
+func TestRejectionsReadTheAnnotationWhenStatusIsOwnedUpstream(t *testing.T) {
+	dsNS := downstreamNamespaceFor(t, testWorkspace, testNamespace)
+	failing := failingStatus(rejectedMessage)
+	failingJSON, err := json.Marshal(failing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := upstreamDeployment("web", withStatusManager("kube-controller-manager"),
+		withAnnotation(workloadv1alpha1.StatusAnnotation(testStKey), string(failingJSON)))
+	env := newTestEnv(t, testObjects{
+		upstream:   []*unstructured.Unstructured{up},
+		downstream: []*unstructured.Unstructured{syncedCopy(t, up, withField(failing, "status"))},
+		namespaces: []*corev1.Namespace{ownedNamespace(t)},
+	})
+	if _, err := env.status.reconcile(t.Context(), statusKey{gvr: deploymentsGVR, downstreamNamespace: dsNS, name: "web"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range drainEvents(env.recorder) {
+		if strings.Contains(e, podsRejectedReason) {
+			t.Errorf("got %q: a failure already in the status annotation was reported again", e)
+		}
+	}
+}
