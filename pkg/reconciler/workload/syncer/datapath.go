@@ -1,0 +1,129 @@
+package syncer
+
+import (
+	"github.com/tmc-dev/tmc/pkg/reconciler/queue"
+	"github.com/tmc-dev/tmc/pkg/reconciler/workload/syncer/transform"
+	"github.com/tmc-dev/tmc/pkg/reconciler/workload/tmc"
+	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+)
+
+// dataPath is the syncer's data path, wired for one run.
+type dataPath struct {
+	engine     *engine
+	spec       *specController
+	status     *statusController
+	namespaces *namespaceManager
+	breaker    *deletionBreaker
+	// typeReleases releases the types that were synced and are no longer.
+	typeReleases *typeReleaser
+	// rejections forwards the pod-creation failures of StatefulSets and Jobs.
+	rejections *podRejections
+	// hubCA publishes the hub's CA downstream as kcp-root-ca.crt.
+	hubCA *hubCAPublisher
+}
+
+// dataPathOption changes how newDataPath wires the data path.
+type dataPathOption func(*dataPathOptions)
+
+type dataPathOptions struct {
+	budget deletionBudget
+}
+
+// withDeletionBudget makes the removals and the namespace cleanup ask budget instead of
+// the mass-deletion breaker (tests).
+func withDeletionBudget(budget deletionBudget) dataPathOption {
+	return func(o *dataPathOptions) { o.budget = budget }
+}
+
+// newDataPath wires the engine and the controllers: the engine's informer events queue
+// keys on the controllers (the closures only break the construction cycle); each
+// controller reads the engine's caches through the funcs it is given.
+func newDataPath(target syncTarget, chain *transform.Chain, cfg *Config, downstreamDynamic dynamic.Interface, downstreamKube kubernetes.Interface,
+	metrics *syncerMetrics, errs *errorLog, recovery tmc.RecoveryOptions, opts ...dataPathOption) *dataPath {
+	d := &dataPath{}
+	latency := newLatencyTracker()
+	d.engine = newEngine(target.key, downstreamDynamic, downstreamKube, newUpstreamWorkspaceFunc(cfg.UpstreamConfig, target.name), cfg.ResyncPeriod, engineEvents{
+		specChanged:    func(key specKey) { d.spec.enqueue(key) },
+		statusChanged:  func(key statusKey) { d.status.enqueue(key) },
+		namespaceAdded: func(downstreamNamespace string) { d.namespaces.consider(downstreamNamespace) },
+		upstreamNamespaceChanged: func(ws, upstreamNamespace string) {
+			d.namespaces.upstreamNamespaceChanged(ws, upstreamNamespace)
+		},
+		locatorOf: func(downstreamNamespace string) (workloadv1alpha1.NamespaceLocator, bool) {
+			return d.namespaces.locatorOf(downstreamNamespace)
+		},
+		rootCAChanged:  func(ws, upstreamNamespace string) { d.hubCA.upstreamChanged(ws, upstreamNamespace) },
+		hubCANamespace: func(downstreamNamespace string) { d.hubCA.namespaceAdded(downstreamNamespace) },
+	}, metrics)
+	d.engine.resolveClusterName = clusterNameResolver(cfg.UpstreamConfig)
+	deletionBudgetConfig := DefaultDeletionBudget()
+	if cfg.DeletionBudget != nil {
+		deletionBudgetConfig = *cfg.DeletionBudget
+	}
+	d.typeReleases = newTypeReleaser(target, d.engine, metrics, errs, recovery)
+	d.engine.typeReleases = d.typeReleases
+	d.breaker = newDeletionBreaker(deletionBudgetConfig, target, d.engine.syncedObjectCount, metrics)
+	o := dataPathOptions{budget: d.breaker}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	budget := o.budget
+	d.namespaces = &namespaceManager{
+		target:               target,
+		namespaceLister:      d.engine.namespaces,
+		downstreamNamespaces: downstreamKube.CoreV1().Namespaces(),
+		caches:               d.engine,
+		// TODO(issue 11): the SyncTarget's deletionTimestamp, once the removal path reads it.
+		targetDeleting: func() bool { return false },
+		cleanDelay:     cfg.DownstreamNamespaceCleanDelay,
+		budget:         budget,
+		metrics:        metrics,
+		forged:         newForgedLocators(target, metrics),
+	}
+	// Cleanup failures are not sync failures: they are retried, but neither counted nor
+	// reported as failing objects.
+	d.namespaces.queue = queue.New(d.namespaces.reconcile, queue.Options[string]{
+		Name: "namespace-cleanup", Component: "syncer", MetricsProvider: metrics.tmc.WorkqueueMetricsProvider(), Recovery: recovery,
+	})
+	d.hubCA = newHubCAPublisher(target, d.engine, d.namespaces, downstreamKube, cfg.ResyncPeriod, metrics, recovery)
+	remover := &downstreamRemover{target: target, downstreamClient: downstreamDynamic, downstreamNamespaces: downstreamKube.CoreV1().Namespaces(),
+		considerNamespace: d.namespaces.consider, upstreamNamespace: d.engine.upstreamNamespace, budget: budget,
+		lost: newLostObjects(target.name, metrics, errs), stuck: newStuckDeletions(metrics), metrics: metrics}
+	d.spec = &specController{
+		target:           target,
+		chain:            chain,
+		resource:         d.engine.resource,
+		upstream:         d.engine.upstream,
+		clusterName:      d.engine.clusterName,
+		downstream:       d.engine.downstream,
+		downstreamClient: downstreamDynamic,
+		namespaces:       d.namespaces,
+		remover:          remover,
+		metrics:          metrics,
+		latency:          latency,
+
+		// The SyncTarget's conflict policy is set by runControllers, from its cache.
+		downstreamNamespaces: d.engine.namespaces,
+	}
+	d.spec.queue = newSyncerQueue("spec", d.spec.reconcile, metrics, errs, recovery)
+	d.status = &statusController{
+		target:      target,
+		resource:    d.engine.resource,
+		downstream:  d.engine.downstream,
+		upstream:    d.engine.upstream,
+		locatorOf:   d.namespaces.locatorOf,
+		workspaceOf: d.engine.workspaceOf,
+		metrics:     metrics,
+		latency:     latency,
+		// One StatusOwnedUpstream Event per object and process.
+		statusOwners: newStatusOwnerReports(),
+	}
+	d.status.queue = newSyncerQueue("status", d.status.reconcile, metrics, errs, recovery)
+	d.rejections = newPodRejections(target, downstreamKube, rejectionLookups{
+		locatorOf: d.namespaces.locatorOf, downstream: d.engine.downstream, downstreamClient: downstreamDynamic, upstream: d.engine.upstream,
+		workspaceOf: d.engine.workspaceOf,
+	}, metrics, recovery)
+	return d
+}
