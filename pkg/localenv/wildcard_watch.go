@@ -85,10 +85,6 @@ func (fp *FrontProxy) wildcardWatch(w http.ResponseWriter, r *http.Request, req 
 			}
 			filter.seed(backends[i].name, obj)
 			if initialEvents && filter.matches(obj) {
-				if item, err = withKind(item, kind, apiVersion); err != nil {
-					writeStatusReason(w, http.StatusInternalServerError, metav1.StatusReasonInternalError, err.Error())
-					return
-				}
 				initial = append(initial, item)
 			}
 		}
@@ -301,7 +297,14 @@ func newWatchWriter(w http.ResponseWriter, kind, apiVersion string) *watchWriter
 	return ww
 }
 
+// event sends an event; obj gets the kind and apiVersion of the resource, which a
+// workspace's JSON watch events may lack and a client needs to decode them.
 func (ww *watchWriter) event(eventType string, obj json.RawMessage) {
+	if eventType != "ERROR" {
+		if withKind, err := withKind(obj, ww.kind, ww.apiVersion); err == nil {
+			obj = withKind
+		}
+	}
 	_ = ww.enc.Encode(map[string]any{"type": eventType, "object": obj})
 	ww.flush()
 }
