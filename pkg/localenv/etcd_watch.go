@@ -54,7 +54,7 @@ func (e *Etcd) watchEtcdPrefix(ctx context.Context, prefix string, startRev int6
 	}
 	req.Header.Set("Content-Type", "application/json")
 	// Not etcdGatewayClient: its timeout would cut the stream.
-	resp, err := http.DefaultTransport.RoundTrip(req)
+	resp, err := http.DefaultTransport.RoundTrip(req) //nolint:bodyclose // closed on every error path below, else by the reader goroutine
 	if err != nil {
 		return nil, fmt.Errorf("failed to watch etcd: %w", err)
 	}
