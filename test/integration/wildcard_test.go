@@ -61,9 +61,6 @@ func TestWildcardListAndWatch(t *testing.T) {
 	}
 
 	t.Run("an informer with a label selector sees every workspace", func(t *testing.T) {
-		// The informer's first (watch-list) request hangs: no event arrives within a
-		// minute. Not diagnosed yet; see the branch's report.
-		t.Skip("the wildcard watch-list of an informer hangs (not yet diagnosed)")
 		for _, p := range paths {
 			for _, cm := range []*corev1.ConfigMap{
 				{ObjectMeta: metav1.ObjectMeta{Name: "seen", Namespace: "default", Labels: map[string]string{"app": "informer"}}},
@@ -74,6 +71,9 @@ func TestWildcardListAndWatch(t *testing.T) {
 				}
 			}
 		}
+		// The informer's first (watch-list) request hangs: no event arrives within a
+		// minute. Not diagnosed yet; see the branch's report.
+		t.Skip("the wildcard watch-list of an informer hangs (not yet diagnosed)")
 		lw := cache.NewFilteredListWatchFromClient(admin.CoreV1().RESTClient(), "configmaps", "", func(o *metav1.ListOptions) {
 			o.LabelSelector = "app=informer"
 		})
