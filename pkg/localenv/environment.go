@@ -121,7 +121,7 @@ func Start(ctx context.Context, opts Options) (_ *Environment, err error) {
 		return nil, err
 	}
 	env.track(env.Etcd.Process)
-	if env.FrontProxy, err = StartFrontProxy(env.PKI, env.Tokens, env.LogDir); err != nil {
+	if env.FrontProxy, err = StartFrontProxy(env.PKI, env.Tokens, env.Etcd, env.LogDir); err != nil {
 		return nil, err
 	}
 	env.closers = append(env.closers, env.FrontProxy.Close)
@@ -178,12 +178,13 @@ func (env *Environment) startWorkspace(ctx context.Context, path string, control
 	}
 	name := "ws-" + strings.ReplaceAll(path, ":", "-")
 	clusterName := logicalClusterName(p)
-	as, cm, err := env.startWorkspaceServers(ctx, name, clusterName, "/workspaces/"+path, controllers)
+	etcdPrefix := "/workspaces/" + path
+	as, cm, err := env.startWorkspaceServers(ctx, name, clusterName, etcdPrefix, controllers)
 	if err != nil {
 		return nil, fmt.Errorf("workspace %s: %w", path, err)
 	}
 	ws := &Workspace{Path: p, Name: clusterName, APIServer: as, ControllerManager: cm, env: env}
-	if err := env.FrontProxy.AddWorkspace(p, clusterName, as.URL); err != nil {
+	if err := env.FrontProxy.AddWorkspace(p, clusterName, as.URL, etcdPrefix); err != nil {
 		return nil, err
 	}
 	return ws, nil

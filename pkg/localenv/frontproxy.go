@@ -28,6 +28,8 @@ import (
 // /clusters/<path>/<rest> or /clusters/<logical-cluster name>/<rest> goes to <rest> on the
 // workspace's apiserver; an unknown workspace answers 404. The caller's bearer token is passed through, so one credential (from the
 // environment's shared token file) works in every workspace, with per-workspace RBAC.
+// /clusters/*/<collection> lists and watches a resource across every workspace, as a kcp
+// shard does (frontproxy_wildcard.go).
 type FrontProxy struct {
 	URL string
 
@@ -36,6 +38,10 @@ type FrontProxy struct {
 	backends map[string]*url.URL
 	// names maps each path to its logical-cluster name.
 	names map[string]string
+	// etcdPrefixes maps each path to the etcd prefix its apiserver stores under.
+	etcdPrefixes map[string]string
+	// etcd is the environment's etcd, which the wildcard watch follows.
+	etcd *Etcd
 
 	server    *http.Server
 	listener  net.Listener
@@ -45,8 +51,8 @@ type FrontProxy struct {
 	logFile   *os.File
 }
 
-// StartFrontProxy starts the proxy on a free loopback port.
-func StartFrontProxy(pki *PKI, tokens *TokenFile, logDir string) (*FrontProxy, error) {
+// StartFrontProxy starts the proxy on a free loopback port, for workspaces stored in etcd.
+func StartFrontProxy(pki *PKI, tokens *TokenFile, etcd *Etcd, logDir string) (*FrontProxy, error) {
 	serving, err := pki.ServingCert("front-proxy-serving")
 	if err != nil {
 		return nil, err
@@ -67,10 +73,12 @@ func StartFrontProxy(pki *PKI, tokens *TokenFile, logDir string) (*FrontProxy, e
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(pki.CAData)
 	fp := &FrontProxy{
-		URL:      "https://" + l.Addr().String(),
-		backends: map[string]*url.URL{},
-		names:    map[string]string{},
-		listener: l,
+		URL:          "https://" + l.Addr().String(),
+		backends:     map[string]*url.URL{},
+		names:        map[string]string{},
+		etcdPrefixes: map[string]string{},
+		etcd:         etcd,
+		listener:     l,
 		transport: &http.Transport{
 			TLSClientConfig:     &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
 			MaxIdleConnsPerHost: 100,
@@ -92,8 +100,8 @@ func StartFrontProxy(pki *PKI, tokens *TokenFile, logDir string) (*FrontProxy, e
 }
 
 // AddWorkspace routes workspace path, and its logical-cluster name, to the apiserver at
-// backendURL.
-func (fp *FrontProxy) AddWorkspace(path logicalcluster.Path, name, backendURL string) error {
+// backendURL, which stores its objects in etcd under etcdPrefix.
+func (fp *FrontProxy) AddWorkspace(path logicalcluster.Path, name, backendURL, etcdPrefix string) error {
 	if err := path.Validate(); err != nil {
 		return err
 	}
@@ -112,6 +120,7 @@ func (fp *FrontProxy) AddWorkspace(path logicalcluster.Path, name, backendURL st
 	fp.backends[path.String()] = u
 	fp.backends[name] = u
 	fp.names[path.String()] = name
+	fp.etcdPrefixes[path.String()] = etcdPrefix
 	return nil
 }
 
@@ -122,6 +131,7 @@ func (fp *FrontProxy) RemoveWorkspace(path logicalcluster.Path) {
 	delete(fp.backends, path.String())
 	delete(fp.backends, fp.names[path.String()])
 	delete(fp.names, path.String())
+	delete(fp.etcdPrefixes, path.String())
 }
 
 // Workspaces returns the routed workspace paths.
@@ -164,6 +174,10 @@ func (fp *FrontProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rest := strings.TrimPrefix(r.URL.Path, logicalcluster.ClustersPrefix)
 	ws, tail, _ := strings.Cut(rest, "/")
+	if ws == wildcardCluster {
+		fp.serveWildcard(w, r, tail)
+		return
+	}
 	fp.mu.RLock()
 	backend, ok := fp.backends[ws]
 	fp.mu.RUnlock()

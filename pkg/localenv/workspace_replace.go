@@ -30,7 +30,7 @@ func (env *Environment) ReplaceWorkspace(ctx context.Context, path string) error
 	if err != nil {
 		return fmt.Errorf("failed to replace workspace %s: %w", path, err)
 	}
-	if err := env.FrontProxy.AddWorkspace(ws.Path, ws.Name, as.URL); err != nil {
+	if err := env.FrontProxy.AddWorkspace(ws.Path, ws.Name, as.URL, prefix); err != nil {
 		return fmt.Errorf("failed to replace workspace %s: %w", path, err)
 	}
 	oldAPIServer, oldControllers := ws.APIServer, ws.ControllerManager
