@@ -9,7 +9,11 @@
 // StorageClass and a pool of PersistentVolumes its binder binds claims to (storage.go). As on
 // kcp, each workspace has a logical-cluster name distinct from its path (root's is "root"),
 // is served at /clusters/<name> as at /clusters/<path>, and records kcp.io/cluster=<name> on
-// every object it stores, by a static mutating admission policy (logical_cluster.go). Every
+// every object it stores, by a static mutating admission policy (logical_cluster.go). The
+// front proxy also serves kcp's wildcard endpoint /clusters/*/<collection>: lists as one
+// snapshot at one etcd revision across every workspace, and watches in global etcd-revision
+// order (an etcd watch over all workspaces orders the per-workspace watches;
+// frontproxy_wildcard.go, wildcard_watch.go). Every
 // server listens on 127.0.0.1 with a free port and logs to a per-environment directory. It also injects faults: a TCP proxy that partitions, delays or resets
 // connections, stop/start/kill of any process, and a workspace's apiserver replaced by an
 // empty one at the same path (ReplaceWorkspace).
