@@ -303,18 +303,7 @@ func (e *engine) startUpstreamRootCAInformer(ctx context.Context, ws string, ups
 		// Only possible on a stopped informer; this one has not started.
 		klog.FromContext(ctx).Error(err, "Failed to watch upstream "+transform.RootCAConfigMapName, "workspace", ws)
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	h := &informerHandle{
-		lister:    cache.NewGenericLister(inf.GetIndexer(), rootCAConfigMapsResource),
-		hasSynced: inf.HasSynced,
-		stop:      cancel,
-		done:      make(chan struct{}),
-	}
-	go func() {
-		defer close(h.done)
-		inf.RunWithContext(ctx)
-	}()
-	return h
+	return runInformer(ctx, inf, rootCAConfigMapsResource)
 }
 
 // upstreamRootCA returns the cached kube-root-ca.crt of upstream namespace ns of workspace

@@ -5,6 +5,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/informers"
 	coreinformers "k8s.io/client-go/informers/core/v1"
 	"k8s.io/client-go/kubernetes"
@@ -98,9 +99,16 @@ func (e *engine) startUpstreamNamespaceInformer(ctx context.Context, ws string, 
 		// Only possible on a stopped informer; this one has not started.
 		klog.FromContext(ctx).Error(err, "Failed to watch upstream namespaces", "workspace", ws)
 	}
+	h := runInformer(ctx, inf, namespacesResource)
+	klog.FromContext(ctx).Info("Started upstream namespace informer", "workspace", ws)
+	return h
+}
+
+// runInformer runs inf until its handle is stopped; the handle lists its cache as gr.
+func runInformer(ctx context.Context, inf cache.SharedIndexInformer, gr schema.GroupResource) *informerHandle {
 	ctx, cancel := context.WithCancel(ctx)
 	h := &informerHandle{
-		lister:    cache.NewGenericLister(inf.GetIndexer(), namespacesResource),
+		lister:    cache.NewGenericLister(inf.GetIndexer(), gr),
 		hasSynced: inf.HasSynced,
 		stop:      cancel,
 		done:      make(chan struct{}),
@@ -109,7 +117,6 @@ func (e *engine) startUpstreamNamespaceInformer(ctx context.Context, ws string, 
 		defer close(h.done)
 		inf.RunWithContext(ctx)
 	}()
-	klog.FromContext(ctx).Info("Started upstream namespace informer", "workspace", ws)
 	return h
 }
 
