@@ -229,6 +229,15 @@ type SyncTargetStatus struct {
 	// +optional
 	Errors *ErrorSummary `json:"errors,omitempty"`
 
+	// virtualWorkspaces are the URLs of the virtual-workspace server's views of this target,
+	// one per shard, written by the control plane (tmc-controller). The syncer follows all of
+	// them: one watch per type and shard for every workspace placed on the target. Empty: the
+	// syncer reaches each workload workspace directly (a plain hub, or no server deployed).
+	// +optional
+	// +listType=map
+	// +listMapKey=syncerURL
+	VirtualWorkspaces []VirtualWorkspace `json:"virtualWorkspaces,omitempty"`
+
 	// workspaceHealth is the syncer's view of each workload workspace it syncs from:
 	// whether it can read it. One unreadable workspace (its RBAC missing, say) is reported
 	// here and does not turn SyncerReady False.
@@ -268,6 +277,20 @@ type WorkspaceHealth struct {
 	// as holding persistent data.
 	// +optional
 	PersistentNamespacesTruncated bool `json:"persistentNamespacesTruncated,omitempty"`
+}
+
+// VirtualWorkspace is the virtual-workspace server's view of one SyncTarget on one shard.
+type VirtualWorkspace struct {
+	// syncerURL is the base URL of the syncer view:
+	// <server>/services/syncer/<location-cluster>/<synctarget-name>/<synctarget-uid>; a
+	// workspace is served below it at /clusters/<logical-cluster>/..., every workspace
+	// placed on the target at /clusters/*/....
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	SyncerURL string `json:"syncerURL"`
+	// upsyncerURL is the base URL of the upsyncer view of the same target (upsync).
+	// +optional
+	UpsyncerURL string `json:"upsyncerURL,omitempty"`
 }
 
 // WorkspaceReference names a workload workspace by its logical-cluster path.
