@@ -51,6 +51,12 @@ func (o *Options) Config() (*syncer.Config, error) {
 	// Already validated: the parse errors cannot occur here.
 	resources, _ := parseResources(o.Resources)
 	workspaces, _ := parseWorkspaces(o.Workspaces)
+	if syncTargetWorkspace.Empty() && syncer.UpstreamMode(o.UpstreamMode) == syncer.UpstreamModeVirtualWorkspace {
+		return nil, errors.New("--upstream-mode=virtual-workspace needs a kcp upstream (--sync-target-workspace or a server URL ending in /clusters/<path>): a plain Kubernetes hub is reached directly")
+	}
+	if len(workspaces) > 0 && syncer.UpstreamMode(o.UpstreamMode) == syncer.UpstreamModeVirtualWorkspace {
+		return nil, errors.New("--workspaces lists workspaces to reach directly: it cannot be combined with --upstream-mode=virtual-workspace")
+	}
 	if len(workspaces) > 0 && syncTargetWorkspace.Empty() {
 		return nil, errors.New("--workspaces needs --sync-target-workspace (or an upstream server URL ending in /clusters/<path>): a plain Kubernetes hub is a single workspace")
 	}
@@ -64,6 +70,7 @@ func (o *Options) Config() (*syncer.Config, error) {
 		DownstreamConfig:              downstreamConfig,
 		Resources:                     resources,
 		Workspaces:                    workspaces,
+		UpstreamMode:                  syncer.UpstreamMode(o.UpstreamMode),
 		Workers:                       o.Workers,
 		HeartbeatInterval:             o.HeartbeatInterval,
 		DownstreamNamespaceCleanDelay: o.DownstreamNamespaceCleanDelay,

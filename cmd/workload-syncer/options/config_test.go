@@ -166,6 +166,28 @@ func TestOptionsConfig(t *testing.T) {
 			wantErr: "--workspaces needs --sync-target-workspace",
 		},
 		{
+			name:    "virtual-workspace mode on a plain hub",
+			args:    []string{"--upstream-kubeconfig=" + upstream, "--downstream-kubeconfig=" + downstream, "--sync-target-name=cluster-1", "--upstream-mode=virtual-workspace"},
+			wantErr: "--upstream-mode=virtual-workspace needs a kcp upstream",
+		},
+		{
+			name:    "virtual-workspace mode with static workspaces",
+			args:    []string{"--upstream-kubeconfig=" + upstreamKCP, "--downstream-kubeconfig=" + downstream, "--sync-target-name=cluster-1", "--upstream-mode=virtual-workspace", "--workspaces=root:org:a"},
+			wantErr: "cannot be combined with --upstream-mode=virtual-workspace",
+		},
+		{
+			name:    "unknown upstream mode",
+			args:    []string{"--upstream-kubeconfig=" + upstreamKCP, "--downstream-kubeconfig=" + downstream, "--sync-target-name=cluster-1", "--upstream-mode=proxy"},
+			wantErr: "--upstream-mode must be auto, direct or virtual-workspace",
+		},
+		{
+			name: "virtual-workspace mode on kcp",
+			args: []string{"--upstream-kubeconfig=" + upstreamKCP, "--downstream-kubeconfig=" + downstream, "--sync-target-name=cluster-1", "--upstream-mode=virtual-workspace"},
+			check: func(t *testing.T, cfg *syncer.Config) {
+				assertEqual(t, "upstream mode", cfg.UpstreamMode, syncer.UpstreamModeVirtualWorkspace)
+			},
+		},
+		{
 			name:    "invalid options are reported",
 			args:    []string{"--upstream-kubeconfig=" + upstream, "--downstream-kubeconfig=" + downstream},
 			wantErr: "--sync-target-name is required",

@@ -83,6 +83,8 @@ type Options struct {
 	// Workspaces is a static list of workload workspaces, instead of following
 	// SyncTarget.status.workspaces.
 	Workspaces []string
+	// UpstreamMode is auto, direct or virtual-workspace.
+	UpstreamMode string
 
 	// Workers is the number of workers per controller.
 	Workers int
@@ -127,6 +129,7 @@ type Options struct {
 // NewOptions returns the options with their defaults.
 func NewOptions() *Options {
 	return &Options{
+		UpstreamMode:                  string(syncer.UpstreamModeAuto),
 		Workers:                       DefaultWorkers,
 		QPS:                           DefaultQPS,
 		Burst:                         DefaultBurst,
@@ -166,6 +169,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 		"Resource types to sync, overriding the SyncTarget's spec.resources, as resource[.group] (e.g. deployments.apps,configmaps). Comma-separated or repeated.")
 	fs.StringSliceVar(&o.Workspaces, "workspaces", o.Workspaces,
 		"Workload workspaces to sync from (e.g. root:org:a,root:org:b), instead of following the SyncTarget's status.workspaces. Comma-separated or repeated.")
+	fs.StringVar(&o.UpstreamMode, "upstream-mode", o.UpstreamMode,
+		"How to reach the workload workspaces: auto (through the virtual-workspace server when the SyncTarget's status.virtualWorkspaces lists one when the syncer starts, else directly), direct (each workspace with this credential's RBAC there), or virtual-workspace (wait for status.virtualWorkspaces).")
 	fs.IntVar(&o.Workers, "workers", o.Workers, "Number of workers per controller.")
 	fs.Float32Var(&o.QPS, "qps", o.QPS,
 		"Queries per second allowed to each of the upstream and downstream API servers. A negative value disables client-side rate limiting.")
@@ -239,6 +244,11 @@ func (o *Options) Validate() error {
 	_, workspaceErrs := parseWorkspaces(o.Workspaces)
 	errs = append(errs, workspaceErrs...)
 
+	switch syncer.UpstreamMode(o.UpstreamMode) {
+	case "", syncer.UpstreamModeAuto, syncer.UpstreamModeDirect, syncer.UpstreamModeVirtualWorkspace:
+	default:
+		add("--upstream-mode must be auto, direct or virtual-workspace, got %q", o.UpstreamMode)
+	}
 	if o.Workers < 1 {
 		add("--workers must be at least 1, got %d", o.Workers)
 	}

@@ -62,6 +62,7 @@ func TestOptionsDefaults(t *testing.T) {
 	o := parseFlags(t)
 
 	want := &Options{
+		UpstreamMode:                  "auto",
 		Workers:                       4,
 		QPS:                           50,
 		Burst:                         100,
@@ -96,7 +97,7 @@ func TestOptionsFlags(t *testing.T) {
 		"--admission-policy-name=tmc-syncer-cluster-1-0123abcd",
 		"--downstream-kubeconfig=/down", "--downstream-context=down-ctx",
 		"--resources=deployments.apps,configmaps", "--resources=services",
-		"--workspaces=root:org:a,root:org:b",
+		"--workspaces=root:org:a,root:org:b", "--upstream-mode=direct",
 		"--workers=8", "--qps=-1", "--burst=7",
 		"--heartbeat-interval=5s", "--downstream-namespace-clean-delay=1m", "--resync-period=0", "--discovery-interval=3s",
 		"--deletion-budget-objects=-1", "--deletion-budget-percent=5", "--deletion-budget-window=5m",
@@ -111,8 +112,8 @@ func TestOptionsFlags(t *testing.T) {
 		AdmissionPolicyName:  "tmc-syncer-cluster-1-0123abcd",
 		DownstreamKubeconfig: "/down", DownstreamContext: "down-ctx",
 		Resources:  []string{"deployments.apps", "configmaps", "services"},
-		Workspaces: []string{"root:org:a", "root:org:b"},
-		Workers:    8, QPS: -1, Burst: 7,
+		Workspaces: []string{"root:org:a", "root:org:b"}, UpstreamMode: "direct",
+		Workers: 8, QPS: -1, Burst: 7,
 		HeartbeatInterval: 5 * time.Second, DownstreamNamespaceCleanDelay: time.Minute, ResyncPeriod: 0, DiscoveryInterval: 3 * time.Second,
 		DeletionBudgetObjects: -1, DeletionBudgetPercent: 5, DeletionBudgetWindow: 5 * time.Minute,
 		MetricsBindAddress: "0", HealthProbeBindAddress: "127.0.0.1:9000",

@@ -37,6 +37,9 @@ type Config struct {
 	// Workspaces, when non-empty, is the static list of workload workspaces to sync from,
 	// instead of following SyncTarget.status.workspaces.
 	Workspaces []logicalcluster.Path
+	// UpstreamMode says how the workload workspaces are reached: UpstreamModeAuto (the
+	// default, ""), UpstreamModeDirect or UpstreamModeVirtualWorkspace.
+	UpstreamMode UpstreamMode
 
 	// Workers is the number of workers per controller.
 	Workers int
@@ -65,6 +68,24 @@ type Config struct {
 	// reported in SyncTarget.status.syncer.
 	PodName string
 }
+
+// UpstreamMode is how the syncer reaches the workload workspaces.
+type UpstreamMode string
+
+const (
+	// UpstreamModeAuto follows SyncTarget.status.virtualWorkspaces when the syncer starts:
+	// through the virtual-workspace server if it lists any, else directly. If that changes
+	// later the syncer exits, to be restarted in the other mode.
+	UpstreamModeAuto UpstreamMode = "auto"
+	// UpstreamModeDirect reaches each workload workspace at <upstream>/clusters/<workspace>
+	// with the syncer's own credential (its RBAC in every workspace), one watch per
+	// (workspace, type). A plain hub is always direct.
+	UpstreamModeDirect UpstreamMode = "direct"
+	// UpstreamModeVirtualWorkspace reaches every workspace placed on the target through the
+	// syncer views in SyncTarget.status.virtualWorkspaces (waiting for them): one watch per
+	// (shard, type), workspaces found from the placed namespaces.
+	UpstreamModeVirtualWorkspace UpstreamMode = "virtual-workspace"
+)
 
 // LeaderElectionConfig configures leader election through a Lease in the physical cluster.
 type LeaderElectionConfig struct {

@@ -29,6 +29,14 @@ type dataPathOption func(*dataPathOptions)
 
 type dataPathOptions struct {
 	budget deletionBudget
+	views  *syncerViews
+}
+
+// withSyncerViews reaches the workload workspaces through the virtual-workspace server's
+// syncer views: the engine's upstream informers are views of their wildcard caches, a
+// workspace's name is its identity, and the server summarises status across targets.
+func withSyncerViews(views *syncerViews) dataPathOption {
+	return func(o *dataPathOptions) { o.views = views }
 }
 
 // withDeletionBudget makes the removals and the namespace cleanup ask budget instead of
@@ -43,8 +51,16 @@ func withDeletionBudget(budget deletionBudget) dataPathOption {
 func newDataPath(target syncTarget, chain *transform.Chain, cfg *Config, downstreamDynamic dynamic.Interface, downstreamKube kubernetes.Interface,
 	metrics *syncerMetrics, errs *errorLog, recovery tmc.RecoveryOptions, opts ...dataPathOption) *dataPath {
 	d := &dataPath{}
+	o := dataPathOptions{}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	configFor := directConfig(cfg.UpstreamConfig)
+	if o.views != nil {
+		configFor = o.views.config
+	}
 	latency := newLatencyTracker()
-	d.engine = newEngine(target.key, downstreamDynamic, downstreamKube, newUpstreamWorkspaceFunc(cfg.UpstreamConfig, target.name), cfg.ResyncPeriod, engineEvents{
+	d.engine = newEngine(target.key, downstreamDynamic, downstreamKube, newUpstreamWorkspaceFunc(configFor, target.name), cfg.ResyncPeriod, engineEvents{
 		specChanged:    func(key specKey) { d.spec.enqueue(key) },
 		statusChanged:  func(key statusKey) { d.status.enqueue(key) },
 		namespaceAdded: func(downstreamNamespace string) { d.namespaces.consider(downstreamNamespace) },
@@ -58,6 +74,12 @@ func newDataPath(target syncTarget, chain *transform.Chain, cfg *Config, downstr
 		hubCANamespace: func(downstreamNamespace string) { d.hubCA.namespaceAdded(downstreamNamespace) },
 	}, metrics)
 	d.engine.resolveClusterName = clusterNameResolver(cfg.UpstreamConfig)
+	if o.views != nil {
+		// A view's workspaces are logical clusters: their names are their identities.
+		o.views.specChanged = d.engine.events.specChanged
+		o.views.namespaceChanged = d.engine.events.upstreamNamespaceChanged
+		d.engine.views, d.engine.resolveClusterName = o.views, nil
+	}
 	deletionBudgetConfig := DefaultDeletionBudget()
 	if cfg.DeletionBudget != nil {
 		deletionBudgetConfig = *cfg.DeletionBudget
@@ -65,11 +87,10 @@ func newDataPath(target syncTarget, chain *transform.Chain, cfg *Config, downstr
 	d.typeReleases = newTypeReleaser(target, d.engine, metrics, errs, recovery)
 	d.engine.typeReleases = d.typeReleases
 	d.breaker = newDeletionBreaker(deletionBudgetConfig, target, d.engine.syncedObjectCount, metrics)
-	o := dataPathOptions{budget: d.breaker}
-	for _, opt := range opts {
-		opt(&o)
-	}
 	budget := o.budget
+	if budget == nil {
+		budget = d.breaker
+	}
 	d.namespaces = &namespaceManager{
 		target:               target,
 		namespaceLister:      d.engine.namespaces,
@@ -118,7 +139,8 @@ func newDataPath(target syncTarget, chain *transform.Chain, cfg *Config, downstr
 		metrics:     metrics,
 		latency:     latency,
 		// One StatusOwnedUpstream Event per object and process.
-		statusOwners: newStatusOwnerReports(),
+		statusOwners:     newStatusOwnerReports(),
+		serverSummarises: o.views != nil,
 	}
 	d.status.queue = newSyncerQueue("status", d.status.reconcile, metrics, errs, recovery)
 	d.rejections = newPodRejections(target, downstreamKube, rejectionLookups{

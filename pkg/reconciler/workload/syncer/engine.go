@@ -147,6 +147,11 @@ type engine struct {
 
 	namespacesSynced func() bool
 	namespaceLister  corelisters.NamespaceLister
+
+	// views, when set, reach the workspaces through the virtual-workspace server: the
+	// upstream handles are views of one wildcard cache per (shard, type)
+	// (syncer_views.go); nil: one informer per (workspace, type), directly.
+	views *syncerViews
 }
 
 func newEngine(stKey string, downstreamDynamic dynamic.Interface, downstreamKube kubernetes.Interface,
@@ -294,6 +299,14 @@ func (e *engine) reconcileWorkspacesLocked(ctx context.Context, workspaces []str
 		if _, named := e.clusterNames[ws]; !named || upstream.kube == nil {
 			continue
 		}
+		if e.views != nil {
+			// The hub CA copy needs a watch of kube-root-ca.crt, which the syncer view does
+			// not serve: it is direct mode only.
+			if upstream.namespaces == nil {
+				upstream.namespaces, _ = e.views.namespaceView(ws)
+			}
+			continue
+		}
 		if upstream.namespaces == nil {
 			upstream.namespaces = e.startUpstreamNamespaceInformer(ctx, ws, upstream.kube)
 		}
@@ -348,10 +361,7 @@ func (e *engine) reconcileUpstreamLocked(ctx context.Context, want map[schema.Gr
 				logger.V(2).Info("Resource not served in the workspace (yet); not watching it", "workspace", ws, "resource", gvr.String())
 				continue
 			}
-			handler := objectHandler(func(upstreamObj *unstructured.Unstructured, _ bool) {
-				e.events.specChanged(specKey{workspace: ws, gvr: gvr, upstreamNamespace: upstreamObj.GetNamespace(), name: upstreamObj.GetName()})
-			})
-			h, err := startInformer(ctx, e.upstreamWorkspaces[ws].dynamic, gvr, selector, "", e.resync, handler)
+			h, err := e.startUpstreamInformer(ctx, ws, gvr, selector)
 			if err != nil {
 				return err
 			}
@@ -360,6 +370,18 @@ func (e *engine) reconcileUpstreamLocked(ctx context.Context, want map[schema.Gr
 		}
 	}
 	return nil
+}
+
+// startUpstreamInformer starts the informer of gvr in workspace ws: a view of the shared
+// wildcard cache with syncer views, else its own informer.
+func (e *engine) startUpstreamInformer(ctx context.Context, ws string, gvr schema.GroupVersionResource, selector string) (*informerHandle, error) {
+	if e.views != nil {
+		return e.views.typeView(ctx, ws, gvr)
+	}
+	handler := objectHandler(func(upstreamObj *unstructured.Unstructured, _ bool) {
+		e.events.specChanged(specKey{workspace: ws, gvr: gvr, upstreamNamespace: upstreamObj.GetNamespace(), name: upstreamObj.GetName()})
+	})
+	return startInformer(ctx, e.upstreamWorkspaces[ws].dynamic, gvr, selector, "", e.resync, handler)
 }
 
 // downstreamChanged queues the status key of a downstream change, and the spec key of its
@@ -404,6 +426,9 @@ func (e *engine) stopAll() {
 			handles = append(handles, h)
 			upstream.rootCA = nil
 		}
+	}
+	if e.views != nil {
+		e.views.stop()
 	}
 	for _, h := range handles {
 		<-h.done

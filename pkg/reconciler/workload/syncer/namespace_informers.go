@@ -90,9 +90,9 @@ func (e *engine) startUpstreamNamespaceInformer(ctx context.Context, ws string, 
 	inf := coreinformers.NewFilteredNamespaceInformer(upstreamKube, e.resync, cache.Indexers{}, func(o *metav1.ListOptions) {
 		o.LabelSelector = stateLabel // exists, any value
 	})
-	_, err := inf.AddEventHandler(upstreamNamespaceHandler(e.stKey, func(name string) {
+	_, err := inf.AddEventHandler(upstreamNamespaceHandler(e.stKey, func(upstreamNamespace *corev1.Namespace) {
 		if e.events.upstreamNamespaceChanged != nil {
-			e.events.upstreamNamespaceChanged(ws, name)
+			e.events.upstreamNamespaceChanged(ws, upstreamNamespace.Name)
 		}
 	}))
 	if err != nil {
@@ -151,22 +151,22 @@ func (e *engine) upstreamNamespaces(ws string) (typedcorev1.NamespaceInterface, 
 	return upstream.kube.CoreV1().Namespaces(), true
 }
 
-// upstreamNamespaceHandler calls changed with the name of every upstream namespace whose
+// upstreamNamespaceHandler calls changed with every upstream namespace whose
 // placement on target stKey changed (state label or deletion annotation) or that left the
 // cache (deleted, or its state label removed). An added namespace counts only if it is not
 // placed: the downstream namespace informer already queues every owned namespace at start.
-func upstreamNamespaceHandler(stKey string, changed func(name string)) cache.ResourceEventHandlerFuncs {
+func upstreamNamespaceHandler(stKey string, changed func(*corev1.Namespace)) cache.ResourceEventHandlerFuncs {
 	return cache.ResourceEventHandlerFuncs{
 		AddFunc: func(obj any) {
 			if ns, ok := obj.(*corev1.Namespace); ok && !placedOnTarget(stKey, ns) {
-				changed(ns.Name)
+				changed(ns)
 			}
 		},
 		UpdateFunc: func(oldObj, newObj any) {
 			oldNS, ok1 := oldObj.(*corev1.Namespace)
 			newNS, ok2 := newObj.(*corev1.Namespace)
 			if ok1 && ok2 && placedOnTarget(stKey, oldNS) != placedOnTarget(stKey, newNS) {
-				changed(newNS.Name)
+				changed(newNS)
 			}
 		},
 		DeleteFunc: func(obj any) {
@@ -174,7 +174,7 @@ func upstreamNamespaceHandler(stKey string, changed func(name string)) cache.Res
 				obj = d.Obj
 			}
 			if ns, ok := obj.(*corev1.Namespace); ok {
-				changed(ns.Name)
+				changed(ns)
 			}
 		},
 	}

@@ -47,7 +47,7 @@ func TestUpstreamNamespaceHandler(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var got []string
-			tc.call(upstreamNamespaceHandler(testStKey, func(name string) { got = append(got, name) }))
+			tc.call(upstreamNamespaceHandler(testStKey, func(ns *corev1.Namespace) { got = append(got, ns.Name) }))
 			if want := tc.want; want != (len(got) == 1 && got[0] == testNamespace) || len(got) > 1 {
 				t.Errorf("queued %q, want queued: %v", got, want)
 			}

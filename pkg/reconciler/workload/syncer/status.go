@@ -46,6 +46,9 @@ type statusController struct {
 	queue       *queue.Queue[statusKey]
 	// statusOwners remembers the objects told that another manager owns their .status.
 	statusOwners *statusOwnerReports
+	// serverSummarises is set with syncer views: every status goes to the status
+	// subresource, and the virtual-workspace server keeps it per target and summarises.
+	serverSummarises bool
 }
 
 // enqueue queues a downstream object, remembering when its change was seen.
@@ -100,6 +103,9 @@ func (c *statusController) reconcile(ctx context.Context, key statusKey) (time.D
 	}
 	c.reportRejections(upstream, upstreamObj, downstreamObj)
 	upstreamClient := upstream.client.Namespace(locator.Namespace)
+	if c.serverSummarises {
+		return 0, c.writeStatusThroughView(ctx, key, upstreamClient, upstreamObj, downstreamObj, ws, res)
+	}
 	if onSeveralTargets(upstreamObj) || c.statusOwnedUpstream(ctx, upstream, upstreamObj, ws) {
 		return 0, c.writeStatusAnnotation(ctx, key, upstreamClient, upstreamObj, downstreamObj, ws, res)
 	}
@@ -114,6 +120,11 @@ func (c *statusController) writeStatus(ctx context.Context, key statusKey, upstr
 		c.latency.take("status|" + key.String())
 		return nil
 	}
+	return c.updateStatus(ctx, key, upstreamClient, updated, ws, res)
+}
+
+// updateStatus writes updated's status to the upstream status subresource.
+func (c *statusController) updateStatus(ctx context.Context, key statusKey, upstreamClient dynamic.ResourceInterface, updated *unstructured.Unstructured, ws string, res resourceInfo) error {
 	if _, err := upstreamClient.UpdateStatus(ctx, updated, metav1.UpdateOptions{FieldManager: FieldManager}); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil
@@ -123,8 +134,32 @@ func (c *statusController) writeStatus(ctx context.Context, key statusKey, upstr
 	c.metrics.upstreamWrite(operationUpdateStatus)
 	c.metrics.synced(ws, res.label(), directionUp)
 	c.metrics.observeEndToEnd(directionUp, c.latency.take("status|"+key.String()))
-	klog.FromContext(ctx).V(3).Info("Updated upstream status", "workspace", ws, "upstreamNamespace", upstreamObj.GetNamespace())
+	klog.FromContext(ctx).V(3).Info("Updated upstream status", "workspace", ws, "upstreamNamespace", updated.GetNamespace())
 	return nil
+}
+
+// writeStatusThroughView writes the downstream status through the syncer view, which keeps
+// it as this target's status and summarises .status across targets: unchanged when this
+// target's recorded status (the annotation, or .status on one target) already equals it.
+func (c *statusController) writeStatusThroughView(ctx context.Context, key statusKey, upstreamClient dynamic.ResourceInterface, upstreamObj, downstreamObj *unstructured.Unstructured, ws string, res resourceInfo) error {
+	if onSeveralTargets(upstreamObj) {
+		status, found, err := unstructured.NestedFieldNoCopy(downstreamObj.Object, "status")
+		if err != nil || !found {
+			return nil
+		}
+		b, err := json.Marshal(status)
+		if err != nil {
+			return fmt.Errorf("failed to marshal downstream status: %w", err)
+		}
+		if upstreamObj.GetAnnotations()[workloadv1alpha1.StatusAnnotation(c.target.key)] == string(b) {
+			c.metrics.skipped(directionUp)
+			return nil
+		}
+		updated := upstreamObj.DeepCopy()
+		updated.Object["status"] = status
+		return c.updateStatus(ctx, key, upstreamClient, updated, ws, res)
+	}
+	return c.writeStatus(ctx, key, upstreamClient, upstreamObj, downstreamObj, ws, res)
 }
 
 // writeStatusAnnotation records the downstream status in the per-target status annotation,

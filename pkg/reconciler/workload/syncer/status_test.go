@@ -219,3 +219,50 @@ func TestResourceControllerStatus(t *testing.T) {
 		})
 	}
 }
+
+// Through a syncer view, the server keeps each target's status and summarises: the syncer
+// always writes the status subresource, with its own status, also on several targets, and
+// not when its recorded status is current.
+func TestStatusThroughSyncerView(t *testing.T) {
+	dsNS := downstreamNamespaceFor(t, testWorkspace, testNamespace)
+	readyStatus := map[string]any{"replicas": int64(2), "readyReplicas": int64(2)}
+	readyJSON, err := json.Marshal(readyStatus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	onTwoTargets := withLabel(workloadv1alpha1.ClusterResourceStateLabel(otherStKey), workloadv1alpha1.ResourceStateSync)
+	aggregate := withField(map[string]any{"replicas": int64(5), "readyReplicas": int64(5)}, "status")
+	tests := []struct {
+		name      string
+		upstream  *unstructured.Unstructured
+		wantWrite bool
+	}{
+		{name: "one target, status differs", upstream: upstreamDeployment("web"), wantWrite: true},
+		{name: "one target, status current", upstream: upstreamDeployment("web", withField(readyStatus, "status"))},
+		{name: "two targets: this target's status, not an annotation patch", upstream: upstreamDeployment("web", onTwoTargets, aggregate), wantWrite: true},
+		{name: "two targets, recorded status current", upstream: upstreamDeployment("web", onTwoTargets, aggregate,
+			withAnnotation(workloadv1alpha1.StatusAnnotation(testStKey), string(readyJSON)))},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			env := newTestEnv(t, testObjects{
+				upstream:   []*unstructured.Unstructured{tc.upstream},
+				downstream: []*unstructured.Unstructured{syncedCopy(t, tc.upstream, withField(readyStatus, "status"))},
+				namespaces: []*corev1.Namespace{ownedNamespace(t)},
+			})
+			env.status.serverSummarises = true
+			if _, err := env.status.reconcile(t.Context(), statusKey{gvr: deploymentsGVR, downstreamNamespace: dsNS, name: "web"}); err != nil {
+				t.Fatal(err)
+			}
+			if !tc.wantWrite {
+				expectWrites(t, "upstream", env.upstreamDynamic.Actions(), nil)
+				return
+			}
+			expectWrites(t, "upstream", env.upstreamDynamic.Actions(), []string{"update deployments/status"})
+			update := findAction[clienttesting.UpdateActionImpl](t, env.upstreamDynamic.Actions(), "update", "deployments")
+			if got := update.GetObject().(*unstructured.Unstructured).Object["status"]; !equality.Semantic.DeepEqual(got, readyStatus) {
+				t.Errorf("wrote status %v, want this target's %v", got, readyStatus)
+			}
+		})
+	}
+}

@@ -53,6 +53,10 @@ type Syncer struct {
 	isStarted atomic.Bool
 	// engine is set by runControllers before isStarted; health checks read it after.
 	engine *engine
+	// mode is this run's upstream mode; views are its syncer views (virtual-workspace
+	// mode only). Both are set by runControllers.
+	mode  UpstreamMode
+	views *syncerViews
 }
 
 // Option customises a Syncer.
@@ -215,7 +219,15 @@ func (s *Syncer) runControllers(ctx context.Context) error {
 		return ctx.Err()
 	}
 
-	d := newDataPath(s.target, s.chain, s.cfg, s.downstreamDynamic, s.downstreamKube, s.metrics, s.errors, tmc.RecoveryOptions{Registerer: s.metrics.tmc.Registerer()})
+	st, _ := syncTargetLister.Get(s.target.name)
+	s.mode = resolveUpstreamMode(s.cfg, s.target, st)
+	var viewOpts []dataPathOption
+	if s.mode == UpstreamModeVirtualWorkspace {
+		s.views = newSyncerViews(s.cfg.UpstreamConfig, s.target.key, s.cfg.ResyncPeriod)
+		viewOpts = append(viewOpts, withSyncerViews(s.views))
+	}
+	logger.Info("Reaching the workload workspaces", "upstreamMode", s.mode)
+	d := newDataPath(s.target, s.chain, s.cfg, s.downstreamDynamic, s.downstreamKube, s.metrics, s.errors, tmc.RecoveryOptions{Registerer: s.metrics.tmc.Registerer()}, viewOpts...)
 	s.engine = d.engine
 	d.spec.remover.targetDeleting = syncTargetDeleting(syncTargetLister, s.target.name)
 	d.spec.targetConflictPolicy = syncTargetConflictPolicy(syncTargetLister, s.target.name)
@@ -275,12 +287,18 @@ func (s *Syncer) runControllers(ctx context.Context) error {
 		workspaceHealth:  newWorkspaceHealthChecker(s.target).reportClaims(claims, syncTargetLister),
 		confinement:      newConfinementChecker(s.target, policyName, s.downstreamKube, s.metrics, recorder).everyNthHeartbeat(s.cfg.HeartbeatInterval, confinementRecheckHeartbeats),
 	}
+	var modeChanged atomic.Bool
 	discover := func(ctx context.Context) error {
 		// A change of spec.podSecurity reaches the existing namespaces here.
 		if err := d.namespaces.ensurePodSecurityAll(ctx); err != nil {
 			logger.Error(err, "Failed to update the pod security labels of downstream namespaces")
 		}
-		return s.reconcileEngine(ctx, d.engine, syncTargetLister)
+		err := s.reconcileEngine(ctx, d.engine, syncTargetLister)
+		if errors.Is(err, errUpstreamModeChanged) {
+			modeChanged.Store(true)
+			cancel()
+		}
+		return err
 	}
 	if err := discover(ctx); err != nil {
 		logger.Error(err, "Initial discovery failed; retrying")
@@ -300,6 +318,9 @@ func (s *Syncer) runControllers(ctx context.Context) error {
 	cancel()
 	wg.Wait()
 	d.engine.stopAll()
+	if modeChanged.Load() {
+		return errUpstreamModeChanged
+	}
 	return nil
 }
 
@@ -338,6 +359,11 @@ func (s *Syncer) reconcileEngine(ctx context.Context, e *engine, syncTargetListe
 	if st.UID != s.target.uid {
 		return fmt.Errorf("SyncTarget %s was re-created (UID %s, expected %s); not syncing for it", st.Name, st.UID, s.target.uid)
 	}
+	if s.cfg.UpstreamMode == UpstreamModeAuto || s.cfg.UpstreamMode == "" {
+		if mode := resolveUpstreamMode(s.cfg, s.target, st); mode != s.mode {
+			return errUpstreamModeChanged
+		}
+	}
 	requested := s.cfg.Resources
 	if len(requested) == 0 {
 		requested = st.Spec.Resources
@@ -350,7 +376,15 @@ func (s *Syncer) reconcileEngine(ctx context.Context, e *engine, syncTargetListe
 		return err
 	}
 	workspaces := s.workspaces(st)
-	served := servedUpstream(discoveryCtx, s.cfg.UpstreamConfig, e.missingUpstream(workspaces, accepted))
+	configFor := directConfig(s.cfg.UpstreamConfig)
+	if s.views != nil {
+		if err := s.views.setURLs(ctx, viewURLs(st)); err != nil {
+			return err
+		}
+		workspaces, _ = s.views.workspaces()
+		configFor = s.views.config
+	}
+	served := servedUpstream(discoveryCtx, configFor, e.missingUpstream(workspaces, accepted))
 	return e.reconcile(ctx, accepted, states, workspaces, served)
 }
 

@@ -33,11 +33,19 @@ func upstreamConfig(base *rest.Config, ws string) (*rest.Config, error) {
 	return cfg, nil
 }
 
+// workspaceConfigFunc returns the config of a workload workspace.
+type workspaceConfigFunc func(ws string) (*rest.Config, error)
+
+// directConfig reaches each workspace at base's /clusters/<ws> (base itself on a hub).
+func directConfig(base *rest.Config) workspaceConfigFunc {
+	return func(ws string) (*rest.Config, error) { return upstreamConfig(base, ws) }
+}
+
 // newUpstreamWorkspaceFunc returns the constructor of the upstream clients of a workload
-// workspace; Events go into that workspace.
-func newUpstreamWorkspaceFunc(base *rest.Config, syncTargetName string) func(context.Context, string) (*upstreamWorkspace, error) {
+// workspace, reached with configFor; Events go into that workspace.
+func newUpstreamWorkspaceFunc(configFor workspaceConfigFunc, syncTargetName string) func(context.Context, string) (*upstreamWorkspace, error) {
 	return func(ctx context.Context, ws string) (*upstreamWorkspace, error) {
-		cfg, err := upstreamConfig(base, ws)
+		cfg, err := configFor(ws)
 		if err != nil {
 			return nil, err
 		}
@@ -56,7 +64,7 @@ func newUpstreamWorkspaceFunc(base *rest.Config, syncTargetName string) func(con
 
 // servedUpstream checks with discovery, outside the engine lock and with a timeout, which
 // of the given (workspace, resource) pairs their workspace serves.
-func servedUpstream(ctx context.Context, base *rest.Config, keys []upstreamInformerKey) map[upstreamInformerKey]bool {
+func servedUpstream(ctx context.Context, configFor workspaceConfigFunc, keys []upstreamInformerKey) map[upstreamInformerKey]bool {
 	out := map[upstreamInformerKey]bool{}
 	lists := map[string]*metav1.APIResourceList{}
 	for _, key := range keys {
@@ -64,7 +72,7 @@ func servedUpstream(ctx context.Context, base *rest.Config, keys []upstreamInfor
 		id := key.workspace + "|" + gv
 		list, ok := lists[id]
 		if !ok {
-			list = discoverUpstream(ctx, base, key.workspace, gv)
+			list = discoverUpstream(ctx, configFor, key.workspace, gv)
 			lists[id] = list
 		}
 		if list == nil {
@@ -81,8 +89,8 @@ func servedUpstream(ctx context.Context, base *rest.Config, keys []upstreamInfor
 
 // discoverUpstream returns the resources of group version gv in upstream workspace ws, nil
 // if they cannot be discovered now.
-func discoverUpstream(ctx context.Context, base *rest.Config, ws, gv string) *metav1.APIResourceList {
-	cfg, err := upstreamConfig(base, ws)
+func discoverUpstream(ctx context.Context, configFor workspaceConfigFunc, ws, gv string) *metav1.APIResourceList {
+	cfg, err := configFor(ws)
 	if err != nil {
 		return nil
 	}
