@@ -243,7 +243,12 @@ func (e *engine) reconcile(ctx context.Context, accepted []resourceInfo, states 
 	if err := e.reconcileUpstreamLocked(ctx, want, wantWorkspaces, servedUpstream, unreleased); err != nil {
 		return err
 	}
-	e.metrics.informers.WithLabelValues(e.metrics.clusterName, sideUpstream).Set(float64(len(e.upstreamInformers)))
+	upstreamInformers := len(e.upstreamInformers)
+	if e.views != nil {
+		// Views share one informer per (shard, type).
+		upstreamInformers = e.views.typeInformers()
+	}
+	e.metrics.informers.WithLabelValues(e.metrics.clusterName, sideUpstream).Set(float64(upstreamInformers))
 	e.metrics.informers.WithLabelValues(e.metrics.clusterName, sideDownstream).Set(float64(len(e.downstreamInformers)))
 	if len(unreleased) > 0 {
 		return fmt.Errorf("failed to release the upstream objects of %d removed (workspace, resource) pairs; retrying", len(unreleased))

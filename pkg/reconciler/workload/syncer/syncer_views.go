@@ -41,8 +41,24 @@ type syncerViews struct {
 	specChanged      func(specKey)
 	namespaceChanged func(workspace, upstreamNamespace string)
 
+	// newClients returns the wildcard clients of a view URL (tests replace it).
+	newClients func(cfg *rest.Config) (dynamic.Interface, kubernetes.Interface, error)
+
 	mu     sync.Mutex
 	shards map[string]*viewShard
+}
+
+// wildcardClients returns the clients of cfg's /clusters/* endpoint.
+func wildcardClients(cfg *rest.Config) (dynamic.Interface, kubernetes.Interface, error) {
+	wildcardDynamic, err := dynamic.NewForConfig(wildcard.Config(cfg))
+	if err != nil {
+		return nil, nil, fmt.Errorf("failed to create the client of syncer view %s: %w", cfg.Host, err)
+	}
+	wildcardKube, err := kubernetes.NewForConfig(wildcard.Config(cfg))
+	if err != nil {
+		return nil, nil, fmt.Errorf("failed to create the client of syncer view %s: %w", cfg.Host, err)
+	}
+	return wildcardDynamic, wildcardKube, nil
 }
 
 // viewShard is one shard's syncer view and its caches.
@@ -64,7 +80,7 @@ type sharedType struct {
 }
 
 func newSyncerViews(base *rest.Config, stKey string, resync time.Duration) *syncerViews {
-	return &syncerViews{base: base, stKey: stKey, resync: resync, shards: map[string]*viewShard{}}
+	return &syncerViews{base: base, stKey: stKey, resync: resync, newClients: wildcardClients, shards: map[string]*viewShard{}}
 }
 
 // viewURLs returns the syncer view URLs of st, in order.
@@ -108,23 +124,22 @@ func (v *syncerViews) setURLs(ctx context.Context, urls []string) error {
 func (v *syncerViews) startShardLocked(ctx context.Context, url string) (*viewShard, error) {
 	cfg := rest.CopyConfig(v.base)
 	cfg.Host = url
-	wildcardDynamic, err := dynamic.NewForConfig(wildcard.Config(cfg))
+	wildcardDynamic, wildcardKube, err := v.newClients(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("failed to create the client of syncer view %s: %w", url, err)
-	}
-	wildcardKube, err := kubernetes.NewForConfig(wildcard.Config(cfg))
-	if err != nil {
-		return nil, fmt.Errorf("failed to create the client of syncer view %s: %w", url, err)
+		return nil, err
 	}
 	shard := &viewShard{url: url, wildcardDynamic: wildcardDynamic, namespaceViews: map[string]bool{}, types: map[schema.GroupVersionResource]*sharedType{}}
 	// The view serves only this target's placed namespaces (state label Sync); one that is
 	// no longer placed leaves it, which the handler reports as a deletion.
 	namespaces := wildcardKube.CoreV1().Namespaces()
+	stateLabel := workloadv1alpha1.ClusterResourceStateLabel(v.stKey) // exists, any value
 	shard.namespaces = wildcard.NewInformer(&cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			o.LabelSelector = stateLabel
 			return namespaces.List(ctx, o)
 		},
 		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.LabelSelector = stateLabel
 			return namespaces.Watch(ctx, o)
 		},
 	}, &corev1.Namespace{}, v.resync)
@@ -194,6 +209,17 @@ func (v *syncerViews) workspaces() ([]string, bool) {
 	return out, allSynced
 }
 
+// typeInformers counts the running wildcard informers of synced types, over all shards.
+func (v *syncerViews) typeInformers() int {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	n := 0
+	for _, shard := range v.shards {
+		n += len(shard.types)
+	}
+	return n
+}
+
 // shardOfLocked returns the shard serving workspace ws.
 func (v *syncerViews) shardOfLocked(ws string) (*viewShard, bool) {
 	urls := make([]string, 0, len(v.shards))
@@ -245,12 +271,16 @@ func (v *syncerViews) namespaceView(ws string) (*informerHandle, bool) {
 		delete(shard.namespaceViews, ws)
 		v.mu.Unlock()
 	})
+	// The engine calls this holding its lock, which the receivers of the events take:
+	// replayed from another goroutine, as an informer delivers them.
 	objs, _ := lister.List(labels.Everything())
-	for _, obj := range objs {
-		if ns, ok := obj.(*corev1.Namespace); ok && !placedOnTarget(v.stKey, ns) && v.namespaceChanged != nil {
-			v.namespaceChanged(ws, ns.Name)
+	go func() {
+		for _, obj := range objs {
+			if ns, ok := obj.(*corev1.Namespace); ok && !placedOnTarget(v.stKey, ns) && v.namespaceChanged != nil {
+				v.namespaceChanged(ws, ns.Name)
+			}
 		}
-	}
+	}()
 	return h, true
 }
 
@@ -286,11 +316,13 @@ func (v *syncerViews) typeView(ctx context.Context, ws string, gvr schema.GroupV
 		}
 	})
 	objs, _ := lister.List(labels.Everything())
-	for _, obj := range objs {
-		if m, ok := obj.(metav1.Object); ok {
-			v.specChanged(specKey{workspace: ws, gvr: gvr, upstreamNamespace: m.GetNamespace(), name: m.GetName()})
+	go func() {
+		for _, obj := range objs {
+			if m, ok := obj.(metav1.Object); ok {
+				v.specChanged(specKey{workspace: ws, gvr: gvr, upstreamNamespace: m.GetNamespace(), name: m.GetName()})
+			}
 		}
-	}
+	}()
 	return h, nil
 }
 
