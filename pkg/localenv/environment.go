@@ -35,6 +35,9 @@ type Options struct {
 	// apiserver (replacements included), e.g. --watch-cache=false so that watches are
 	// served from etcd and an etcd compaction (Etcd.Compact) expires them.
 	WorkspaceAPIServerArgs []string
+	// Shards are more shards beyond the root one (which holds Workspaces), each with its
+	// own etcd and its own front proxy serving its workspaces' /clusters/* (shards.go).
+	Shards []ShardOptions
 }
 
 // Environment is a running set of servers: one etcd, one apiserver per workspace behind a
@@ -50,6 +53,8 @@ type Environment struct {
 
 	workspaces map[string]*Workspace
 	clusters   map[string]*PhysicalCluster
+	// shards are the root shard (Etcd, FrontProxy) and Options.Shards, by name.
+	shards map[string]*Shard
 
 	bins       *Binaries
 	mu         sync.Mutex
@@ -72,7 +77,9 @@ type Workspace struct {
 	// Name is the workspace's logical-cluster name, distinct from its path as on kcp: the
 	// front proxy serves the workspace at /clusters/<name> too, and every object carries
 	// kcp.io/cluster: <name>.
-	Name              string
+	Name string
+	// Shard is the name of the shard storing the workspace (RootShard by default).
+	Shard             string
 	APIServer         *APIServer
 	ControllerManager *Process
 	env               *Environment
@@ -125,6 +132,10 @@ func Start(ctx context.Context, opts Options) (_ *Environment, err error) {
 		return nil, err
 	}
 	env.closers = append(env.closers, env.FrontProxy.Close)
+	placements, err := env.startShards(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
 
 	// Start the apiservers in parallel: each takes a few seconds, mostly waiting.
 	type result struct {
@@ -132,10 +143,10 @@ func Start(ctx context.Context, opts Options) (_ *Environment, err error) {
 		pc  *PhysicalCluster
 		err error
 	}
-	results := make(chan result, len(opts.Workspaces)+len(opts.PhysicalClusters))
-	for _, p := range opts.Workspaces {
+	results := make(chan result, len(placements)+len(opts.PhysicalClusters))
+	for _, placed := range placements {
 		go func() {
-			ws, err := env.startWorkspace(ctx, p, !opts.NoWorkspaceControllers)
+			ws, err := env.startWorkspace(ctx, placed.path, placed.shard, !opts.NoWorkspaceControllers)
 			results <- result{ws: ws, err: err}
 		}()
 	}
@@ -146,7 +157,7 @@ func Start(ctx context.Context, opts Options) (_ *Environment, err error) {
 		}()
 	}
 	var errs []error
-	for range len(opts.Workspaces) + len(opts.PhysicalClusters) {
+	for range len(placements) + len(opts.PhysicalClusters) {
 		r := <-results
 		switch {
 		case r.err != nil:
@@ -171,7 +182,7 @@ func Start(ctx context.Context, opts Options) (_ *Environment, err error) {
 	return env, nil
 }
 
-func (env *Environment) startWorkspace(ctx context.Context, path string, controllers bool) (*Workspace, error) {
+func (env *Environment) startWorkspace(ctx context.Context, path string, shard *Shard, controllers bool) (*Workspace, error) {
 	p, err := logicalcluster.ParsePath(path)
 	if err != nil {
 		return nil, err
@@ -179,27 +190,33 @@ func (env *Environment) startWorkspace(ctx context.Context, path string, control
 	name := "ws-" + strings.ReplaceAll(path, ":", "-")
 	clusterName := logicalClusterName(p)
 	etcdPrefix := "/workspaces/" + path
-	as, cm, err := env.startWorkspaceServers(ctx, name, clusterName, etcdPrefix, controllers)
+	as, cm, err := env.startWorkspaceServers(ctx, name, clusterName, shard.Etcd, etcdPrefix, controllers)
 	if err != nil {
 		return nil, fmt.Errorf("workspace %s: %w", path, err)
 	}
-	ws := &Workspace{Path: p, Name: clusterName, APIServer: as, ControllerManager: cm, env: env}
-	if err := env.FrontProxy.AddWorkspace(p, clusterName, as.URL, etcdPrefix); err != nil {
+	ws := &Workspace{Path: p, Name: clusterName, Shard: shard.Name, APIServer: as, ControllerManager: cm, env: env}
+	if err := shard.FrontProxy.AddWorkspace(p, clusterName, as.URL, etcdPrefix); err != nil {
 		return nil, err
+	}
+	if shard.FrontProxy != env.FrontProxy {
+		// The environment's front proxy routes to every shard, as kcp's does.
+		if err := env.FrontProxy.RouteWorkspace(p, clusterName, as.URL); err != nil {
+			return nil, err
+		}
 	}
 	return ws, nil
 }
 
 // startWorkspaceServers starts the apiserver of the logical cluster clusterName on
 // etcdPrefix and, with controllers, its kube-controller-manager (workspaceControllers).
-func (env *Environment) startWorkspaceServers(ctx context.Context, name, clusterName, etcdPrefix string, controllers bool) (*APIServer, *Process, error) {
+func (env *Environment) startWorkspaceServers(ctx context.Context, name, clusterName string, etcd *Etcd, etcdPrefix string, controllers bool) (*APIServer, *Process, error) {
 	admission, err := writeLogicalClusterAdmission(filepath.Join(env.Dir, "admission", name), clusterName)
 	if err != nil {
 		return nil, nil, err
 	}
 	as, err := StartAPIServer(ctx, env.bins, env.PKI, env.Tokens, APIServerOptions{
 		Name:       name,
-		EtcdURL:    env.Etcd.ClientURL,
+		EtcdURL:    etcd.ClientURL,
 		EtcdPrefix: etcdPrefix,
 		ExtraArgs:  append([]string{admission}, env.workspaceAPIServerArgs...),
 	}, env.LogDir)

@@ -16,6 +16,11 @@ type Etcd struct {
 
 // StartEtcd starts etcd with its data in dataDir and waits until it is healthy.
 func StartEtcd(ctx context.Context, bins *Binaries, dataDir, logDir string) (*Etcd, error) {
+	return startNamedEtcd(ctx, bins, "etcd", dataDir, logDir)
+}
+
+// startNamedEtcd starts an etcd whose process and log are called name.
+func startNamedEtcd(ctx context.Context, bins *Binaries, name, dataDir, logDir string) (*Etcd, error) {
 	clientPort, err := FreePort()
 	if err != nil {
 		return nil, err
@@ -26,7 +31,7 @@ func StartEtcd(ctx context.Context, bins *Binaries, dataDir, logDir string) (*Et
 	}
 	clientURL := fmt.Sprintf("http://127.0.0.1:%d", clientPort)
 	peerURL := fmt.Sprintf("http://127.0.0.1:%d", peerPort)
-	p := NewProcess("etcd", bins.Path(BinEtcd), []string{
+	p := NewProcess(name, bins.Path(BinEtcd), []string{
 		"--name=default",
 		"--data-dir=" + filepath.Join(dataDir, "etcd"),
 		"--listen-client-urls=" + clientURL,

@@ -53,6 +53,11 @@ type FrontProxy struct {
 
 // StartFrontProxy starts the proxy on a free loopback port, for workspaces stored in etcd.
 func StartFrontProxy(pki *PKI, tokens *TokenFile, etcd *Etcd, logDir string) (*FrontProxy, error) {
+	return startNamedFrontProxy("front-proxy", pki, tokens, etcd, logDir)
+}
+
+// startNamedFrontProxy starts a front proxy logging to <name>.log.
+func startNamedFrontProxy(name string, pki *PKI, tokens *TokenFile, etcd *Etcd, logDir string) (*FrontProxy, error) {
 	serving, err := pki.ServingCert("front-proxy-serving")
 	if err != nil {
 		return nil, err
@@ -65,7 +70,7 @@ func StartFrontProxy(pki *PKI, tokens *TokenFile, etcd *Etcd, logDir string) (*F
 	if err != nil {
 		return nil, fmt.Errorf("failed to listen: %w", err)
 	}
-	logFile, err := os.OpenFile(filepath.Join(logDir, "front-proxy.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	logFile, err := os.OpenFile(filepath.Join(logDir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		_ = l.Close()
 		return nil, fmt.Errorf("failed to open front-proxy log: %w", err)
@@ -92,7 +97,7 @@ func StartFrontProxy(pki *PKI, tokens *TokenFile, etcd *Etcd, logDir string) (*F
 	fp.server = &http.Server{
 		Handler:           fp,
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
-		ErrorLog:          log.New(logFile, "front-proxy: ", log.LstdFlags),
+		ErrorLog:          log.New(logFile, name+": ", log.LstdFlags),
 		ReadHeaderTimeout: 30 * time.Second,
 	}
 	go func() { _ = fp.server.ServeTLS(l, "", "") }()
@@ -121,6 +126,21 @@ func (fp *FrontProxy) AddWorkspace(path logicalcluster.Path, name, backendURL, e
 	fp.backends[name] = u
 	fp.names[path.String()] = name
 	fp.etcdPrefixes[path.String()] = etcdPrefix
+	return nil
+}
+
+// RouteWorkspace routes workspace path and its logical-cluster name to the apiserver at
+// backendURL, a workspace of another shard: this proxy's /clusters/* does not include it,
+// as a kcp shard's wildcard serves only its own logical clusters.
+func (fp *FrontProxy) RouteWorkspace(path logicalcluster.Path, name, backendURL string) error {
+	u, err := url.Parse(backendURL)
+	if err != nil {
+		return fmt.Errorf("invalid backend URL %q: %w", backendURL, err)
+	}
+	fp.mu.Lock()
+	defer fp.mu.Unlock()
+	fp.backends[path.String()] = u
+	fp.backends[name] = u
 	return nil
 }
 

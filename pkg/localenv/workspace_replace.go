@@ -26,12 +26,18 @@ func (env *Environment) ReplaceWorkspace(ctx context.Context, path string) error
 	env.mu.Unlock()
 	name := fmt.Sprintf("ws-%s-r%d", strings.ReplaceAll(path, ":", "-"), generation)
 	prefix := fmt.Sprintf("/workspaces/%s-r%d", path, generation)
-	as, cm, err := env.startWorkspaceServers(ctx, name, ws.Name, prefix, ws.ControllerManager != nil)
+	shard := env.Shard(ws.Shard)
+	as, cm, err := env.startWorkspaceServers(ctx, name, ws.Name, shard.Etcd, prefix, ws.ControllerManager != nil)
 	if err != nil {
 		return fmt.Errorf("failed to replace workspace %s: %w", path, err)
 	}
-	if err := env.FrontProxy.AddWorkspace(ws.Path, ws.Name, as.URL, prefix); err != nil {
+	if err := shard.FrontProxy.AddWorkspace(ws.Path, ws.Name, as.URL, prefix); err != nil {
 		return fmt.Errorf("failed to replace workspace %s: %w", path, err)
+	}
+	if shard.FrontProxy != env.FrontProxy {
+		if err := env.FrontProxy.RouteWorkspace(ws.Path, ws.Name, as.URL); err != nil {
+			return fmt.Errorf("failed to replace workspace %s: %w", path, err)
+		}
 	}
 	oldAPIServer, oldControllers := ws.APIServer, ws.ControllerManager
 	ws.APIServer, ws.ControllerManager = as, cm
