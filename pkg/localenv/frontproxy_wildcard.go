@@ -122,6 +122,7 @@ func (fp *FrontProxy) wildcardList(w http.ResponseWriter, r *http.Request, req w
 		failure.write(w)
 		return
 	}
+	_, lists = serving(backends, lists)
 	merged := map[string]any{
 		"kind":       lists[0].Kind,
 		"apiVersion": lists[0].APIVersion,
@@ -135,6 +136,30 @@ func (fp *FrontProxy) wildcardList(w http.ResponseWriter, r *http.Request, req w
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	_ = json.NewEncoder(w).Encode(merged)
+}
+
+// servingCount counts the lists of backends that serve the resource.
+func servingCount(lists []backendList) int {
+	n := 0
+	for _, l := range lists {
+		if !l.absent {
+			n++
+		}
+	}
+	return n
+}
+
+// serving returns the backends that serve the resource and their lists.
+func serving(backends []wildcardBackend, lists []backendList) ([]wildcardBackend, []backendList) {
+	var outBackends []wildcardBackend
+	var outLists []backendList
+	for i, l := range lists {
+		if !l.absent {
+			outBackends = append(outBackends, backends[i])
+			outLists = append(outLists, l)
+		}
+	}
+	return outBackends, outLists
 }
 
 // wildcardRevision returns the etcd revision a list or watch from resourceVersion starts
@@ -155,6 +180,9 @@ type backendList struct {
 	Kind       string            `json:"kind"`
 	APIVersion string            `json:"apiVersion"`
 	Items      []json.RawMessage `json:"items"`
+	// absent is set when the workspace does not serve the resource (404): a CRD defined in
+	// some workspaces only. Like kcp's wildcard, the others are served without it.
+	absent bool
 }
 
 // backendFailure is a backend's non-200 answer, passed on to the caller as it came.
@@ -170,8 +198,9 @@ func (f *backendFailure) write(w http.ResponseWriter) {
 }
 
 // listAt lists req in every backend at exactly revision rev, with the label and field
-// selectors of query. A failure of any backend fails the whole list; a 403 wins over
-// other failures, so that a caller without rights somewhere is told so.
+// selectors of query. A backend that does not serve the resource (404) is absent; a failure
+// of any other backend fails the whole list (a 403 wins over other failures, so that a
+// caller without rights somewhere is told so), as does a resource no backend serves.
 func (fp *FrontProxy) listAt(ctx context.Context, r *http.Request, req wildcardRequest, backends []wildcardBackend, rev int64, query url.Values) ([]backendList, *backendFailure) {
 	backendQuery := url.Values{}
 	for _, k := range []string{"labelSelector", "fieldSelector"} {
@@ -193,13 +222,24 @@ func (fp *FrontProxy) listAt(ctx context.Context, r *http.Request, req wildcardR
 	for range backends {
 		<-done
 	}
-	var first *backendFailure
-	for _, f := range failures {
-		if f != nil && (first == nil || f.code == http.StatusForbidden) {
+	var first, notFound *backendFailure
+	for i, f := range failures {
+		switch {
+		case f == nil:
+		case f.code == http.StatusNotFound:
+			lists[i].absent = true
+			notFound = f
+		case first == nil || f.code == http.StatusForbidden:
 			first = f
 		}
 	}
-	return lists, first
+	if first != nil {
+		return lists, first
+	}
+	if servingCount(lists) == 0 {
+		return lists, notFound
+	}
+	return lists, nil
 }
 
 func (fp *FrontProxy) backendListOne(ctx context.Context, r *http.Request, b wildcardBackend, req wildcardRequest, query url.Values) (backendList, *backendFailure) {

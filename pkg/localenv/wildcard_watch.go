@@ -74,6 +74,8 @@ func (fp *FrontProxy) wildcardWatch(w http.ResponseWriter, r *http.Request, req 
 		failure.write(w)
 		return
 	}
+	// Only the workspaces serving the resource are watched.
+	backends, lists = serving(backends, lists)
 	kind, apiVersion := strings.TrimSuffix(lists[0].Kind, "List"), lists[0].APIVersion
 	var initial []json.RawMessage
 	for i, l := range lists {

@@ -59,6 +59,16 @@
 // on automatic failover; an unknown answer repeats the last report); SyncerReady depends on the syncer's own, downstream caches
 // only, so one unreadable workspace does not take the target down.
 //
+// Upstream modes (upstream_mode.go): direct reaches each workload workspace of
+// status.workspaces at /clusters/<path> with one informer per (workspace, type);
+// virtual-workspace (syncer_views.go) follows the syncer views of
+// SyncTarget.status.virtualWorkspaces, one per shard: one wildcard informer (pkg/wildcard)
+// per (shard, type) and one of placed namespaces, the workspaces being the logical clusters
+// with a placed namespace there (named, not pathed); the engine's per-(workspace, type)
+// handles are views of those caches, and the virtual-workspace server summarises status
+// across targets (the syncer writes only its own). auto picks one at start and exits when
+// the choice would change.
+//
 // It uses pkg/reconciler/workload/tmc for errors, metrics, health and recovery, and must not
 // import the control-plane controllers or anything under test/.
 package syncer
