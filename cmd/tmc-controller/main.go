@@ -77,6 +77,9 @@ With --hub the upstream is a plain Kubernetes hub, its only workspace ("hub").`,
 type controllerSet struct {
 	set     *workspaces.Set
 	runners []func(ctx context.Context, workers int)
+	// binders are the controllers of workload workspaces, which take the workspaces
+	// discovered at runtime.
+	binders []workspaces.Binder
 }
 
 func newControllers(opts *options.Options, set *workspaces.Set, metrics *tmc.TMCMetrics) (*controllerSet, error) {
@@ -112,6 +115,7 @@ func newControllers(opts *options.Options, set *workspaces.Set, metrics *tmc.TMC
 		return nil, err
 	}
 	cs.runners = append(cs.runners, rel.Run)
+	cs.binders = []workspaces.Binder{res, pl, wsc, rel}
 	for _, ws := range set.Location {
 		hb, err := heartbeat.NewController(ws, opts.HeartbeatThreshold, clock.RealClock{}, metrics)
 		if err != nil {
@@ -135,17 +139,20 @@ func runController(ctx context.Context, opts *options.Options) error {
 	if err != nil {
 		return err
 	}
-	c, err := newComponent(opts, set)
+	c, err := newComponent(opts, set, cfg)
 	if err != nil {
 		return err
 	}
 	return cliutil.RunComponent(ctx, c)
 }
 
+// resync is the informers' resync period.
+const resync = 10 * time.Hour
+
 // newWorkspaceSet returns the workspaces of the flags, or with --hub the hub as the one
-// location and workload workspace.
+// location and workload workspace. Without --workspaces it holds the location workspaces
+// only; the workload workspaces are discovered when the controllers run.
 func newWorkspaceSet(opts *options.Options, cfg *rest.Config) (*workspaces.Set, error) {
-	const resync = 10 * time.Hour
 	if opts.Hub {
 		return workspaces.NewHubSet(cfg, resync)
 	}
@@ -163,7 +170,9 @@ func leaseWorkspace(opts *options.Options, set *workspaces.Set) *workspaces.Work
 
 // newComponent wires metrics, health checks and the controllers of set into the
 // controller's process; with --leader-elect the Lease lives in the first location workspace.
-func newComponent(opts *options.Options, set *workspaces.Set) (cliutil.Component, error) {
+// upstream is the upstream root, where workload workspaces are discovered without
+// --workspaces.
+func newComponent(opts *options.Options, set *workspaces.Set, upstream *rest.Config) (cliutil.Component, error) {
 	metrics := tmc.NewTMCMetrics("tmc-controller")
 	health := tmc.NewComponentHealthManager("tmc-controller", tmc.WithHealthRegisterer(metrics.Registerer()))
 	synced := &syncFlag{}
@@ -193,18 +202,28 @@ func newComponent(opts *options.Options, set *workspaces.Set) (cliutil.Component
 		HealthBindAddress:  opts.HealthProbeBindAddress,
 		Health:             health.Handler(),
 		Run: func(ctx context.Context) error {
-			return runControllers(ctx, opts, set, metrics, synced)
+			return runControllers(ctx, opts, set, upstream, metrics, synced)
 		},
 		LeaderElection: opts.Election(lockWS.Kube, opts.LeaderElectionNamespace, opts.LeaderElectionID, identity()),
 	}, nil
 }
 
 // runControllers starts the informers of every workspace and runs every controller until
-// ctx ends.
-func runControllers(ctx context.Context, opts *options.Options, set *workspaces.Set, metrics *tmc.TMCMetrics, synced *syncFlag) error {
+// ctx ends. Without --workspaces, the workspaces with a Placement at start are bound before
+// the caches are waited for, and those that get one later are bound while running.
+func runControllers(ctx context.Context, opts *options.Options, set *workspaces.Set, upstream *rest.Config, metrics *tmc.TMCMetrics, synced *syncFlag) error {
 	cs, err := newControllers(opts, set, metrics)
 	if err != nil {
 		return err
+	}
+	if opts.DiscoverWorkspaces() {
+		discovery, err := workspaces.NewDiscovery(upstream, set, resync, cs.binders...)
+		if err != nil {
+			return err
+		}
+		if err := discovery.Start(ctx); err != nil {
+			return err
+		}
 	}
 	for _, ws := range set.All() {
 		ws.Start(ctx)
@@ -215,7 +234,7 @@ func runControllers(ctx context.Context, opts *options.Options, set *workspaces.
 		}
 	}
 	synced.set(true)
-	klog.FromContext(ctx).Info("Controllers started", "locationWorkspaces", sortedKeys(set.Location), "workspaces", set.WorkloadPaths(), "hub", opts.Hub)
+	klog.FromContext(ctx).Info("Controllers started", "locationWorkspaces", sortedKeys(set.Location), "workspaces", set.WorkloadPaths(), "hub", opts.Hub, "discovery", opts.DiscoverWorkspaces())
 	var wg sync.WaitGroup
 	for _, r := range cs.runners {
 		wg.Add(1)

@@ -92,7 +92,7 @@ func TestComponentElection(t *testing.T) {
 	set, client := fakeSet()
 	opts := options.NewOptions()
 	opts.LocationWorkspaces, opts.Workspaces = []string{"root:loc"}, []string{"root:a"}
-	c, err := newComponent(opts, set)
+	c, err := newComponent(opts, set, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +105,7 @@ func TestComponentElection(t *testing.T) {
 
 	opts.LeaderElect, opts.LeaderElectionNamespace, opts.LeaderElectionID = true, "tmc", "lease"
 	opts.LeaseDuration, opts.RenewDeadline, opts.RetryPeriod = 30*time.Second, 20*time.Second, 3*time.Second
-	c, err = newComponent(opts, set)
+	c, err = newComponent(opts, set, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +129,7 @@ func TestComponentElectionOnHub(t *testing.T) {
 	}
 	opts := options.NewOptions()
 	opts.Hub, opts.LeaderElect = true, true
-	c, err := newComponent(opts, set)
+	c, err := newComponent(opts, set, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +152,7 @@ func TestRunLostLeaseExitsNonZero(t *testing.T) {
 	})
 	leading := make(chan struct{})
 	runController := func(ctx context.Context, opts *options.Options) error {
-		c, err := newComponent(opts, set)
+		c, err := newComponent(opts, set, nil)
 		if err != nil {
 			return err
 		}

@@ -18,6 +18,11 @@ import (
 // AdminUser is the user every environment's admin token authenticates as (system:masters).
 const AdminUser = "tmc-admin"
 
+// ShardAdminUser is the privileged identity a tmc-controller without a workspace list runs
+// as (system:masters, like a kcp shard admin): it lists placements through the wildcard
+// endpoint and acts in workspaces nobody granted it anything in.
+const ShardAdminUser = "tmc-shard-admin"
+
 // APIServer is one kube-apiserver: a workspace's or a physical cluster's.
 type APIServer struct {
 	Name    string
@@ -38,17 +43,18 @@ type TokenFile struct {
 	tokens map[string]string // user -> token
 }
 
-// NewTokenFile writes a token file for the admin and the given users. Users are plain users
-// (group system:authenticated) whose permissions come from RBAC the test creates.
+// NewTokenFile writes a token file for the admin, the given users and ShardAdminUser. Users
+// are plain users (group system:authenticated) whose permissions come from RBAC the test
+// creates; the admin and the shard admin are system:masters.
 func NewTokenFile(dir string, users []string) (*TokenFile, error) {
 	tf := &TokenFile{Path: filepath.Join(dir, "tokens.csv"), tokens: map[string]string{}}
 	var b strings.Builder
-	all := append([]string{AdminUser}, users...)
+	all := append(append([]string{AdminUser}, users...), ShardAdminUser)
 	for i, u := range all {
 		tok := randomToken()
 		tf.tokens[u] = tok
 		group := ""
-		if u == AdminUser {
+		if u == AdminUser || u == ShardAdminUser {
 			group = "system:masters"
 		}
 		fmt.Fprintf(&b, "%s,%s,uid-%d,%q\n", tok, u, i, group)

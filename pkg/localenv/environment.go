@@ -69,6 +69,8 @@ type Environment struct {
 	workspaceAPIServerArgs []string
 	// workspaceRootCAFile is the CA bundle the workspaces publish as kube-root-ca.crt.
 	workspaceRootCAFile string
+	// noWorkspaceControllers is Options.NoWorkspaceControllers, for AddWorkspace.
+	noWorkspaceControllers bool
 }
 
 // Workspace is one emulated kcp workspace: its own apiserver, served through the front proxy.
@@ -99,7 +101,7 @@ func Start(ctx context.Context, opts Options) (_ *Environment, err error) {
 		return nil, err
 	}
 	env := &Environment{Dir: opts.Dir, bins: bins, workspaces: map[string]*Workspace{}, clusters: map[string]*PhysicalCluster{},
-		workspaceAPIServerArgs: opts.WorkspaceAPIServerArgs}
+		workspaceAPIServerArgs: opts.WorkspaceAPIServerArgs, noWorkspaceControllers: opts.NoWorkspaceControllers}
 	if env.Dir == "" {
 		if env.Dir, err = os.MkdirTemp("", "tmc-env-"); err != nil {
 			return nil, fmt.Errorf("failed to create environment directory: %w", err)
@@ -247,7 +249,11 @@ func (env *Environment) track(p *Process) {
 }
 
 // Workspace returns the workspace with path, or nil.
-func (env *Environment) Workspace(path string) *Workspace { return env.workspaces[path] }
+func (env *Environment) Workspace(path string) *Workspace {
+	env.mu.Lock()
+	defer env.mu.Unlock()
+	return env.workspaces[path]
+}
 
 // Cluster returns the physical cluster named name, or nil.
 func (env *Environment) Cluster(name string) *PhysicalCluster { return env.clusters[name] }

@@ -42,6 +42,11 @@ type FrontProxy struct {
 	etcdPrefixes map[string]string
 	// etcd is the environment's etcd, which the wildcard watch follows.
 	etcd *Etcd
+	// workspacesChanged is closed (and replaced) when a workspace is added or removed:
+	// running wildcard watches end then, so that their clients watch again across the new
+	// set of workspaces, as kcp's wildcard watch includes a workspace created after it
+	// started.
+	workspacesChanged chan struct{}
 
 	server    *http.Server
 	listener  net.Listener
@@ -78,12 +83,13 @@ func startNamedFrontProxy(name string, pki *PKI, tokens *TokenFile, etcd *Etcd, 
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(pki.CAData)
 	fp := &FrontProxy{
-		URL:          "https://" + l.Addr().String(),
-		backends:     map[string]*url.URL{},
-		names:        map[string]string{},
-		etcdPrefixes: map[string]string{},
-		etcd:         etcd,
-		listener:     l,
+		URL:               "https://" + l.Addr().String(),
+		backends:          map[string]*url.URL{},
+		names:             map[string]string{},
+		etcdPrefixes:      map[string]string{},
+		etcd:              etcd,
+		workspacesChanged: make(chan struct{}),
+		listener:          l,
 		transport: &http.Transport{
 			TLSClientConfig:     &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
 			MaxIdleConnsPerHost: 100,
@@ -122,10 +128,14 @@ func (fp *FrontProxy) AddWorkspace(path logicalcluster.Path, name, backendURL, e
 	if other, ok := fp.backends[name]; ok && fp.names[path.String()] != name {
 		return fmt.Errorf("logical-cluster name %q of workspace %s is already served (%s)", name, path, other)
 	}
+	_, known := fp.names[path.String()]
 	fp.backends[path.String()] = u
 	fp.backends[name] = u
 	fp.names[path.String()] = name
 	fp.etcdPrefixes[path.String()] = etcdPrefix
+	if !known {
+		fp.changedLocked()
+	}
 	return nil
 }
 
@@ -144,6 +154,19 @@ func (fp *FrontProxy) RouteWorkspace(path logicalcluster.Path, name, backendURL 
 	return nil
 }
 
+// changedLocked ends the running wildcard watches; the caller holds fp.mu.
+func (fp *FrontProxy) changedLocked() {
+	close(fp.workspacesChanged)
+	fp.workspacesChanged = make(chan struct{})
+}
+
+// workspacesChangedCh is closed when the set of workspaces changes next.
+func (fp *FrontProxy) workspacesChangedCh() <-chan struct{} {
+	fp.mu.RLock()
+	defer fp.mu.RUnlock()
+	return fp.workspacesChanged
+}
+
 // RemoveWorkspace stops routing path; requests to it answer 404 afterwards.
 func (fp *FrontProxy) RemoveWorkspace(path logicalcluster.Path) {
 	fp.mu.Lock()
@@ -152,6 +175,7 @@ func (fp *FrontProxy) RemoveWorkspace(path logicalcluster.Path) {
 	delete(fp.backends, fp.names[path.String()])
 	delete(fp.names, path.String())
 	delete(fp.etcdPrefixes, path.String())
+	fp.changedLocked()
 }
 
 // Workspaces returns the routed workspace paths.

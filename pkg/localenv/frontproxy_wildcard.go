@@ -112,7 +112,16 @@ func (fp *FrontProxy) serveWildcard(w http.ResponseWriter, r *http.Request, tail
 // without a continue token, which a client must accept (the watch cache does the same).
 func (fp *FrontProxy) wildcardList(w http.ResponseWriter, r *http.Request, req wildcardRequest, backends []wildcardBackend) {
 	ctx := r.Context()
-	rev, err := fp.wildcardRevision(ctx, r.URL.Query().Get("resourceVersion"))
+	q := r.URL.Query()
+	resourceVersion := q.Get("resourceVersion")
+	if q.Get("resourceVersionMatch") != string(metav1.ResourceVersionMatchExact) {
+		// As the apiserver's watch cache: a list from a resourceVersion without
+		// resourceVersionMatch=Exact is served at least that fresh, at the current
+		// revision, so that a client relisting from an old resourceVersion then watches
+		// from a revision every workspace (also one created since) can serve.
+		resourceVersion = ""
+	}
+	rev, err := fp.wildcardRevision(ctx, resourceVersion)
 	if err != nil {
 		writeStatusReason(w, http.StatusBadRequest, metav1.StatusReasonBadRequest, err.Error())
 		return

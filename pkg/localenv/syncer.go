@@ -122,9 +122,11 @@ type ControllerOptions struct {
 	// Name of the process, its log and its directory; default "tmc-controller".
 	Name string
 	// User is the token user the controller authenticates as; grant it with
-	// GrantController.
+	// GrantController. Without Workspaces (and without Hub) it defaults to ShardAdminUser:
+	// the controller then discovers the workload workspaces and needs no grant in them.
 	User string
-	// LocationWorkspaces hold SyncTargets and Locations; Workspaces hold Placements.
+	// LocationWorkspaces hold SyncTargets and Locations; Workspaces hold Placements. No
+	// Workspaces: the controller discovers every workspace with a Placement.
 	LocationWorkspaces, Workspaces []string
 	// Hub runs the controller with --hub instead of workspace lists (see Hub.StartController).
 	Hub bool
@@ -151,15 +153,18 @@ func (env *Environment) StartController(ctx context.Context, opts ControllerOpti
 		name = "tmc-controller"
 	}
 	args := []string{"--hub"}
+	user := opts.User
 	if !opts.Hub {
-		args = []string{
-			"--location-workspaces=" + strings.Join(opts.LocationWorkspaces, ","),
-			"--workspaces=" + strings.Join(opts.Workspaces, ","),
+		args = []string{"--location-workspaces=" + strings.Join(opts.LocationWorkspaces, ",")}
+		if len(opts.Workspaces) > 0 {
+			args = append(args, "--workspaces="+strings.Join(opts.Workspaces, ","))
+		} else if user == "" {
+			user = ShardAdminUser
 		}
 	}
 	upstream := opts.Upstream
 	if upstream == nil {
-		upstream = env.UpstreamConfig(opts.User)
+		upstream = env.UpstreamConfig(user)
 	}
 	args = durationArg(args, "heartbeat-threshold", opts.HeartbeatThreshold)
 	args = durationArg(args, "unhealthy-grace-period", opts.UnhealthyGracePeriod)

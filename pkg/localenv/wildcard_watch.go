@@ -32,11 +32,14 @@ type backendEvent struct {
 // resource in any workspace, as (revision, workspace). Each workspace's apiserver streams
 // the objects on an unfiltered watch of the resource; for each etcd change the merge takes
 // that workspace's event of the same revision, then applies the caller's selectors itself
-// (watchFilter). A workspace added or removed during the watch is not seen until the client
-// watches again; a replaced one ends the watch.
+// (watchFilter). A workspace added or removed ends the watch (the client watches again,
+// across the new set of workspaces), and so does a replaced one.
 func (fp *FrontProxy) wildcardWatch(w http.ResponseWriter, r *http.Request, req wildcardRequest, backends []wildcardBackend) {
 	q := r.URL.Query()
 	ctx := r.Context()
+	// Taken before the backends were (by the caller) would be better; a workspace added in
+	// between is seen on the next watch, which the relist after a 404 or 410 starts.
+	changed := fp.workspacesChangedCh()
 	if s := q.Get("timeoutSeconds"); s != "" {
 		secs, err := strconv.ParseInt(s, 10, 64)
 		if err != nil || secs < 0 {
@@ -49,6 +52,13 @@ func (fp *FrontProxy) wildcardWatch(w http.ResponseWriter, r *http.Request, req 
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	go func() {
+		select {
+		case <-changed:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	filter, err := newWatchFilter(q.Get("labelSelector"), q.Get("fieldSelector"))
 	if err != nil {
 		writeStatusReason(w, http.StatusBadRequest, metav1.StatusReasonBadRequest, err.Error())

@@ -8,6 +8,33 @@ import (
 	"time"
 )
 
+// AddWorkspace starts a new workspace at path while the environment runs, as one created in
+// kcp after everything else: its apiserver (and, unless the environment was started with
+// NoWorkspaceControllers, its controllers), its logical-cluster name, and its routes in
+// the front proxy, including the wildcard endpoint. It has no CRDs and no RBAC.
+func (env *Environment) AddWorkspace(ctx context.Context, path string) (*Workspace, error) {
+	return env.AddShardWorkspace(ctx, RootShard, path)
+}
+
+// AddShardWorkspace is AddWorkspace on the shard named shardName.
+func (env *Environment) AddShardWorkspace(ctx context.Context, shardName, path string) (*Workspace, error) {
+	if env.Workspace(path) != nil {
+		return nil, fmt.Errorf("failed to add workspace %s: it exists", path)
+	}
+	shard := env.Shard(shardName)
+	if shard == nil {
+		return nil, fmt.Errorf("failed to add workspace %s: no shard %q", path, shardName)
+	}
+	ws, err := env.startWorkspace(ctx, path, shard, !env.noWorkspaceControllers)
+	if err != nil {
+		return nil, fmt.Errorf("failed to add workspace %s: %w", path, err)
+	}
+	env.mu.Lock()
+	env.workspaces[path] = ws
+	env.mu.Unlock()
+	return ws, nil
+}
+
 // ReplaceWorkspace serves workspace path from a fresh apiserver with empty storage (a new
 // etcd prefix) behind the same front-proxy path: what clients of a workspace deleted and
 // re-created at the same path, or restored from an empty backup, see. The new apiserver

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"sync"
 	"time"
 
 	"k8s.io/client-go/dynamic"
@@ -111,9 +112,16 @@ func (w *Workspace) Shutdown() {
 // Set is the workspaces a tmc-controller works with: location workspaces (SyncTargets,
 // Locations) and workload workspaces (namespaces, Placements, workloads). A workspace may be
 // both.
+//
+// Location and Workload are the workspaces known when the Set is built (NewSet, NewHubSet,
+// a struct literal); once the Set is shared, read it only through its methods. Location is
+// fixed; Workload grows at runtime through AddWorkload (workspace discovery, Discovery) and
+// never shrinks while the process runs.
 type Set struct {
 	Location map[string]*Workspace
 	Workload map[string]*Workspace
+
+	mu sync.RWMutex
 }
 
 // NewSet builds the clients for the given workspaces; a path listed in both lists shares
@@ -164,6 +172,8 @@ func NewHubSet(base *rest.Config, resync time.Duration) (*Set, error) {
 
 // All returns every distinct workspace, sorted by path.
 func (s *Set) All() []*Workspace {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	seen := map[string]*Workspace{}
 	for p, w := range s.Location {
 		seen[p] = w
@@ -181,10 +191,38 @@ func (s *Set) All() []*Workspace {
 
 // WorkloadPaths returns the workload workspace paths, sorted.
 func (s *Set) WorkloadPaths() []string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	out := make([]string, 0, len(s.Workload))
 	for p := range s.Workload {
 		out = append(out, p)
 	}
 	sort.Strings(out)
 	return out
+}
+
+// WorkloadWorkspace returns the workload workspace path, nil if it is not in the Set.
+func (s *Set) WorkloadWorkspace(path string) *Workspace {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.Workload[path]
+}
+
+// AddWorkload adds ws as a workload workspace under ws.Path; it reports false (and changes
+// nothing) when that path is already one. A location workspace of the same path is shared,
+// as in NewSet.
+func (s *Set) AddWorkload(ws *Workspace) (*Workspace, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if existing, ok := s.Workload[ws.Path]; ok {
+		return existing, false
+	}
+	if loc, ok := s.Location[ws.Path]; ok {
+		ws = loc
+	}
+	if s.Workload == nil {
+		s.Workload = map[string]*Workspace{}
+	}
+	s.Workload[ws.Path] = ws
+	return ws, true
 }

@@ -29,7 +29,8 @@ type Options struct {
 	// LocationWorkspaces hold SyncTargets and Locations.
 	LocationWorkspaces []string
 	// Workspaces are the workload workspaces whose Placements and namespaces are handled.
-	// Static today; discovery from kcp's tenancy API can replace it (pkg/workspaces).
+	// Empty (without Hub): every workspace with a Placement is found through the
+	// upstream's wildcard endpoint and bound at runtime (workspaces.Discovery).
 	Workspaces []string
 	Resources  []string
 
@@ -71,7 +72,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.UpstreamContext, "upstream-context", o.UpstreamContext, "Context of --upstream-kubeconfig to use instead of its current context.")
 	fs.BoolVar(&o.Hub, "hub", o.Hub, `The upstream is a plain Kubernetes hub, not kcp: the hub holds SyncTargets, Locations, Placements and workloads, and is the workspace "hub" (Placements name it in spec.locationWorkspace). Excludes --location-workspaces and --workspaces.`)
 	fs.StringSliceVar(&o.LocationWorkspaces, "location-workspaces", o.LocationWorkspaces, "Location workspaces holding SyncTargets and Locations, e.g. root:org:locations. Required unless --hub.")
-	fs.StringSliceVar(&o.Workspaces, "workspaces", o.Workspaces, "Workload workspaces whose Placements and namespaces are scheduled. Required unless --hub.")
+	fs.StringSliceVar(&o.Workspaces, "workspaces", o.Workspaces, "Workload workspaces whose Placements and namespaces are scheduled, exactly these. Empty: every workspace with a Placement, found through the upstream's wildcard endpoint /clusters/* (needs a privileged identity, e.g. a kcp shard admin) and bound while running, under its logical-cluster name.")
 	fs.StringSliceVar(&o.Resources, "resources", o.Resources, "Resource types whose objects follow their namespace's placement (resource[.group]); default: the SyncTarget default set.")
 	fs.DurationVar(&o.HeartbeatThreshold, "heartbeat-threshold", o.HeartbeatThreshold, "A SyncTarget whose syncer has not sent a heartbeat for this long is HeartbeatHealthy=False.")
 	fs.DurationVar(&o.UnhealthyGracePeriod, "unhealthy-grace-period", o.UnhealthyGracePeriod, "Namespaces are moved away from a SyncTarget that has not been Ready for this long.")
@@ -97,13 +98,8 @@ func (o *Options) Validate() error {
 	case o.Hub && (len(o.LocationWorkspaces) > 0 || len(o.Workspaces) > 0):
 		add("--hub excludes --location-workspaces and --workspaces: a plain hub is the only workspace")
 	case o.Hub:
-	case len(o.LocationWorkspaces) == 0 && len(o.Workspaces) == 0:
-		add("--location-workspaces is required")
-		add("--workspaces is required")
 	case len(o.LocationWorkspaces) == 0:
 		add("--location-workspaces is required")
-	case len(o.Workspaces) == 0:
-		add("--workspaces is required")
 	}
 	for _, p := range o.LocationWorkspaces {
 		if _, err := logicalcluster.ParsePath(p); err != nil {
@@ -193,6 +189,10 @@ func hostPath(host string) string {
 	}
 	return u.Path
 }
+
+// DiscoverWorkspaces reports whether workload workspaces are found at runtime: no --hub and
+// no --workspaces.
+func (o *Options) DiscoverWorkspaces() bool { return !o.Hub && len(o.Workspaces) == 0 }
 
 // ParsedResources returns --resources parsed (nil when unset).
 func (o *Options) ParsedResources() []workloadv1alpha1.ResourceToSync {

@@ -43,11 +43,22 @@ func TestOptionsValidate(t *testing.T) {
 	if err := parse(t, valid...).Validate(); err != nil {
 		t.Fatalf("valid flags rejected: %v", err)
 	}
+	if parse(t, valid...).DiscoverWorkspaces() {
+		t.Error("--workspaces given: workspaces must not be discovered")
+	}
+	// Without --workspaces every workspace with a Placement is discovered.
+	discovering := parse(t, "--upstream-kubeconfig="+kc, "--location-workspaces=root:org:loc")
+	if err := discovering.Validate(); err != nil || !discovering.DiscoverWorkspaces() {
+		t.Errorf("without --workspaces: Validate() = %v, DiscoverWorkspaces() = %v; want nil, true", err, discovering.DiscoverWorkspaces())
+	}
+	if hub := parse(t, "--upstream-kubeconfig="+kc, "--hub"); hub.DiscoverWorkspaces() {
+		t.Error("--hub: the hub is the only workspace, nothing is discovered")
+	}
 	for _, tc := range []struct {
 		args []string
 		want []string
 	}{
-		{nil, []string{"--upstream-kubeconfig is required", "--location-workspaces is required", "--workspaces is required"}},
+		{nil, []string{"--upstream-kubeconfig is required", "--location-workspaces is required"}},
 		{append(valid, "--workspaces=root::a"), []string{"--workspaces:"}},
 		{append(valid, "--location-workspaces=Root"), []string{"--location-workspaces:"}},
 		{append(valid, "--resources=Deployments"), []string{"--resources:"}},

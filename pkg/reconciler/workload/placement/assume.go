@@ -281,12 +281,12 @@ func (c *Controller) listNamespaces(wl *workloadWorkspace) []*corev1.Namespace {
 // target with key stKey.
 func (c *Controller) load(stKey string) int {
 	n := 0
-	for _, wl := range c.workload {
+	for _, wl := range c.workloadWorkspaces() {
 		objs, _ := wl.nsIndexer.ByIndex(placedIndex, stKey)
 		n += len(objs)
 	}
 	for _, key := range c.assumed.pending() {
-		wl, ok := c.workload[key.workspace]
+		wl, ok := c.workloadWorkspace(key.workspace)
 		if !ok {
 			continue
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"time"
 
@@ -92,6 +93,18 @@ type workloadWorkspace struct {
 	nsIndexer  cache.Indexer
 	objects    map[schema.GroupVersionResource]cache.GenericLister
 	recorder   record.EventRecorder
+	// synced are the workspace's informers; nothing of it is processed before they are.
+	synced []cache.InformerSynced
+}
+
+// hasSynced reports whether every informer of the workspace has synced.
+func (wl *workloadWorkspace) hasSynced() bool {
+	for _, synced := range wl.synced {
+		if !synced() {
+			return false
+		}
+	}
+	return true
 }
 
 // locationWorkspace holds the caches of one location workspace.
@@ -109,11 +122,17 @@ type Controller struct {
 	objectsLabelledFor func(workspace, namespace, stKey string) int
 	decisions          *prometheus.CounterVec
 
-	workload map[string]*workloadWorkspace
+	// location is fixed after construction, synced holds its informers.
 	location map[string]*locationWorkspace
 	synced   []cache.InformerSynced
 
+	// workloadMu guards the workload workspaces, which grow with AddWorkloadWorkspace, and
+	// their broadcasters, started once Run has (eventsCtx set).
+	workloadMu   sync.RWMutex
+	workload     map[string]*workloadWorkspace
 	broadcasters map[string]record.EventBroadcaster
+	eventsCtx    context.Context
+	recorderFor  func(workspace string) record.EventRecorder
 
 	namespaceQueue *queue.Queue[queueKey]
 	placementQueue *queue.Queue[queueKey]
@@ -142,6 +161,7 @@ func NewController(set *workspaces.Set, opts Options) (*Controller, error) {
 		grace:              opts.UnhealthyGracePeriod,
 		typesInUse:         opts.TypesInUse,
 		objectsLabelledFor: opts.ObjectsLabelledFor,
+		recorderFor:        opts.EventRecorderFor,
 		workload:           map[string]*workloadWorkspace{},
 		location:           map[string]*locationWorkspace{},
 		broadcasters:       map[string]record.EventBroadcaster{},
@@ -185,20 +205,50 @@ func NewController(set *workspaces.Set, opts Options) (*Controller, error) {
 	}
 	// Both reconciles return the moment a target's evictAfter or grace period expires as
 	// requeueAfter, so time is never polled.
-	c.namespaceQueue = queue.New(c.reconcileNamespace, queueOptions("placement-namespaces", "namespace"))
-	c.placementQueue = queue.New(c.reconcilePlacement, queueOptions("placement-placements", "placement"))
+	c.namespaceQueue = queue.New(c.whenSynced(c.reconcileNamespace), queueOptions("placement-namespaces", "namespace"))
+	c.placementQueue = queue.New(c.whenSynced(c.reconcilePlacement), queueOptions("placement-placements", "placement"))
 
 	for path, ws := range set.Location {
 		if err := c.addLocationWorkspace(path, ws); err != nil {
 			return nil, err
 		}
 	}
-	for path, ws := range set.Workload {
-		if err := c.addWorkloadWorkspace(path, ws, opts.EventRecorderFor); err != nil {
+	for _, path := range set.WorkloadPaths() {
+		if err := c.AddWorkloadWorkspace(set.WorkloadWorkspace(path)); err != nil {
 			return nil, err
 		}
 	}
 	return c, nil
+}
+
+// workspaceSyncRecheck is how soon a key of a workload workspace whose informers have not
+// synced yet (one bound at runtime) is looked at again.
+const workspaceSyncRecheck = time.Second
+
+// whenSynced runs reconcile only once the key's workload workspace has synced: a
+// workspace bound at runtime is decided on complete caches only.
+func (c *Controller) whenSynced(reconcile queue.ReconcileFunc[queueKey]) queue.ReconcileFunc[queueKey] {
+	return func(ctx context.Context, key queueKey) (time.Duration, error) {
+		if wl, ok := c.workloadWorkspace(key.workspace); ok && !wl.hasSynced() {
+			return workspaceSyncRecheck, nil
+		}
+		return reconcile(ctx, key)
+	}
+}
+
+// workloadWorkspace returns the caches of a workload workspace.
+func (c *Controller) workloadWorkspace(path string) (*workloadWorkspace, bool) {
+	c.workloadMu.RLock()
+	defer c.workloadMu.RUnlock()
+	wl, ok := c.workload[path]
+	return wl, ok
+}
+
+// workloadWorkspaces returns the workload workspaces by path, a copy.
+func (c *Controller) workloadWorkspaces() map[string]*workloadWorkspace {
+	c.workloadMu.RLock()
+	defer c.workloadMu.RUnlock()
+	return maps.Clone(c.workload)
 }
 
 func checkWorkspace(path string, ws *workspaces.Workspace) error {
@@ -242,9 +292,22 @@ func (c *Controller) addLocationWorkspace(path string, ws *workspaces.Workspace)
 	return nil
 }
 
-func (c *Controller) addWorkloadWorkspace(path string, ws *workspaces.Workspace, recorderFor func(string) record.EventRecorder) error {
+// AddWorkloadWorkspace registers the informers the controller needs on the factories of the
+// workload workspace ws (the caller starts them). It may be called while the controller
+// runs: the workspace's namespaces and Placements are processed once its informers have
+// synced. A workspace the controller has is left alone.
+func (c *Controller) AddWorkloadWorkspace(ws *workspaces.Workspace) error {
+	path := ""
+	if ws != nil {
+		path = ws.Path
+	}
 	if err := checkWorkspace(path, ws); err != nil {
 		return err
+	}
+	c.workloadMu.Lock()
+	defer c.workloadMu.Unlock()
+	if _, exists := c.workload[path]; exists {
+		return nil
 	}
 	plInf := ws.TMCInformers.Scheduling().V1alpha1().Placements()
 	nsInf := ws.KubeInformers.Core().V1().Namespaces()
@@ -261,14 +324,16 @@ func (c *Controller) addWorkloadWorkspace(path string, ws *workspaces.Workspace,
 		nsIndexer:  nsInf.Informer().GetIndexer(),
 		objects:    map[schema.GroupVersionResource]cache.GenericLister{},
 	}
-	if recorderFor != nil {
-		wl.recorder = recorderFor(path)
+	if c.recorderFor != nil {
+		wl.recorder = c.recorderFor(path)
 	} else {
 		b := record.NewBroadcaster()
 		c.broadcasters[path] = b
 		wl.recorder = b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: ControllerName})
+		if c.eventsCtx != nil {
+			c.startRecording(c.eventsCtx, b, ws)
+		}
 	}
-	c.workload[path] = wl
 
 	if _, err := plInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: func(obj any) { c.placementChanged(path, obj, true) },
@@ -286,7 +351,7 @@ func (c *Controller) addWorkloadWorkspace(path string, ws *workspaces.Workspace,
 	}); err != nil {
 		return fmt.Errorf("failed to watch namespaces in %s: %w", path, err)
 	}
-	c.synced = append(c.synced, plInf.Informer().HasSynced, nsInf.Informer().HasSynced)
+	wl.synced = append(wl.synced, plInf.Informer().HasSynced, nsInf.Informer().HasSynced)
 
 	for _, gvr := range watchedObjectTypes {
 		inf := ws.DynamicInformers.ForResource(gvr)
@@ -300,9 +365,16 @@ func (c *Controller) addWorkloadWorkspace(path string, ws *workspaces.Workspace,
 		}); err != nil {
 			return fmt.Errorf("failed to watch %s in %s: %w", gvr.Resource, path, err)
 		}
-		c.synced = append(c.synced, inf.Informer().HasSynced)
+		wl.synced = append(wl.synced, inf.Informer().HasSynced)
 	}
+	c.workload[path] = wl
 	return nil
+}
+
+// startRecording sends the Events of broadcaster b into workspace ws until ctx ends.
+func (c *Controller) startRecording(ctx context.Context, b record.EventBroadcaster, ws *workspaces.Workspace) {
+	b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: ws.Kube.CoreV1().Events("")})
+	context.AfterFunc(ctx, b.Shutdown)
 }
 
 // Run waits for the caches, then runs the given number of workers (at least one) for
@@ -315,14 +387,22 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 	defer c.namespaceQueue.ShutDown()
 	defer c.placementQueue.ShutDown()
 
+	c.workloadMu.Lock()
+	c.eventsCtx = ctx
 	for path, b := range c.broadcasters {
-		b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.workload[path].kube.Kube.CoreV1().Events("")})
-		defer b.Shutdown()
+		c.startRecording(ctx, b, c.workload[path].kube)
 	}
+	synced := append([]cache.InformerSynced(nil), c.synced...)
+	for _, wl := range c.workload {
+		synced = append(synced, wl.synced...)
+	}
+	c.workloadMu.Unlock()
 
 	logger.Info("Starting controller")
 	defer logger.Info("Shutting down controller")
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
+	// The workspaces known at start are waited for together; those bound later are gated
+	// one by one (whenSynced).
+	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
 		return
 	}
 	var wg sync.WaitGroup

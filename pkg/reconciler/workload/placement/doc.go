@@ -98,6 +98,10 @@
 // (assume.go), so concurrent workers and informer lag never double-place a namespace or
 // skew the spread.
 //
+// Workload workspaces can be added while it runs (AddWorkloadWorkspace, a
+// workspaces.Binder); the namespaces and Placements of one are processed only once all of
+// its informers have synced, and its Events go into it from then on.
+//
 // Namespaces and Placements have one queue each (workqueues placement-namespaces and
 // placement-placements), run by pkg/reconciler/queue with the one TMC retry rule: a
 // conflict soon, Forbidden and the like slowly until somebody fixes them, a NotFound not at

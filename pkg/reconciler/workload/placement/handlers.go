@@ -77,7 +77,7 @@ func (c *Controller) objectChanged(path string, oldObj, newObj any, always bool)
 // enqueueForLocationWorkspace queues the Placements that use a location workspace and the
 // namespaces of their workspaces.
 func (c *Controller) enqueueForLocationWorkspace(locationPath string) {
-	for path, wl := range c.workload {
+	for path, wl := range c.workloadWorkspaces() {
 		placements, err := wl.placements.List(labels.Everything())
 		if err != nil {
 			continue
@@ -96,7 +96,7 @@ func (c *Controller) enqueueForLocationWorkspace(locationPath string) {
 }
 
 func (c *Controller) enqueueNamespaces(path string) {
-	wl, ok := c.workload[path]
+	wl, ok := c.workloadWorkspace(path)
 	if !ok {
 		return
 	}
@@ -110,7 +110,7 @@ func (c *Controller) enqueueNamespaces(path string) {
 }
 
 func (c *Controller) enqueuePlacements(path string) {
-	wl, ok := c.workload[path]
+	wl, ok := c.workloadWorkspace(path)
 	if !ok {
 		return
 	}

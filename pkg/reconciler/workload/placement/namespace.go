@@ -36,7 +36,7 @@ const (
 // alone can change the outcome.
 func (c *Controller) reconcileNamespace(ctx context.Context, key queueKey) (time.Duration, error) {
 	logger := klog.FromContext(ctx)
-	wl, ok := c.workload[key.workspace]
+	wl, ok := c.workloadWorkspace(key.workspace)
 	if !ok {
 		return 0, nil
 	}

@@ -20,7 +20,7 @@ import (
 // changed.
 func (c *Controller) reconcilePlacement(ctx context.Context, key queueKey) (time.Duration, error) {
 	logger := klog.FromContext(ctx)
-	wl, ok := c.workload[key.workspace]
+	wl, ok := c.workloadWorkspace(key.workspace)
 	if !ok {
 		return 0, nil
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -119,6 +121,7 @@ type workloadState struct {
 	namespaces corev1listers.NamespaceLister
 	nsIndexer  cache.Indexer
 	recorder   record.EventRecorder
+	synced     cache.InformerSynced
 }
 
 // Controller releases the upstream objects of gone and dead SyncTargets; see the package
@@ -133,14 +136,19 @@ type Controller struct {
 	released    *prometheus.CounterVec // nil without metrics
 
 	locations map[string]*locationState
-	workloads map[string]*workloadState
 	queue     *queue.Queue[syncTargetKey]
 	synced    []cache.InformerSynced
 
-	// broadcasters are started by Run, one per workspace whose recorder they serve.
+	// mu guards the workload workspaces, which grow with AddWorkloadWorkspace, and the
+	// Event broadcasters: one per workspace whose recorder they serve, started once Run
+	// has (eventsCtx set).
+	mu           sync.RWMutex
+	workloads    map[string]*workloadState
 	broadcasters map[string]record.EventBroadcaster
 	sinks        map[string]typedcorev1.EventInterface
 	recorders    map[string]record.EventRecorder
+	eventsCtx    context.Context
+	recorderFn   func(workspace string) record.EventRecorder
 }
 
 // NewController registers the SyncTarget informers of the location workspaces and the
@@ -167,6 +175,7 @@ func NewController(set *workspaces.Set, objects Objects, opts Options) (*Control
 		broadcasters: map[string]record.EventBroadcaster{},
 		sinks:        map[string]typedcorev1.EventInterface{},
 		recorders:    map[string]record.EventRecorder{},
+		recorderFn:   opts.EventRecorderFor,
 	}
 	if c.grace == 0 {
 		c.grace = DefaultGrace
@@ -210,14 +219,19 @@ func NewController(set *workspaces.Set, objects Objects, opts Options) (*Control
 	c.queue = queue.New(c.reconcile, queueOptions)
 
 	for path, ws := range set.Location {
-		if err := c.addLocationWorkspace(path, ws, opts.EventRecorderFor); err != nil {
+		if err := c.addLocationWorkspace(path, ws); err != nil {
 			return nil, err
 		}
 	}
-	for path, ws := range set.Workload {
-		if err := c.addWorkloadWorkspace(path, ws, opts.EventRecorderFor); err != nil {
+	for _, path := range set.WorkloadPaths() {
+		if err := c.AddWorkloadWorkspace(set.WorkloadWorkspace(path)); err != nil {
 			return nil, err
 		}
+	}
+	// The workspaces known now are waited for by Run; reconcile waits for those bound
+	// later (workloadsSynced).
+	for _, wl := range c.workloads {
+		c.synced = append(c.synced, wl.synced)
 	}
 	objects.AddObjectStateHandler(func(string) { c.enqueueReleasing() })
 	c.synced = append(c.synced, objects.HasSynced)
@@ -234,10 +248,10 @@ var eventScheme = func() *runtime.Scheme {
 
 // recorderFor returns the injected recorder of a workspace, or one whose broadcaster Run
 // starts towards the workspace's Events; a workspace that is both a location and a
-// workload workspace has one.
-func (c *Controller) recorderFor(ws *workspaces.Workspace, recorderFor func(string) record.EventRecorder) record.EventRecorder {
-	if recorderFor != nil {
-		return recorderFor(ws.Path)
+// workload workspace has one. The caller holds c.mu.
+func (c *Controller) recorderFor(ws *workspaces.Workspace) record.EventRecorder {
+	if c.recorderFn != nil {
+		return c.recorderFn(ws.Path)
 	}
 	if r, ok := c.recorders[ws.Path]; ok {
 		return r
@@ -247,10 +261,19 @@ func (c *Controller) recorderFor(ws *workspaces.Workspace, recorderFor func(stri
 	c.sinks[ws.Path] = ws.Kube.CoreV1().Events("")
 	r := b.NewRecorder(eventScheme, corev1.EventSource{Component: ControllerName})
 	c.recorders[ws.Path] = r
+	if c.eventsCtx != nil {
+		startRecording(c.eventsCtx, b, c.sinks[ws.Path])
+	}
 	return r
 }
 
-func (c *Controller) addLocationWorkspace(path string, ws *workspaces.Workspace, recorderFor func(string) record.EventRecorder) error {
+// startRecording sends the Events of b to sink until ctx ends.
+func startRecording(ctx context.Context, b record.EventBroadcaster, sink typedcorev1.EventInterface) {
+	b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: sink})
+	context.AfterFunc(ctx, b.Shutdown)
+}
+
+func (c *Controller) addLocationWorkspace(path string, ws *workspaces.Workspace) error {
 	if ws == nil || ws.TMC == nil || ws.Kube == nil || ws.TMCInformers == nil {
 		return fmt.Errorf("release controller: location workspace %q lacks clients or informer factories", path)
 	}
@@ -266,15 +289,29 @@ func (c *Controller) addLocationWorkspace(path string, ws *workspaces.Workspace,
 		path:     path,
 		lister:   informer.Lister(),
 		client:   ws.TMC,
-		recorder: c.recorderFor(ws, recorderFor),
+		recorder: c.recorderFor(ws),
 	}
 	c.synced = append(c.synced, registration.HasSynced)
 	return nil
 }
 
-func (c *Controller) addWorkloadWorkspace(path string, ws *workspaces.Workspace, recorderFor func(string) record.EventRecorder) error {
+// AddWorkloadWorkspace registers the namespace informer of the workload workspace ws (the
+// caller starts it). It may be called while the controller runs: nothing is released
+// while the namespaces of a workspace bound later have not synced. A workspace the
+// controller has is left alone.
+func (c *Controller) AddWorkloadWorkspace(ws *workspaces.Workspace) error {
 	if ws == nil || ws.Kube == nil || ws.Dynamic == nil || ws.KubeInformers == nil {
+		path := ""
+		if ws != nil {
+			path = ws.Path
+		}
 		return fmt.Errorf("release controller: workload workspace %q lacks clients or informer factories", path)
+	}
+	path := ws.Path
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, exists := c.workloads[path]; exists {
+		return nil
 	}
 	informer := ws.KubeInformers.Core().V1().Namespaces()
 	if _, exists := informer.Informer().GetIndexer().GetIndexers()[namespaceKeysIndex]; !exists {
@@ -295,11 +332,44 @@ func (c *Controller) addWorkloadWorkspace(path string, ws *workspaces.Workspace,
 		workspace:  ws,
 		namespaces: informer.Lister(),
 		nsIndexer:  informer.Informer().GetIndexer(),
+		synced:     registration.HasSynced,
 	}
-	state.recorder = c.recorderFor(ws, recorderFor)
+	state.recorder = c.recorderFor(ws)
 	c.workloads[path] = state
-	c.synced = append(c.synced, registration.HasSynced)
 	return nil
+}
+
+// workload returns the state of a workload workspace, nil if unknown.
+func (c *Controller) workload(path string) *workloadState {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.workloads[path]
+}
+
+// workloadPaths returns the workload workspace paths, sorted.
+func (c *Controller) workloadPaths() []string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := make([]string, 0, len(c.workloads))
+	for p := range c.workloads {
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// workloadsSynced reports whether the namespaces of every workload workspace and the
+// object caches have synced: nothing is released on a partial view, also after a
+// workspace was bound at runtime.
+func (c *Controller) workloadsSynced() bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for _, wl := range c.workloads {
+		if !wl.synced() {
+			return false
+		}
+	}
+	return c.objects.HasSynced()
 }
 
 // namespaceKeysIndexFunc returns the SyncTarget keys a namespace carries a state label or
@@ -320,10 +390,12 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 	defer c.queue.ShutDown()
 	logger := klog.FromContext(ctx).WithValues("controller", ControllerName)
 	ctx = klog.NewContext(ctx, logger)
+	c.mu.Lock()
+	c.eventsCtx = ctx
 	for path, b := range c.broadcasters {
-		b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.sinks[path]})
-		defer b.Shutdown()
+		startRecording(ctx, b, c.sinks[path])
 	}
+	c.mu.Unlock()
 	logger.Info("Starting controller", "grace", c.grace, "heartbeatThreshold", c.threshold)
 	defer logger.Info("Shutting down controller")
 	if !cache.WaitForNamedCacheSyncWithContext(ctx, c.synced...) {

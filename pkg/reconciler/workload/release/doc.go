@@ -37,6 +37,11 @@
 // period ends; caches the controller is not notified about are looked at again every
 // recheckPeriod while a target is being released.
 //
+// Workload workspaces can be added while it runs (AddWorkloadWorkspace, a
+// workspaces.Binder); while the namespace informer of any workload workspace (or the
+// object caches) has not synced, no SyncTarget is reconciled: nothing is released on a
+// partial view.
+//
 // Failures are retried by the one TMC retry rule of pkg/reconciler/queue, which runs the
 // workers: a conflict (stale cache) soon, a NotFound (the object went away) not at all.
 //

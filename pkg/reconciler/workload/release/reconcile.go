@@ -20,6 +20,9 @@ const (
 	// writeRecheck is how soon a SyncTarget is looked at again after the controller wrote,
 	// should the watch events of its own writes not bring it back first.
 	writeRecheck = 2 * time.Second
+	// workspaceSyncRecheck is how soon a SyncTarget is looked at again while the caches of
+	// a workload workspace bound at runtime fill.
+	workspaceSyncRecheck = time.Second
 )
 
 // target is the SyncTarget being reconciled.
@@ -45,6 +48,11 @@ func (c *Controller) reconcile(ctx context.Context, key syncTargetKey) (time.Dur
 	}
 	if err != nil {
 		return 0, fmt.Errorf("failed to get SyncTarget from cache: %w", err)
+	}
+	if !c.workloadsSynced() {
+		// A workspace bound at runtime is still listing: decide on every cache complete.
+		logger.V(4).Info("Waiting for the caches of a workload workspace")
+		return workspaceSyncRecheck, nil
 	}
 	t := target{workspace: key.workspace, name: st.Name, key: workloadv1alpha1.SyncTargetKeyOf(st, key.workspace), st: st}
 	now := c.clock.Now()

@@ -71,7 +71,7 @@ func (c *Controller) holdingsFor(stKey string) holdings {
 		}
 	}
 	for _, path := range c.workloadPaths() {
-		objs, err := c.workloads[path].nsIndexer.ByIndex(namespaceKeysIndex, stKey)
+		objs, err := c.workload(path).nsIndexer.ByIndex(namespaceKeysIndex, stKey)
 		if err != nil {
 			continue
 		}
@@ -88,21 +88,12 @@ func (c *Controller) holdingsFor(stKey string) holdings {
 	return h
 }
 
-func (c *Controller) workloadPaths() []string {
-	out := make([]string, 0, len(c.workloads))
-	for p := range c.workloads {
-		out = append(out, p)
-	}
-	sort.Strings(out)
-	return out
-}
-
 // evicted returns the objects whose removal from the target was asked (removalAsked).
 func (c *Controller) evicted(stKey string, objects []resource.TargetObject) []resource.TargetObject {
 	var out []resource.TargetObject
 	for _, o := range objects {
 		var ns *corev1.Namespace
-		if wl := c.workloads[o.Workspace]; wl != nil {
+		if wl := c.workload(o.Workspace); wl != nil {
 			ns, _ = wl.namespaces.Get(o.Object.GetNamespace())
 		}
 		if removalAsked(stKey, o.Object, ns) {
@@ -160,7 +151,7 @@ func (c *Controller) markNamespaces(ctx context.Context, t target) (bool, error)
 	stamp := t.st.DeletionTimestamp.UTC().Format(time.RFC3339)
 	wrote := false
 	for _, path := range c.workloadPaths() {
-		wl := c.workloads[path]
+		wl := c.workload(path)
 		objs, err := wl.nsIndexer.ByIndex(namespaceKeysIndex, t.key)
 		if err != nil {
 			continue
@@ -223,7 +214,7 @@ func (c *Controller) releaseObjects(ctx context.Context, t target, objects []res
 		if err != nil || patch == nil {
 			continue
 		}
-		wl := c.workloads[o.Workspace]
+		wl := c.workload(o.Workspace)
 		if wl == nil {
 			continue
 		}
@@ -263,7 +254,7 @@ func (c *Controller) releaseNamespaces(ctx context.Context, t target, h holdings
 		if err != nil || patch == nil {
 			continue
 		}
-		if err := c.patchNamespace(ctx, c.workloads[e.workspace], e.ns.Name, patch); err != nil {
+		if err := c.patchNamespace(ctx, c.workload(e.workspace), e.ns.Name, patch); err != nil {
 			return rel, err
 		}
 		rel.namespaces++
@@ -393,7 +384,7 @@ func (c *Controller) announce(ctx context.Context, loc *locationState, t target,
 		return names[i].workspace < names[j].workspace || (names[i].workspace == names[j].workspace && names[i].name < names[j].name)
 	})
 	for _, k := range names {
-		wl := c.workloads[k.workspace]
+		wl := c.workload(k.workspace)
 		if wl == nil || wl.recorder == nil {
 			continue
 		}

@@ -86,7 +86,7 @@ func (c *Controller) addUncachedHoldings(ctx context.Context, t target, h *holdi
 // listUncached lists the objects of one uncached type in workspace path that carry the
 // state label of stKey.
 func (c *Controller) listUncached(ctx context.Context, path, stKey string, u uncachedType) ([]resource.TargetObject, error) {
-	wl := c.workloads[path]
+	wl := c.workload(path)
 	version := u.version
 	if version == "" {
 		v, err := preferredVersion(ctx, wl, u.resource.Group)

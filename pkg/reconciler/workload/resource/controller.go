@@ -32,6 +32,10 @@ const (
 	// LabelUpdatesMetric counts objects whose labels or annotations were patched.
 	LabelUpdatesMetric = "tmc_resource_label_updates_total"
 
+	// workspaceSyncRecheck is how soon an object of a workspace whose caches have not
+	// synced yet (one bound at runtime) is looked at again.
+	workspaceSyncRecheck = time.Second
+
 	// discoveryRetryPeriod is how often types that needed discovery and could not be
 	// resolved (workspace unreachable, or type not served yet) are looked up again.
 	discoveryRetryPeriod = time.Minute
@@ -57,12 +61,13 @@ type Controller struct {
 	clock        clock.PassiveClock
 	labelUpdates *prometheus.CounterVec // nil without metrics
 
-	// workspaces is fixed after construction; the types of each entry grow when
+	mu sync.RWMutex
+	// workspaces grows with AddWorkloadWorkspace, and the types of each entry when
 	// discovery resolves more of them, under mu.
-	workspaces map[string]*workspaceState
-
-	mu            sync.RWMutex
+	workspaces    map[string]*workspaceState
 	stateHandlers []func(workspace string)
+	// resolveWake tells the resolve loop that a workspace with types to resolve was added.
+	resolveWake chan struct{}
 }
 
 // workspaceState is what the controller keeps per workload workspace.
@@ -101,9 +106,10 @@ func NewController(set *workspaces.Set, resources []workloadv1alpha1.ResourceToS
 		return nil, err
 	}
 	c := &Controller{
-		resources:  resources,
-		clock:      clock.RealClock{},
-		workspaces: map[string]*workspaceState{},
+		resources:   resources,
+		clock:       clock.RealClock{},
+		workspaces:  map[string]*workspaceState{},
+		resolveWake: make(chan struct{}, 1),
 	}
 	queueOptions := queue.Options[objectKey]{
 		Name: ControllerName,
@@ -124,39 +130,69 @@ func NewController(set *workspaces.Set, resources []workloadv1alpha1.ResourceToS
 	// A conflict (the cache was stale) is retried soon and decided again on the newer
 	// object; a NotFound means the object went away and is dropped.
 	c.queue = queue.New(func(ctx context.Context, key objectKey) (time.Duration, error) {
+		if !c.synced(key) {
+			// A workspace bound at runtime: decide on complete caches only.
+			return workspaceSyncRecheck, nil
+		}
 		return 0, c.reconcile(ctx, key)
 	}, queueOptions)
 
 	for _, path := range set.WorkloadPaths() {
-		ws := set.Workload[path]
-		if ws == nil || ws.Kube == nil || ws.Dynamic == nil || ws.KubeInformers == nil || ws.DynamicInformers == nil {
-			return nil, fmt.Errorf("workload workspace %q lacks clients or informer factories", path)
-		}
-		namespaces := ws.KubeInformers.Core().V1().Namespaces()
-		registration, err := namespaces.Informer().AddEventHandler(c.namespaceHandler(path))
-		if err != nil {
-			return nil, fmt.Errorf("failed to watch namespaces of workspace %s: %w", path, err)
-		}
-		state := &workspaceState{
-			workspace:        ws,
-			namespaceLister:  namespaces.Lister(),
-			namespacesSynced: registration.HasSynced,
-			types:            map[schema.GroupVersionResource]*typeState{},
-			reported:         map[workloadv1alpha1.ResourceToSync]bool{},
-		}
-		c.workspaces[path] = state
-		for _, r := range resources {
-			version, ok := builtinVersions[r.Group]
-			if !ok {
-				state.unresolved = append(state.unresolved, r)
-				continue
-			}
-			if err := c.addType(path, state, r, version); err != nil {
-				return nil, err
-			}
+		if err := c.AddWorkloadWorkspace(set.WorkloadWorkspace(path)); err != nil {
+			return nil, err
 		}
 	}
 	return c, nil
+}
+
+// AddWorkloadWorkspace registers the namespace informer and the informers of the synced
+// types (those needing discovery are resolved by Run) on the factories of ws; the caller
+// starts them. It may be called while the controller runs; objects of the workspace are
+// processed once its informers have synced. A workspace the controller has is left alone.
+func (c *Controller) AddWorkloadWorkspace(ws *workspaces.Workspace) error {
+	if ws == nil || ws.Kube == nil || ws.Dynamic == nil || ws.KubeInformers == nil || ws.DynamicInformers == nil {
+		path := ""
+		if ws != nil {
+			path = ws.Path
+		}
+		return fmt.Errorf("workload workspace %q lacks clients or informer factories", path)
+	}
+	path := ws.Path
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, exists := c.workspaces[path]; exists {
+		return nil
+	}
+	namespaces := ws.KubeInformers.Core().V1().Namespaces()
+	registration, err := namespaces.Informer().AddEventHandler(c.namespaceHandler(path))
+	if err != nil {
+		return fmt.Errorf("failed to watch namespaces of workspace %s: %w", path, err)
+	}
+	state := &workspaceState{
+		workspace:        ws,
+		namespaceLister:  namespaces.Lister(),
+		namespacesSynced: registration.HasSynced,
+		types:            map[schema.GroupVersionResource]*typeState{},
+		reported:         map[workloadv1alpha1.ResourceToSync]bool{},
+	}
+	for _, r := range c.resources {
+		version, ok := builtinVersions[r.Group]
+		if !ok {
+			state.unresolved = append(state.unresolved, r)
+			continue
+		}
+		if err := c.addType(path, state, r, version); err != nil {
+			return err
+		}
+	}
+	c.workspaces[path] = state
+	if len(state.unresolved) > 0 {
+		select {
+		case c.resolveWake <- struct{}{}:
+		default:
+		}
+	}
+	return nil
 }
 
 // normalizeResources validates and de-duplicates the synced types, keeping their order.
@@ -198,15 +234,31 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 }
 
 // resolveLoop resolves the types that need discovery, retrying every
-// discoveryRetryPeriod until none is left or ctx ends.
+// discoveryRetryPeriod while some are left and again whenever a workspace is added, until
+// ctx ends.
 func (c *Controller) resolveLoop(ctx context.Context) {
-	for c.resolveTypes(ctx) {
+	for {
+		var retry <-chan time.Time
+		if c.resolveTypes(ctx) {
+			retry = time.After(discoveryRetryPeriod)
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(discoveryRetryPeriod):
+		case <-retry:
+		case <-c.resolveWake:
 		}
 	}
+}
+
+// synced reports whether the namespaces of key's workspace and key's type there have
+// synced; a key of an unknown workspace or type is let through (its reconcile skips it).
+func (c *Controller) synced(key objectKey) bool {
+	state, t := c.lookup(key.workspace, key.gvr)
+	if state == nil || t == nil {
+		return true
+	}
+	return state.namespacesSynced() && t.synced()
 }
 
 // HasSynced reports whether the namespace informers and the informers of every type
@@ -255,6 +307,8 @@ func (c *Controller) notifyStateChange(workspace string) {
 
 // Workspaces returns the workload workspace paths the controller watches, sorted.
 func (c *Controller) Workspaces() []string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
 	out := make([]string, 0, len(c.workspaces))
 	for p := range c.workspaces {
 		out = append(out, p)

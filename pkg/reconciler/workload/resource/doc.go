@@ -30,6 +30,10 @@
 // for a SyncTarget (WorkspacesWithObjectsFor, for SyncTarget.status.workspaces) and which
 // objects carry anything of a SyncTarget (ObjectsFor, for the release of gone SyncTargets).
 //
+// Workload workspaces can be added while it runs (AddWorkloadWorkspace, a
+// workspaces.Binder): an object of such a workspace is processed only once the workspace's
+// namespace informer and the informer of its type have synced.
+//
 // Failures are retried by the one TMC retry rule of pkg/reconciler/queue, which runs the
 // workers: a conflict (stale cache) soon, Forbidden or an admission denial slowly until
 // somebody fixes it, a NotFound (the object went away) not at all.

@@ -63,8 +63,8 @@ func (c *Controller) resolveTypes(ctx context.Context) bool {
 	logger := klog.FromContext(ctx)
 	pending := false
 	for _, path := range c.Workspaces() {
-		state := c.workspaces[path]
 		c.mu.RLock()
+		state := c.workspaces[path]
 		wanted := append([]workloadv1alpha1.ResourceToSync(nil), state.unresolved...)
 		c.mu.RUnlock()
 		if len(wanted) == 0 {
@@ -165,23 +165,23 @@ func discoverVersions(ctx context.Context, disco discovery.DiscoveryInterface, w
 
 // lookup returns the state of a workspace and of one of its types (nil when unknown).
 func (c *Controller) lookup(workspace string, gvr schema.GroupVersionResource) (*workspaceState, *typeState) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
 	state := c.workspaces[workspace]
 	if state == nil {
 		return nil, nil
 	}
-	c.mu.RLock()
-	defer c.mu.RUnlock()
 	return state, state.types[gvr]
 }
 
 // typesOf returns the types known in a workspace, in the order of the configured resources.
 func (c *Controller) typesOf(workspace string) []*typeState {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
 	state := c.workspaces[workspace]
 	if state == nil {
 		return nil
 	}
-	c.mu.RLock()
-	defer c.mu.RUnlock()
 	var out []*typeState
 	for _, r := range c.resources {
 		for _, t := range state.types {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -46,13 +47,21 @@ type locationState struct {
 	lister    workloadlisters.SyncTargetLister
 }
 
+// namespaceCache is the namespace cache of one workload workspace.
+type namespaceCache struct {
+	indexer cache.Indexer
+	synced  cache.InformerSynced
+}
+
 // WorkspacesController maintains SyncTarget.status.workspaces; see the package
 // documentation.
 type WorkspacesController struct {
 	queue     *queue.Queue[syncTargetKey]
 	locations map[string]*locationState
-	// namespaces are the namespace indexers of the workload workspaces, by path.
-	namespaces map[string]cache.Indexer
+	// namespaces are the namespace caches of the workload workspaces, by path; they grow
+	// with AddWorkloadWorkspace, under mu.
+	mu         sync.RWMutex
+	namespaces map[string]namespaceCache
 	// objects answers which workspaces still hold labelled objects; nil means namespaces
 	// only.
 	objects interface {
@@ -70,7 +79,7 @@ func NewWorkspacesController(set *workspaces.Set, resourceController *resource.C
 	}
 	c := &WorkspacesController{
 		locations:  map[string]*locationState{},
-		namespaces: map[string]cache.Indexer{},
+		namespaces: map[string]namespaceCache{},
 	}
 	c.queue = queue.New(func(ctx context.Context, key syncTargetKey) (time.Duration, error) {
 		return 0, c.reconcile(ctx, key)
@@ -92,22 +101,15 @@ func NewWorkspacesController(set *workspaces.Set, resourceController *resource.C
 		c.locations[path] = &locationState{workspace: ws, lister: syncTargets.Lister()}
 		c.synced = append(c.synced, registration.HasSynced)
 	}
-	for path, ws := range set.Workload {
-		if ws == nil || ws.KubeInformers == nil {
-			return nil, fmt.Errorf("workload workspace %q lacks informer factories", path)
+	for _, path := range set.WorkloadPaths() {
+		if err := c.AddWorkloadWorkspace(set.WorkloadWorkspace(path)); err != nil {
+			return nil, err
 		}
-		informer := ws.KubeInformers.Core().V1().Namespaces().Informer()
-		if _, exists := informer.GetIndexer().GetIndexers()[namespaceKeysIndex]; !exists {
-			if err := informer.AddIndexers(cache.Indexers{namespaceKeysIndex: namespaceKeysIndexFunc}); err != nil {
-				return nil, fmt.Errorf("failed to index namespaces of workspace %s: %w", path, err)
-			}
-		}
-		registration, err := informer.AddEventHandler(c.namespaceHandler())
-		if err != nil {
-			return nil, fmt.Errorf("failed to watch namespaces of workspace %s: %w", path, err)
-		}
-		c.namespaces[path] = informer.GetIndexer()
-		c.synced = append(c.synced, registration.HasSynced)
+	}
+	// The workspaces known now are waited for by Run; those bound later are kept in
+	// status.workspaces as they are until their namespaces have synced (workspacesFor).
+	for _, ns := range c.namespaces {
+		c.synced = append(c.synced, ns.synced)
 	}
 	if resourceController != nil {
 		c.objects = resourceController
@@ -117,6 +119,38 @@ func NewWorkspacesController(set *workspaces.Set, resourceController *resource.C
 		c.synced = append(c.synced, resourceController.HasSynced)
 	}
 	return c, nil
+}
+
+// AddWorkloadWorkspace registers the namespace informer of the workload workspace ws (the
+// caller starts it). It may be called while the controller runs: until the informer has
+// synced, the workspace is only ever added to status.workspaces, never dropped from it. A
+// workspace the controller has is left alone.
+func (c *WorkspacesController) AddWorkloadWorkspace(ws *workspaces.Workspace) error {
+	if ws == nil || ws.KubeInformers == nil {
+		path := ""
+		if ws != nil {
+			path = ws.Path
+		}
+		return fmt.Errorf("workload workspace %q lacks informer factories", path)
+	}
+	path := ws.Path
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, exists := c.namespaces[path]; exists {
+		return nil
+	}
+	informer := ws.KubeInformers.Core().V1().Namespaces().Informer()
+	if _, exists := informer.GetIndexer().GetIndexers()[namespaceKeysIndex]; !exists {
+		if err := informer.AddIndexers(cache.Indexers{namespaceKeysIndex: namespaceKeysIndexFunc}); err != nil {
+			return fmt.Errorf("failed to index namespaces of workspace %s: %w", path, err)
+		}
+	}
+	registration, err := informer.AddEventHandler(c.namespaceHandler())
+	if err != nil {
+		return fmt.Errorf("failed to watch namespaces of workspace %s: %w", path, err)
+	}
+	c.namespaces[path] = namespaceCache{indexer: informer.GetIndexer(), synced: registration.HasSynced}
+	return nil
 }
 
 // Run processes SyncTargets with the given number of workers (at least one) until ctx

@@ -5,6 +5,11 @@
 // label. The workload-syncer watches exactly these workspaces, so a workspace stays listed
 // until the syncer has released every object in it.
 //
+// Workload workspaces can be added while it runs (AddWorkloadWorkspace, a
+// workspaces.Binder). Until the namespaces of such a workspace have synced, it may be added
+// to status.workspaces but is never removed from it: a partial cache must not make the
+// syncer stop watching a workspace with placed namespaces.
+//
 // It writes with server-side apply on the status subresource under its own field manager
 // (WorkspacesFieldManager), with only those two fields, so that it never overwrites the
 // syncer's or the other controllers' status fields; it writes only when they differ.

@@ -37,8 +37,8 @@ func (c *WorkspacesController) reconcile(ctx context.Context, key syncTargetKey)
 		return fmt.Errorf("failed to get SyncTarget from cache: %w", err)
 	}
 	stKey := workloadv1alpha1.SyncTargetKeyOf(st, key.workspace)
-	desired := c.workspacesFor(stKey)
 	current := pathsOf(st.Status.Workspaces)
+	desired := c.workspacesFor(stKey, current)
 	if samePaths(current, desired) && int(st.Status.WorkspaceCount) == len(desired) {
 		logger.V(4).Info("SyncTarget workspaces are up to date")
 		return nil
@@ -55,14 +55,19 @@ func (c *WorkspacesController) reconcile(ctx context.Context, key syncTargetKey)
 
 // workspacesFor returns, sorted, the workload workspaces with a namespace placed on (or
 // being removed from) the SyncTarget with key stKey, or with objects still labelled for it.
-func (c *WorkspacesController) workspacesFor(stKey string) []string {
+// A workspace whose namespaces have not synced yet (bound at runtime) keeps its place in
+// current: a partial cache may miss namespaces, and dropping the workspace would make the
+// syncer stop watching it with objects still placed.
+func (c *WorkspacesController) workspacesFor(stKey string, current []string) []string {
 	set := map[string]bool{}
+	c.mu.RLock()
 	for path, namespaces := range c.namespaces {
-		keys, err := namespaces.IndexKeys(namespaceKeysIndex, stKey)
-		if err == nil && len(keys) > 0 {
+		keys, err := namespaces.indexer.IndexKeys(namespaceKeysIndex, stKey)
+		if (err == nil && len(keys) > 0) || (!namespaces.synced() && slices.Contains(current, path)) {
 			set[path] = true
 		}
 	}
+	c.mu.RUnlock()
 	if c.objects != nil {
 		for _, path := range c.objects.WorkspacesWithObjectsFor(stKey) {
 			set[path] = true
