@@ -1,7 +1,7 @@
 package wildcard
 
 import (
-	"k8s.io/apimachinery/pkg/api/errors"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -51,7 +51,7 @@ func (l clusterLister) Get(name string) (runtime.Object, error) {
 		return nil, err
 	}
 	if !exists {
-		return nil, errors.NewNotFound(schema.GroupResource{}, name)
+		return nil, apierrors.NewNotFound(schema.GroupResource{}, name)
 	}
 	return obj.(runtime.Object), nil
 }
