@@ -102,7 +102,9 @@ func validateFinalizers(current, updated any, own string) error {
 	if err != nil {
 		return err
 	}
-	others := func(l []string) []string { return slices.DeleteFunc(slices.Clone(l), func(f string) bool { return f == own }) }
+	others := func(l []string) []string {
+		return slices.DeleteFunc(slices.Clone(l), func(f string) bool { return f == own })
+	}
 	if !slices.Equal(others(cur), others(upd)) {
 		return fmt.Errorf("the syncer may add or remove only its finalizer %s", own)
 	}

@@ -250,4 +250,3 @@ func (w *recordingWriter) Flush() {
 
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (w *recordingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
