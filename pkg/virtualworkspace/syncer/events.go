@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"time"
 
@@ -33,16 +32,15 @@ func (h *handler) serveEvent(w http.ResponseWriter, r *http.Request, req request
 		writeError(w, forbidden(req, fmt.Sprintf("namespace %s is not placed on SyncTarget %s", req.Namespace, tgt.name)))
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes))
+	contentType, body, err := requestBody(r)
 	if err != nil {
-		writeError(w, apierrors.NewBadRequest(fmt.Sprintf("failed to read the request body: %v", err)))
+		writeError(w, err)
 		return
 	}
 	if err := h.checkEventNamespace(r.Context(), req, body); err != nil {
 		writeError(w, err)
 		return
 	}
-	contentType := r.Header.Get("Content-Type")
 	code, respBody, err := h.upstream.do(r.Context(), r.Method, req.Cluster, req.APIPath, r.URL.Query(), contentType, body)
 	if err != nil && code == 0 {
 		writeError(w, err)

@@ -3,8 +3,6 @@ package syncer
 import (
 	"encoding/json"
 	"fmt"
-	"io"
-	"mime"
 	"net/http"
 
 	jsonpatch "gopkg.in/evanphx/json-patch.v4"
@@ -38,7 +36,7 @@ func (h *handler) serveMetadataWrite(w http.ResponseWriter, r *http.Request, req
 		writeError(w, err)
 		return
 	}
-	contentType := "application/json"
+	contentType := mediaJSON
 	if req.Verb == verbPatch {
 		contentType = string(types.MergePatchType)
 	}
@@ -151,21 +149,20 @@ func setResourceVersion(obj map[string]any, rv string) {
 	meta["resourceVersion"] = rv
 }
 
-// readBody reads the body of a write; a patch must be a JSON merge patch (the only kind the
-// syncer sends), an update JSON.
+// readBody reads the body of a write as JSON; a patch must be a JSON merge patch (the only
+// kind the syncer sends).
 func readBody(r *http.Request, req request) ([]byte, error) {
-	mediaType, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	want := "application/json"
+	mediaType, body, err := requestBody(r)
+	if err != nil {
+		return nil, err
+	}
+	want := mediaJSON
 	if req.Verb == verbPatch {
 		want = string(types.MergePatchType)
 	}
 	if mediaType != want {
 		return nil, apierrors.NewGenericServerResponse(http.StatusUnsupportedMediaType, r.Method, req.GR, req.Name,
 			fmt.Sprintf("the syncer view accepts only %s for %s, not %q", want, req.Verb, mediaType), 0, false)
-	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes))
-	if err != nil {
-		return nil, apierrors.NewBadRequest(fmt.Sprintf("failed to read the request body: %v", err))
 	}
 	return body, nil
 }
