@@ -113,10 +113,11 @@ func (h *handler) admit(w http.ResponseWriter, r *http.Request) (request, *targe
 		return req, nil, false
 	}
 	user, err := h.reviews.authenticate(r.Context(), path.LocationCluster, token)
-	if err != nil {
+	if err != nil && !apierrors.IsNotFound(err) {
 		writeError(w, apierrors.NewInternalError(err))
 		return req, nil, false
 	}
+	// An unknown location workspace authenticates nobody, and says no more than that.
 	if user == nil {
 		writeError(w, apierrors.NewUnauthorized("the token is not valid in the location workspace"))
 		return req, nil, false

@@ -23,6 +23,9 @@ type fakeUpstream struct {
 
 func (f *fakeUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
+	case strings.HasPrefix(r.URL.Path, "/clusters/nowhere/"):
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = w.Write([]byte(`{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound","code":404}`))
 	case strings.HasSuffix(r.URL.Path, "/tokenreviews"):
 		review := map[string]any{}
 		_ = json.NewDecoder(r.Body).Decode(&review)
@@ -67,6 +70,7 @@ func TestHandlerRouting(t *testing.T) {
 		{name: "no token", method: http.MethodGet, path: base + "/clusters/*/api/v1/configmaps", wantCode: 401},
 		{name: "bad token", method: http.MethodGet, path: base + "/clusters/*/api/v1/configmaps", token: "bad", wantCode: 401},
 		{name: "other SyncTarget", method: http.MethodGet, path: workloadv1alpha1.SyncerVirtualWorkspaceURL("", "loc", "west", "u1") + "/clusters/*/api/v1/configmaps", token: "good", wantCode: 403},
+		{name: "unknown location workspace", method: http.MethodGet, path: workloadv1alpha1.SyncerVirtualWorkspaceURL("", "nowhere", "east", "u1") + "/clusters/*/api/v1/configmaps", token: "good", wantCode: 401},
 		{name: "wrong uid", method: http.MethodGet, path: workloadv1alpha1.SyncerVirtualWorkspaceURL("", "loc", "east", "u2") + "/clusters/*/api/v1/configmaps", token: "good", wantCode: 404},
 		{name: "not the syncer view", method: http.MethodGet, path: "/api/v1/configmaps", token: "good", wantCode: 404},
 		{name: "outside /clusters", method: http.MethodGet, path: base + "/api/v1/configmaps", token: "good", wantCode: 403},
