@@ -17,8 +17,13 @@ type VirtualWorkspacesOptions struct {
 	// "tmc-virtual-workspaces".
 	Name string
 	// Upstream replaces the server's privileged identity (default: the front proxy's root
-	// as the admin user).
+	// as the admin user); a shard's front proxy (Shard.FrontProxy.BaseConfig) serves that
+	// shard's workspaces.
 	Upstream *rest.Config
+	// Authentication reaches the location workspaces for TokenReviews,
+	// SubjectAccessReviews and SyncTargets (default: the environment's front proxy, which
+	// routes to every shard, as the admin user).
+	Authentication *rest.Config
 	// Verbosity is the klog -v level.
 	Verbosity int
 	// ExtraArgs come last.
@@ -50,9 +55,12 @@ func (env *Environment) StartVirtualWorkspaces(ctx context.Context, opts Virtual
 	if err != nil {
 		return nil, err
 	}
-	upstream := opts.Upstream
+	upstream, authentication := opts.Upstream, opts.Authentication
 	if upstream == nil {
 		upstream = env.UpstreamConfig(AdminUser)
+	}
+	if authentication == nil {
+		authentication = env.UpstreamConfig(AdminUser)
 	}
 	args := []string{
 		"--bind-address=127.0.0.1",
@@ -64,7 +72,7 @@ func (env *Environment) StartVirtualWorkspaces(ctx context.Context, opts Virtual
 	c, err := env.startComponent(ctx, componentSpec{
 		name:        name,
 		binary:      opts.Binary,
-		kubeconfigs: []kubeconfigFlag{{flag: "upstream-kubeconfig", cfg: upstream}},
+		kubeconfigs: []kubeconfigFlag{{flag: "upstream-kubeconfig", cfg: upstream}, {flag: "authentication-kubeconfig", cfg: authentication}},
 		args:        append(args, opts.ExtraArgs...),
 		timeout:     opts.ReadyTimeout,
 	})

@@ -44,7 +44,7 @@ func NewOptions() *Options {
 // AddFlags binds the options to fs.
 func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.UpstreamKubeconfig, "upstream-kubeconfig", o.UpstreamKubeconfig, "Kubeconfig of a privileged identity at the upstream's root (a kcp shard or front proxy; a /clusters/<path> suffix is removed): workspaces are reached at <server>/clusters/<name>, every workspace at <server>/clusters/*. Required.")
-	fs.StringVar(&o.AuthenticationKubeconfig, "authentication-kubeconfig", o.AuthenticationKubeconfig, "Kubeconfig of the identity creating TokenReviews and SubjectAccessReviews, at <server>/clusters/<location-cluster>; default --upstream-kubeconfig.")
+	fs.StringVar(&o.AuthenticationKubeconfig, "authentication-kubeconfig", o.AuthenticationKubeconfig, "Kubeconfig reaching the location workspaces at <server>/clusters/<location-cluster> (a front proxy routing to every shard): TokenReviews and SubjectAccessReviews are created and SyncTargets read with it; default --upstream-kubeconfig.")
 	fs.StringVar(&o.BindAddress, "bind-address", o.BindAddress, "IP address to serve HTTPS on.")
 	fs.IntVar(&o.SecurePort, "secure-port", o.SecurePort, "Port to serve HTTPS on.")
 	fs.StringVar(&o.TLSCertFile, "tls-cert-file", o.TLSCertFile, "PEM serving certificate (with intermediates). Required.")

@@ -22,8 +22,10 @@ type Options struct {
 	// Upstream is a privileged identity at the upstream's root: workspaces are served at
 	// <Host>/clusters/<name>, every workspace at <Host>/clusters/*. Required.
 	Upstream *rest.Config
-	// Authentication is where TokenReviews and SubjectAccessReviews go, at
-	// <Host>/clusters/<location-cluster>; default Upstream.
+	// Authentication reaches the location workspaces, at <Host>/clusters/<location-cluster>:
+	// TokenReviews and SubjectAccessReviews go there, and SyncTargets are read there (so on
+	// a shard whose Upstream does not hold the location workspace, point it at the front
+	// proxy); default Upstream.
 	Authentication *rest.Config
 	// Metrics records requests and open watches; nil records nothing.
 	Metrics *Metrics
@@ -36,13 +38,14 @@ type Options struct {
 
 // handler serves the syncer view.
 type handler struct {
-	upstream    *clusterClient
-	reviews     *reviewer
-	metrics     *Metrics
-	targetTTL   time.Duration
-	targets     *cache.LRUExpireCache
-	namespaces  *cache.LRUExpireCache
-	proxyClient *http.Client
+	upstream *clusterClient
+	// location reaches the location workspaces (Options.Authentication).
+	location   *clusterClient
+	reviews    *reviewer
+	metrics    *Metrics
+	targetTTL  time.Duration
+	targets    *cache.LRUExpireCache
+	namespaces *cache.LRUExpireCache
 }
 
 // NewHandler returns the handler of /services/syncer/...; every other path is a 404.
@@ -69,6 +72,7 @@ func NewHandler(opts Options) (http.Handler, error) {
 	}
 	return &handler{
 		upstream:   upstream,
+		location:   authn,
 		reviews:    newReviewer(authn, opts.AuthCacheTTL),
 		metrics:    opts.Metrics,
 		targetTTL:  opts.SyncTargetCacheTTL,
@@ -151,7 +155,7 @@ func (h *handler) target(ctx context.Context, path workloadv1alpha1.SyncerVirtua
 	if t, ok := h.targets.Get(cacheKey); ok {
 		return t.(*target), nil
 	}
-	obj, err := h.upstream.object(ctx, http.MethodGet, path.LocationCluster, "/apis/workload.kcp.io/v1alpha1/synctargets/"+path.SyncTargetName, "", nil)
+	obj, err := h.location.object(ctx, http.MethodGet, path.LocationCluster, "/apis/workload.kcp.io/v1alpha1/synctargets/"+path.SyncTargetName, "", nil)
 	if err != nil && !apierrors.IsNotFound(err) {
 		return nil, apierrors.NewInternalError(fmt.Errorf("failed to get the SyncTarget: %w", err))
 	}

@@ -131,3 +131,35 @@ func TestHandlerRouting(t *testing.T) {
 		})
 	}
 }
+
+// On a shard, the upstream holds the workload workspaces and Authentication the location
+// workspace: reviews and the SyncTarget are read there, and only the data goes upstream.
+func TestHandlerAuthenticationReachesLocation(t *testing.T) {
+	location := httptest.NewServer(&fakeUpstream{})
+	defer location.Close()
+	var shardPaths []string
+	var mu sync.Mutex
+	shard := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		shardPaths = append(shardPaths, r.URL.Path)
+		mu.Unlock()
+		_, _ = w.Write([]byte(`{"kind":"List","items":[]}`))
+	}))
+	defer shard.Close()
+	h, err := NewHandler(Options{Upstream: &rest.Config{Host: shard.URL}, Authentication: &rest.Config{Host: location.URL}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest(http.MethodGet, workloadv1alpha1.SyncerVirtualWorkspaceURL("", "loc", "east", "u1")+"/clusters/*/api/v1/configmaps", nil)
+	r.Header.Set("Authorization", "Bearer good")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	if w.Code != http.StatusOK {
+		t.Fatalf("code %d (%s), want 200", w.Code, w.Body)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(shardPaths) != 1 || shardPaths[0] != "/clusters/*/api/v1/configmaps" {
+		t.Errorf("the shard saw %v, want only the list", shardPaths)
+	}
+}
