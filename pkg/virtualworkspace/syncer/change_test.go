@@ -93,12 +93,21 @@ func TestCheckedWriteUpdate(t *testing.T) {
 	meta["finalizers"] = append(meta["finalizers"].([]any), workloadv1alpha1.SyncerFinalizerName(testKey))
 	delete(meta, "managedFields") // an update leaving managedFields out keeps them
 	delete(withFinalizer, "apiVersion")
-	if _, err := checkedWrite(req, testObject(), mustJSON(t, withFinalizer), testKey); err != nil {
-		t.Errorf("finalizer update refused: %v", err)
+	out, err := checkedWrite(req, testObject(), mustJSON(t, withFinalizer), testKey)
+	if err != nil {
+		t.Fatalf("finalizer update refused: %v", err)
+	}
+	// The update forwarded is the object validated: what it left out is current's.
+	forwarded := map[string]any{}
+	if err := json.Unmarshal(out, &forwarded); err != nil {
+		t.Fatal(err)
+	}
+	if fm := forwarded["metadata"].(map[string]any)["managedFields"]; fm == nil || forwarded["apiVersion"] != "v1" {
+		t.Errorf("forwarded update lacks the fields it left out: %s", out)
 	}
 	changed := testObject()
 	changed["data"] = map[string]any{"k": "x"}
-	_, err := checkedWrite(req, testObject(), mustJSON(t, changed), testKey)
+	_, err = checkedWrite(req, testObject(), mustJSON(t, changed), testKey)
 	if code := statusCode(err); code != 403 || !strings.Contains(err.Error(), "data") {
 		t.Errorf("data update: got %v, want a 403 naming data", err)
 	}

@@ -50,7 +50,7 @@ func parseRequest(method, rest string, watch bool) (request, bool) {
 		return request{}, false
 	}
 	cluster, apiPath, _ := strings.Cut(tail, "/")
-	if cluster == "" {
+	if cluster == "" || hasDotSegment(tail) {
 		return request{}, false
 	}
 	r := request{Cluster: cluster, APIPath: "/" + apiPath, Verb: verbUnsupported}
@@ -99,6 +99,17 @@ func (r *request) parseResource(parts []string) bool {
 	}
 	// The legacy /watch/ prefix is not served: clients use ?watch=true.
 	return r.GR.Resource != "watch" && r.GR.Resource != ""
+}
+
+// hasDotSegment reports whether p has a "." or ".." segment: the path the server checks must
+// be the path the upstream serves, whoever cleans it on the way.
+func hasDotSegment(p string) bool {
+	for _, seg := range strings.Split(p, "/") {
+		if seg == "." || seg == ".." {
+			return true
+		}
+	}
+	return false
 }
 
 func splitPath(p string) []string {

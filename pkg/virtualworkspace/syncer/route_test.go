@@ -46,6 +46,9 @@ func TestParseRequest(t *testing.T) {
 			want: request{Cluster: "c1", Verb: verbUnsupported, APIPath: "/healthz"}},
 		{name: "not below clusters", method: http.MethodGet, rest: "/api/v1/configmaps"},
 		{name: "empty cluster", method: http.MethodGet, rest: "/clusters//api"},
+		{name: "dot-dot cluster", method: http.MethodGet, rest: "/clusters/../api/v1/secrets"},
+		{name: "dot-dot name", method: http.MethodGet, rest: "/clusters/c1/api/v1/namespaces/ns/configmaps/../../secrets"},
+		{name: "dot name", method: http.MethodGet, rest: "/clusters/c1/api/v1/namespaces/ns/configmaps/."},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -76,6 +76,8 @@ func checkedWrite(req request, current map[string]any, body []byte, stKey string
 	if err := json.Unmarshal(body, &request); err != nil {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("the request body is not a JSON object: %v", err))
 	}
+	// An update forwards the object as validated; a patch forwards the patch, which the
+	// upstream applies to the same object (the resourceVersion precondition).
 	var result map[string]any
 	if req.Verb == verbPatch {
 		currentJSON, err := json.Marshal(current)
@@ -91,6 +93,7 @@ func checkedWrite(req request, current map[string]any, body []byte, stKey string
 		}
 	} else {
 		result = withServerFields(request, current)
+		request = result
 	}
 	currentRV := resourceVersionOf(current)
 	if rv := resourceVersionOf(request); rv != "" && rv != currentRV {
