@@ -12,7 +12,7 @@ BIN_DIR ?= bin
 CACHE_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/tmc
 GOLANGCI_LINT_VERSION ?= v2.15.0
 GOLANGCI_LINT := $(CACHE_DIR)/tools/golangci-lint-$(GOLANGCI_LINT_VERSION)
-COMMANDS := workload-syncer tmc-controller kubectl-tmc
+COMMANDS := workload-syncer tmc-controller tmc-virtual-workspaces kubectl-tmc
 
 .DEFAULT_GOAL := help
 

@@ -23,8 +23,9 @@
 // of the workspaces, with the syncer's RBAC put on it as `workload sync` does for a hub
 // (Hub.GrantSyncer) and the syncer and `tmc-controller --hub` launched against it.
 //
-// It owns, for every caller alike: the one launcher of the workload-syncer and of the
-// tmc-controller binaries (StartSyncer, StartController), the syncer's RBAC and admission
+// It owns, for every caller alike: the one launcher of the workload-syncer, of the
+// tmc-controller and of the tmc-virtual-workspaces binaries (StartSyncer, StartController,
+// StartVirtualWorkspaces, which serves HTTPS with a certificate of the environment's CA), the syncer's RBAC and admission
 // policy (GrantSyncer, exactly what `kubectl tmc workload sync` generates, from
 // pkg/cliplugins/workload/sync/syncerrbac), the one poll helper (Poll) and the one parser of
 // the Prometheus text format (ScrapeMetrics, on expfmt).

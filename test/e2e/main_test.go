@@ -29,7 +29,7 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	for _, cmd := range []string{"workload-syncer", "tmc-controller", "kubectl-tmc"} {
+	for _, cmd := range []string{"workload-syncer", "tmc-controller", "tmc-virtual-workspaces", "kubectl-tmc"} {
 		build := exec.Command("go", "build", "-o", filepath.Join(dir, cmd), "./cmd/"+cmd)
 		build.Dir = root
 		build.Stdout, build.Stderr = os.Stderr, os.Stderr

@@ -1,0 +1,36 @@
+package syncer
+
+import (
+	"fmt"
+	"net/url"
+
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
+
+	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
+)
+
+// andSyncSelector returns query with its labelSelector ANDed with
+// state.workload.kcp.io/<stKey>=Sync. The caller's selector is parsed first, so that no
+// selector text can change the meaning of the requirement added to it.
+func andSyncSelector(query url.Values, stKey string) (url.Values, error) {
+	selector, err := labels.Parse(query.Get("labelSelector"))
+	if err != nil {
+		return nil, fmt.Errorf("invalid labelSelector: %w", err)
+	}
+	req, err := labels.NewRequirement(workloadv1alpha1.ClusterResourceStateLabel(stKey), selection.Equals, []string{workloadv1alpha1.ResourceStateSync})
+	if err != nil {
+		return nil, fmt.Errorf("failed to build the state label requirement: %w", err)
+	}
+	out := url.Values{}
+	for k, v := range query {
+		out[k] = append([]string(nil), v...)
+	}
+	out.Set("labelSelector", selector.Add(*req).String())
+	return out, nil
+}
+
+// syncedHere reports whether an object's labels place it on the target stKey in state Sync.
+func syncedHere(objLabels map[string]string, stKey string) bool {
+	return objLabels[workloadv1alpha1.ClusterResourceStateLabel(stKey)] == workloadv1alpha1.ResourceStateSync
+}

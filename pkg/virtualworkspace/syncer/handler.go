@@ -1,0 +1,257 @@
+package syncer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/cache"
+	"k8s.io/client-go/rest"
+	"k8s.io/klog/v2"
+
+	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
+)
+
+// Options configure the syncer view's handler.
+type Options struct {
+	// Upstream is a privileged identity at the upstream's root: workspaces are served at
+	// <Host>/clusters/<name>, every workspace at <Host>/clusters/*. Required.
+	Upstream *rest.Config
+	// Authentication reaches the location workspaces, at <Host>/clusters/<location-cluster>:
+	// TokenReviews and SubjectAccessReviews go there, and SyncTargets are read there (so on
+	// a shard whose Upstream does not hold the location workspace, point it at the front
+	// proxy); default Upstream.
+	Authentication *rest.Config
+	// Metrics records requests and open watches; nil records nothing.
+	Metrics *Metrics
+	// AuthCacheTTL is how long positive authentication and authorisation answers are
+	// reused; default 10s.
+	AuthCacheTTL time.Duration
+	// SyncTargetCacheTTL is how long a SyncTarget read is reused; default 5s.
+	SyncTargetCacheTTL time.Duration
+}
+
+// handler serves the syncer view.
+type handler struct {
+	upstream *clusterClient
+	// location reaches the location workspaces (Options.Authentication).
+	location   *clusterClient
+	reviews    *reviewer
+	metrics    *Metrics
+	targetTTL  time.Duration
+	targets    *cache.LRUExpireCache
+	namespaces *cache.LRUExpireCache
+}
+
+// NewHandler returns the handler of /services/syncer/...; every other path is a 404.
+func NewHandler(opts Options) (http.Handler, error) {
+	if opts.Upstream == nil {
+		return nil, errors.New("no upstream config")
+	}
+	if opts.Authentication == nil {
+		opts.Authentication = opts.Upstream
+	}
+	if opts.AuthCacheTTL == 0 {
+		opts.AuthCacheTTL = 10 * time.Second
+	}
+	if opts.SyncTargetCacheTTL == 0 {
+		opts.SyncTargetCacheTTL = 5 * time.Second
+	}
+	upstream, err := newClusterClient(opts.Upstream)
+	if err != nil {
+		return nil, err
+	}
+	authn, err := newClusterClient(opts.Authentication)
+	if err != nil {
+		return nil, err
+	}
+	return &handler{
+		upstream:   upstream,
+		location:   authn,
+		reviews:    newReviewer(authn, opts.AuthCacheTTL),
+		metrics:    opts.Metrics,
+		targetTTL:  opts.SyncTargetCacheTTL,
+		targets:    cache.NewLRUExpireCache(authCacheSize),
+		namespaces: cache.NewLRUExpireCache(authCacheSize),
+	}, nil
+}
+
+// target is the SyncTarget a request is for.
+type target struct {
+	locationCluster, name string
+	key                   string
+	resources             map[schema.GroupResource]bool
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rec := &recordingWriter{ResponseWriter: w, code: http.StatusOK}
+	req, tgt, ok := h.admit(rec, r)
+	defer func() { h.metrics.request(req.Verb, resourceLabel(req, tgt), rec.code) }()
+	if !ok {
+		return
+	}
+	ctx := klog.NewContext(r.Context(), klog.FromContext(r.Context()).WithValues("syncTarget", tgt.name, "cluster", req.Cluster, "verb", req.Verb, "resource", req.GR.String()))
+	h.serve(rec, r.WithContext(ctx), req, tgt)
+}
+
+// admit authenticates and authorises the request and finds its SyncTarget; it has answered
+// the request when ok is false.
+func (h *handler) admit(w http.ResponseWriter, r *http.Request) (request, *target, bool) {
+	path, ok := workloadv1alpha1.ParseSyncerVirtualWorkspacePath(r.URL.Path)
+	if !ok {
+		writeError(w, apierrors.NewNotFound(schema.GroupResource{}, r.URL.Path))
+		return request{Verb: verbUnsupported}, nil, false
+	}
+	req, parsed := parseRequest(r.Method, path.Rest, r.URL.Query().Get("watch") == "true" || r.URL.Query().Get("watch") == "1")
+	if !parsed {
+		req.Verb = verbUnsupported
+	}
+	token := bearerToken(r)
+	if token == "" {
+		writeError(w, apierrors.NewUnauthorized("a bearer token is required"))
+		return req, nil, false
+	}
+	user, err := h.reviews.authenticate(r.Context(), path.LocationCluster, token)
+	if err != nil && !apierrors.IsNotFound(err) {
+		writeError(w, apierrors.NewInternalError(err))
+		return req, nil, false
+	}
+	// An unknown location workspace authenticates nobody, and says no more than that.
+	if user == nil {
+		writeError(w, apierrors.NewUnauthorized("the token is not valid in the location workspace"))
+		return req, nil, false
+	}
+	allowed, reason, err := h.reviews.authorize(r.Context(), path.LocationCluster, path.SyncTargetName, user)
+	if err != nil {
+		writeError(w, apierrors.NewInternalError(err))
+		return req, nil, false
+	}
+	if !allowed {
+		writeError(w, apierrors.NewForbidden(workloadv1alpha1.Resource("synctargets"), path.SyncTargetName,
+			fmt.Errorf("user %q may not %s this SyncTarget: %s", user.Username, SyncVerb, reason)))
+		return req, nil, false
+	}
+	tgt, err := h.target(r.Context(), path)
+	if err != nil {
+		writeError(w, err)
+		return req, nil, false
+	}
+	if !parsed {
+		writeError(w, forbidden(req, "the syncer view serves only /clusters/<cluster>/..."))
+		return req, nil, false
+	}
+	return req, tgt, true
+}
+
+// target returns the SyncTarget of path: a NotFound error when it does not exist with that
+// uid.
+func (h *handler) target(ctx context.Context, path workloadv1alpha1.SyncerVirtualWorkspacePath) (*target, error) {
+	cacheKey := path.LocationCluster + "/" + path.SyncTargetName + "/" + string(path.SyncTargetUID)
+	if t, ok := h.targets.Get(cacheKey); ok {
+		return t.(*target), nil
+	}
+	obj, err := h.location.object(ctx, http.MethodGet, path.LocationCluster, "/apis/workload.kcp.io/v1alpha1/synctargets/"+path.SyncTargetName, "", nil)
+	if err != nil && !apierrors.IsNotFound(err) {
+		return nil, apierrors.NewInternalError(fmt.Errorf("failed to get the SyncTarget: %w", err))
+	}
+	notFound := apierrors.NewNotFound(workloadv1alpha1.Resource("synctargets"), path.SyncTargetName)
+	if err != nil {
+		return nil, notFound
+	}
+	st := &workloadv1alpha1.SyncTarget{}
+	if err := fromMap(obj, st); err != nil {
+		return nil, apierrors.NewInternalError(err)
+	}
+	if st.UID != path.SyncTargetUID {
+		return nil, notFound
+	}
+	resources := st.Spec.Resources
+	if len(resources) == 0 {
+		resources = workloadv1alpha1.DefaultResources()
+	}
+	t := &target{
+		locationCluster: path.LocationCluster,
+		name:            st.Name,
+		key:             workloadv1alpha1.SyncTargetKeyOf(st, path.LocationCluster),
+		resources:       map[schema.GroupResource]bool{},
+	}
+	for _, res := range resources {
+		t.resources[schema.GroupResource{Group: res.Group, Resource: res.Resource}] = true
+	}
+	h.targets.Add(cacheKey, t, h.targetTTL)
+	return t, nil
+}
+
+// resourceLabel is the resource of req as the metrics name it: one the target may reach,
+// or "other", so that no request path grows the metric's label set.
+func resourceLabel(req request, tgt *target) string {
+	switch {
+	case req.Verb == verbDiscovery:
+		return ""
+	case tgt != nil && (tgt.resources[req.GR] || req.GR == namespacesResource || req.GR == eventsResource):
+		return req.GR.String()
+	}
+	return "other"
+}
+
+func fromMap(obj map[string]any, into any) error {
+	b, err := json.Marshal(obj)
+	if err != nil {
+		return fmt.Errorf("failed to encode %T: %w", into, err)
+	}
+	if err := json.Unmarshal(b, into); err != nil {
+		return fmt.Errorf("failed to decode %T: %w", into, err)
+	}
+	return nil
+}
+
+// forbidden is the 403 of a request the syncer view does not serve.
+func forbidden(req request, msg string) error {
+	return apierrors.NewForbidden(req.GR, req.Name, errors.New(msg))
+}
+
+// writeError answers with err as a Kubernetes Status.
+func writeError(w http.ResponseWriter, err error) {
+	var status apierrors.APIStatus
+	if !errors.As(err, &status) {
+		status = apierrors.NewInternalError(err)
+	}
+	st := status.Status()
+	st.Kind, st.APIVersion = "Status", "v1"
+	writeJSON(w, int(st.Code), st)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// recordingWriter remembers the status code for the metrics and passes flushes on (watches
+// stream through it).
+type recordingWriter struct {
+	http.ResponseWriter
+	code        int
+	wroteHeader bool
+}
+
+func (w *recordingWriter) WriteHeader(code int) {
+	if !w.wroteHeader {
+		w.code, w.wroteHeader = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *recordingWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *recordingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -1,0 +1,55 @@
+package syncer
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+// Metrics are the syncer view's Prometheus metrics. A nil *Metrics records nothing.
+type Metrics struct {
+	requests *prometheus.CounterVec
+	watches  *prometheus.GaugeVec
+}
+
+// NewMetrics registers the metrics with reg:
+//
+//   - tmc_virtualworkspace_requests_total{verb,resource,code}: requests answered;
+//   - tmc_virtualworkspace_open_watches{location,synctarget,resource}: watches being served
+//     (one per type for a syncer in virtual-workspace mode).
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tmc_virtualworkspace_requests_total",
+			Help: "Requests to the syncer view by verb, resource and response code.",
+		}, []string{"verb", "resource", "code"}),
+		watches: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tmc_virtualworkspace_open_watches",
+			Help: "Watches the syncer view is serving, by location workspace, SyncTarget and resource.",
+		}, []string{"location", "synctarget", "resource"}),
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.watches} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+func (m *Metrics) request(v verb, resource string, code int) {
+	if m == nil {
+		return
+	}
+	m.requests.WithLabelValues(string(v), resource, strconv.Itoa(code)).Inc()
+}
+
+// watchStarted counts an open watch; call the returned function when it ends.
+func (m *Metrics) watchStarted(tgt *target, gr schema.GroupResource) func() {
+	if m == nil {
+		return func() {}
+	}
+	g := m.watches.WithLabelValues(tgt.locationCluster, tgt.name, gr.String())
+	g.Inc()
+	return g.Dec
+}
