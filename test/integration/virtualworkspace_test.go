@@ -279,8 +279,8 @@ func TestSyncerVirtualWorkspace(t *testing.T) {
 		if _, err := f.view(t, "east", uid, "syncer-west", "*").CoreV1().ConfigMaps("").List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
 			t.Errorf("another syncer's token: got %v, want Forbidden", err)
 		}
-		if _, err := f.view(t, "east", "wrong-uid", "syncer-east", "*").CoreV1().ConfigMaps("").List(ctx, metav1.ListOptions{}); !apierrors.IsNotFound(err) {
-			t.Errorf("wrong uid: got %v, want NotFound", err)
+		if _, err := f.view(t, "east", "wrong-uid", "syncer-east", "*").CoreV1().ConfigMaps("").List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
+			t.Errorf("wrong uid: got %v, want Forbidden (never NotFound, which reads as every object gone)", err)
 		}
 		if _, err := east.CoreV1().Secrets("").List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
 			t.Errorf("a type outside spec.resources: got %v, want Forbidden", err)

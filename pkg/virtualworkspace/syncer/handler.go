@@ -148,8 +148,9 @@ func (h *handler) admit(w http.ResponseWriter, r *http.Request) (request, *targe
 	return req, tgt, true
 }
 
-// target returns the SyncTarget of path: a NotFound error when it does not exist with that
-// uid.
+// target returns the SyncTarget of path: a Forbidden error when it does not exist with that
+// uid. Not NotFound: to a syncer, a 404 on a list or get means its objects are gone, and a
+// view that does not exist (its SyncTarget deleted or re-created) must never read as that.
 func (h *handler) target(ctx context.Context, path workloadv1alpha1.SyncerVirtualWorkspacePath) (*target, error) {
 	cacheKey := path.LocationCluster + "/" + path.SyncTargetName + "/" + string(path.SyncTargetUID)
 	if t, ok := h.targets.Get(cacheKey); ok {
@@ -159,7 +160,8 @@ func (h *handler) target(ctx context.Context, path workloadv1alpha1.SyncerVirtua
 	if err != nil && !apierrors.IsNotFound(err) {
 		return nil, apierrors.NewInternalError(fmt.Errorf("failed to get the SyncTarget: %w", err))
 	}
-	notFound := apierrors.NewNotFound(workloadv1alpha1.Resource("synctargets"), path.SyncTargetName)
+	notFound := apierrors.NewForbidden(workloadv1alpha1.Resource("synctargets"), path.SyncTargetName,
+		fmt.Errorf("no SyncTarget %s with uid %s in %s: it was deleted or re-created; register the cluster again", path.SyncTargetName, path.SyncTargetUID, path.LocationCluster))
 	if err != nil {
 		return nil, notFound
 	}

@@ -71,7 +71,7 @@ func TestHandlerRouting(t *testing.T) {
 		{name: "bad token", method: http.MethodGet, path: base + "/clusters/*/api/v1/configmaps", token: "bad", wantCode: 401},
 		{name: "other SyncTarget", method: http.MethodGet, path: workloadv1alpha1.SyncerVirtualWorkspaceURL("", "loc", "west", "u1") + "/clusters/*/api/v1/configmaps", token: "good", wantCode: 403},
 		{name: "unknown location workspace", method: http.MethodGet, path: workloadv1alpha1.SyncerVirtualWorkspaceURL("", "nowhere", "east", "u1") + "/clusters/*/api/v1/configmaps", token: "good", wantCode: 401},
-		{name: "wrong uid", method: http.MethodGet, path: workloadv1alpha1.SyncerVirtualWorkspaceURL("", "loc", "east", "u2") + "/clusters/*/api/v1/configmaps", token: "good", wantCode: 404},
+		{name: "wrong uid", method: http.MethodGet, path: workloadv1alpha1.SyncerVirtualWorkspaceURL("", "loc", "east", "u2") + "/clusters/*/api/v1/configmaps", token: "good", wantCode: 403},
 		{name: "not the syncer view", method: http.MethodGet, path: "/api/v1/configmaps", token: "good", wantCode: 404},
 		{name: "outside /clusters", method: http.MethodGet, path: base + "/api/v1/configmaps", token: "good", wantCode: 403},
 		{name: "type outside the default set", method: http.MethodGet, path: base + "/clusters/*/api/v1/pods", token: "good", wantCode: 403},
