@@ -66,8 +66,8 @@ cluster, to --output-file or stdout:
 On kcp the syncer reaches every workload workspace placed on the SyncTarget through the
 virtual-workspace server (the SyncTarget's status.virtualWorkspaces): its ServiceAccount
 holds the verb sync on the SyncTarget and needs nothing in the workload workspaces. For a
-kcp without the virtual-workspace server, --direct-workspace-access makes the syncer's
-credential reach each workload workspace directly: those workspaces must then grant it the
+kcp without the virtual-workspace server, --direct-workspace-access runs the syncer in direct
+mode, reaching each workload workspace with its credential: those workspaces must grant it the
 synced types, and the manifest starts with a comment holding the ClusterRole and
 ClusterRoleBinding to create in each of them. A plain hub is its own only workload
 workspace and always gets that comment.
@@ -190,7 +190,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.SyncerInsecureSkipTLSVerify, "syncer-insecure-skip-tls-verify", o.SyncerInsecureSkipTLSVerify,
 		"Allow the syncer's kubeconfig to skip TLS verification of the control plane when the current kubeconfig does (insecure-skip-tls-verify). Without it the command refuses such a kubeconfig.")
 	fs.BoolVar(&o.DirectWorkspaceAccess, "direct-workspace-access", o.DirectWorkspaceAccess,
-		"On kcp, print in the manifest's header the RBAC to create in every workload workspace, for a syncer that reads them directly: for a kcp without the virtual-workspace server. A plain hub always gets it.")
+		"On kcp, run the syncer in direct mode (--upstream-mode=direct: each workload workspace reached with its own RBAC, not through the virtual-workspace server) and print in the manifest's header the RBAC to create in every workload workspace: for a kcp without the virtual-workspace server. A plain hub always gets the RBAC.")
 }
 
 // Validate reports every problem of the options at once.
@@ -326,6 +326,7 @@ func (o *Options) Run(ctx context.Context) error {
 		QPS:                           o.QPS,
 		Burst:                         o.Burst,
 		DownstreamNamespaceCleanDelay: o.DownstreamNamespaceCleanDelay,
+		DirectWorkspaceAccess:         o.DirectWorkspaceAccess,
 	}
 	up := &upstream{upstreamKube: upstreamKube, upstreamTMC: upstreamTMC, out: o.streams.ErrOut}
 	result, err := up.ensure(ctx, upstreamRequest{

@@ -311,8 +311,24 @@ func TestDeploymentArgsParseWithTheSyncerFlags(t *testing.T) {
 		t.Fatalf("the syncer rejects the Deployment's arguments: %v", err)
 	}
 	if !o.LeaderElect || o.SyncTargetName != "east" || o.SyncTargetWorkspace != "root:org:locations" ||
-		strings.Join(o.Resources, ",") != "deployments.apps,configmaps" {
+		strings.Join(o.Resources, ",") != "deployments.apps,configmaps" || o.UpstreamMode != "auto" {
 		t.Errorf("parsed options %+v", o)
+	}
+
+	// --direct-workspace-access runs the syncer in direct mode.
+	opts.DirectWorkspaceAccess = true
+	if objs, err = DownstreamManifests(opts); err != nil {
+		t.Fatal(err)
+	}
+	fromUnstructured(t, objs[len(objs)-1], &dep)
+	o = syncoptions.NewOptions()
+	fs = pflag.NewFlagSet("workload-syncer", pflag.ContinueOnError)
+	o.AddFlags(fs)
+	if err := fs.Parse(dep.Spec.Template.Spec.Containers[0].Args); err != nil {
+		t.Fatal(err)
+	}
+	if o.UpstreamMode != "direct" {
+		t.Errorf("--upstream-mode = %q with DirectWorkspaceAccess, want direct", o.UpstreamMode)
 	}
 }
 
