@@ -104,6 +104,14 @@ func newControllers(opts *options.Options, set *workspaces.Set, metrics *tmc.TMC
 		return nil, err
 	}
 	cs.runners = append(cs.runners, wsc.Run)
+	// A plain hub has no virtual-workspace server: status.virtualWorkspaces stays unset.
+	if !opts.Hub {
+		vwc, err := synctarget.NewVirtualWorkspacesController(set, opts.VirtualWorkspaceURLs, metrics)
+		if err != nil {
+			return nil, err
+		}
+		cs.runners = append(cs.runners, vwc.Run)
+	}
 	rel, err := release.NewController(set, res, release.Options{
 		Grace:              opts.SyncTargetReleaseGrace,
 		HeartbeatThreshold: opts.HeartbeatThreshold,

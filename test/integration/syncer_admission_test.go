@@ -27,6 +27,7 @@ import (
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/tools/clientcmd"
@@ -456,6 +457,24 @@ func TestSyncCommandUpstreamCredentials(t *testing.T) {
 	own.Spec.Unschedulable = true
 	if _, err := targets.Update(ctx, own, metav1.UpdateOptions{}); !apierrors.IsForbidden(err) {
 		t.Errorf("update own SyncTarget spec: %v, want forbidden", err)
+	}
+	// The virtual-workspace server authorizes the syncer by the verb sync on its SyncTarget.
+	syncerKube, err := kubernetes.NewForConfig(syncerConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]bool{"east": true, "west": false} {
+		review, err := syncerKube.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authorizationv1.SelfSubjectAccessReview{
+			Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authorizationv1.ResourceAttributes{
+				Verb: syncerrbac.SyncVerb, Group: workloadv1alpha1.SchemeGroupVersion.Group, Resource: "synctargets", Name: name,
+			}},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if review.Status.Allowed != want {
+			t.Errorf("sync on SyncTarget %s allowed = %v, want %v", name, review.Status.Allowed, want)
+		}
 	}
 }
 

@@ -33,6 +33,9 @@ type Options struct {
 	// upstream's wildcard endpoint and bound at runtime (workspaces.Discovery).
 	Workspaces []string
 	Resources  []string
+	// VirtualWorkspaceURLs are the virtual-workspace servers' base URLs, one per shard,
+	// written into every SyncTarget's status.virtualWorkspaces in this order.
+	VirtualWorkspaceURLs []string
 
 	HeartbeatThreshold   time.Duration
 	UnhealthyGracePeriod time.Duration
@@ -82,6 +85,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.Burst, "burst", o.Burst, "Burst of queries to the control plane.")
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, `Address (host:port) serving /metrics; "0" disables it.`)
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, `Address (host:port) serving /healthz, /livez and /readyz; "0" disables it.`)
+	o.addVirtualWorkspaceFlags(fs)
 	o.LeaderElectionFlags.AddFlags(fs, cliutil.LeaderElectionUsage{Lease: "in the first location workspace"})
 }
 
@@ -142,6 +146,7 @@ func (o *Options) Validate() error {
 	if o.LeaderElect && (o.LeaderElectionNamespace == "" || o.LeaderElectionID == "") {
 		add("--leader-election-namespace and --leader-election-id must be set with --leader-elect")
 	}
+	errs = append(errs, o.validateVirtualWorkspaceURLs()...)
 	errs = append(errs, o.LeaderElectionFlags.Validate()...)
 	return errors.Join(errs...)
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
 )
@@ -67,23 +68,38 @@ func describeStatusLists(d *describer, st *workloadv1alpha1.SyncTarget, now time
 		}
 	})
 
-	// A workspace the syncer cannot read says why next to its path.
-	notSynced := map[string]workloadv1alpha1.WorkspaceHealth{}
-	for _, h := range st.Status.WorkspaceHealth {
-		if !h.Ready {
-			notSynced[h.Path] = h
-		}
-	}
-	d.section("Workspaces", len(st.Status.Workspaces), func(w *strings.Builder) {
-		for _, ws := range st.Status.Workspaces {
-			if h, ok := notSynced[ws.Path]; ok {
-				fmt.Fprintf(w, "  %s\tnot synced (%s): %s\n", ws.Path, h.Reason, oneLine(h.Message))
-				continue
-			}
-			fmt.Fprintf(w, "  %s\n", ws.Path)
+	describeWorkspaces(d, st)
+}
+
+// describeWorkspaces writes the virtual-workspace URLs the syncer follows (one per shard)
+// and the workspaces bound to the target, each with the sync health its syncer reported:
+// Ready, the reason it is not (Forbidden, Unauthorized, Unreachable, Syncing), or Unknown
+// when the syncer reported nothing for it.
+func describeWorkspaces(d *describer, st *workloadv1alpha1.SyncTarget) {
+	d.section("Virtual workspaces", len(st.Status.VirtualWorkspaces), func(w *strings.Builder) {
+		for _, vw := range st.Status.VirtualWorkspaces {
+			fmt.Fprintf(w, "  %s\n", vw.SyncerURL)
 		}
 	})
 
+	health := map[string]workloadv1alpha1.WorkspaceHealth{}
+	for _, h := range st.Status.WorkspaceHealth {
+		health[h.Path] = h
+	}
+	d.section("Workspaces", len(st.Status.Workspaces), func(w *strings.Builder) {
+		fmt.Fprintln(w, "  WORKSPACE\tSYNC\tMESSAGE")
+		for _, ws := range st.Status.Workspaces {
+			h, reported := health[ws.Path]
+			switch {
+			case !reported:
+				fmt.Fprintf(w, "  %s\t%s\t%s\n", ws.Path, metav1.ConditionUnknown, "not reported by the syncer yet")
+			case h.Ready:
+				fmt.Fprintf(w, "  %s\t%s\t\n", ws.Path, "Ready")
+			default:
+				fmt.Fprintf(w, "  %s\t%s\t%s\n", ws.Path, orValue(h.Reason, "NotReady"), oneLine(h.Message))
+			}
+		}
+	})
 }
 
 // describeQuantities writes the capacity and the allocatable resources.
@@ -198,6 +214,14 @@ func joinMap(m map[string]string, sep string) string {
 // oneLine keeps a table row on one line.
 func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
+}
+
+// orValue is s, or value when s is empty.
+func orValue(s, value string) string {
+	if s == "" {
+		return value
+	}
+	return s
 }
 
 func orNone(s string) string {

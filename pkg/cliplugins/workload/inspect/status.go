@@ -51,7 +51,10 @@ are placed on it, how many errors its syncer reported, whether it takes new plac
 whether the admission policy that confines its syncer on the physical cluster is in place
 (the SyncerConfined condition: False with PolicyMissing, BindingMissing or NotVerifiable).
 
-With a name, show that SyncTarget in detail: conditions, synced resources, workspaces,
+With a name, show that SyncTarget in detail: conditions, synced resources, the
+virtual-workspace URLs its syncer follows (one per shard; none when it reaches each workspace
+directly), the workload workspaces bound to it with their sync health as the syncer reports
+it (Ready, Forbidden, Unauthorized, Unreachable, Syncing, or Unknown before it reports),
 capacity, the syncer and its recent errors.`,
 		Example: `  # All SyncTargets of the current workspace
   kubectl tmc workload status

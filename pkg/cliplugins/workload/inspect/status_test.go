@@ -60,10 +60,16 @@ func detailedSyncTarget() *workloadv1alpha1.SyncTarget {
 			},
 			LastSyncerHeartbeatTime: ago(12 * time.Second),
 			SyncedResources:         synced,
-			Workspaces:              []workloadv1alpha1.WorkspaceReference{{Path: "root:org:team-a"}, {Path: "root:org:team-b"}},
+			Workspaces:              []workloadv1alpha1.WorkspaceReference{{Path: "root:org:team-a"}, {Path: "root:org:team-b"}, {Path: "root:org:team-c"}, {Path: "root:org:team-d"}},
 			WorkspaceHealth: []workloadv1alpha1.WorkspaceHealth{
 				{Path: "root:org:team-a", Ready: true},
 				{Path: "root:org:team-b", Reason: workloadv1alpha1.WorkspaceForbidden, Message: `The syncer may not list configmaps: configmaps is forbidden`},
+				{Path: "root:org:team-c", Reason: "Syncing", Message: "waiting for the informers"},
+				{Path: "root:org:gone", Ready: true},
+			},
+			VirtualWorkspaces: []workloadv1alpha1.VirtualWorkspace{
+				{SyncerURL: "https://vw-1.example.com:6444/services/syncer/2x7hd9kq1lm/cluster-1/7d3c0f4e-1111-4222-8333-944455556666"},
+				{SyncerURL: "https://vw-2.example.com:6444/services/syncer/2x7hd9kq1lm/cluster-1/7d3c0f4e-1111-4222-8333-944455556666"},
 			},
 			Capacity:    &capacity,
 			Allocatable: &allocatable,

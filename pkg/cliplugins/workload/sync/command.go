@@ -47,9 +47,10 @@ const longHelp = `Register a physical cluster with TMC.
 In the current workspace of the kubeconfig (the location workspace: its server URL ends in
 /clusters/<path>, or a plain Kubernetes hub), create or update the SyncTarget <name> and a
 ServiceAccount tmc-syncer-<name> (in --upstream-namespace) whose RBAC allows it to read that
-one SyncTarget and to update its status, nothing else. Then request a token for the
-ServiceAccount (TokenRequest API, --token-lifetime, one year by default) and write the
-manifest to apply to the physical cluster, to --output-file or stdout:
+one SyncTarget, to sync it (the virtual-workspace server's verb) and to update its status,
+nothing else. Then request a token for the ServiceAccount (TokenRequest API,
+--token-lifetime, one year by default) and write the manifest to apply to the physical
+cluster, to --output-file or stdout:
 
   - the syncer's Namespace and ServiceAccount;
   - a ClusterRole and binding: namespaces (get, list, watch, create, patch, delete), nodes (read,
@@ -62,9 +63,14 @@ manifest to apply to the physical cluster, to --output-file or stdout:
   - a Secret with the upstream kubeconfig (key "kubeconfig", reading its token from key
     "token") and the syncer's Deployment.
 
-The syncer uses the same credential in every workload workspace placed on the SyncTarget.
-Those workspaces must grant it the synced types: the manifest starts with a comment holding
-the ClusterRole and ClusterRoleBinding to create in each of them.
+On kcp the syncer reaches every workload workspace placed on the SyncTarget through the
+virtual-workspace server (the SyncTarget's status.virtualWorkspaces): its ServiceAccount
+holds the verb sync on the SyncTarget and needs nothing in the workload workspaces. For a
+kcp without the virtual-workspace server, --direct-workspace-access runs the syncer in direct
+mode, reaching each workload workspace with its credential: those workspaces must grant it the
+synced types, and the manifest starts with a comment holding the ClusterRole and
+ClusterRoleBinding to create in each of them. A plain hub is its own only workload
+workspace and always gets that comment.
 
 The syncer's kubeconfig uses the TLS settings of the current connection, with the
 certificate authority embedded. If the current kubeconfig skips TLS verification
@@ -105,6 +111,9 @@ type Options struct {
 	// SyncerInsecureSkipTLSVerify allows writing insecure-skip-tls-verify into the
 	// syncer's kubeconfig when the current connection skips TLS verification.
 	SyncerInsecureSkipTLSVerify bool
+	// DirectWorkspaceAccess prints, on kcp, the RBAC to create in every workload workspace,
+	// for a syncer that reads them directly (no virtual-workspace server).
+	DirectWorkspaceAccess bool
 
 	configFlags *genericclioptions.ConfigFlags
 	streams     genericiooptions.IOStreams
@@ -180,6 +189,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	_ = fs.MarkDeprecated("token-expiration", "use --token-lifetime")
 	fs.BoolVar(&o.SyncerInsecureSkipTLSVerify, "syncer-insecure-skip-tls-verify", o.SyncerInsecureSkipTLSVerify,
 		"Allow the syncer's kubeconfig to skip TLS verification of the control plane when the current kubeconfig does (insecure-skip-tls-verify). Without it the command refuses such a kubeconfig.")
+	fs.BoolVar(&o.DirectWorkspaceAccess, "direct-workspace-access", o.DirectWorkspaceAccess,
+		"On kcp, run the syncer in direct mode (--upstream-mode=direct: each workload workspace reached with its own RBAC, not through the virtual-workspace server) and print in the manifest's header the RBAC to create in every workload workspace: for a kcp without the virtual-workspace server. A plain hub always gets the RBAC.")
 }
 
 // Validate reports every problem of the options at once.
@@ -315,6 +326,7 @@ func (o *Options) Run(ctx context.Context) error {
 		QPS:                           o.QPS,
 		Burst:                         o.Burst,
 		DownstreamNamespaceCleanDelay: o.DownstreamNamespaceCleanDelay,
+		DirectWorkspaceAccess:         o.DirectWorkspaceAccess,
 	}
 	up := &upstream{upstreamKube: upstreamKube, upstreamTMC: upstreamTMC, out: o.streams.ErrOut}
 	result, err := up.ensure(ctx, upstreamRequest{
@@ -345,14 +357,14 @@ func (o *Options) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	header, err := manifestHeader(mopts, result)
+	header, err := manifestHeader(mopts, result, o.DirectWorkspaceAccess)
 	if err != nil {
 		return err
 	}
 	if err := o.write(append(header, body...)); err != nil {
 		return err
 	}
-	o.printNextSteps(result)
+	o.printNextSteps(result, printsWorkspaceRBAC(mopts, o.DirectWorkspaceAccess))
 	return nil
 }
 
@@ -430,7 +442,7 @@ func (o *Options) write(data []byte) error {
 	return nil
 }
 
-func (o *Options) printNextSteps(result *upstreamResult) {
+func (o *Options) printNextSteps(result *upstreamResult, workspaceRBAC bool) {
 	var b strings.Builder
 	if !result.tokenExpiration.IsZero() {
 		fmt.Fprintf(&b, "\nThe syncer's upstream token expires at %s: run this command again and apply its output before then.\n",
@@ -443,8 +455,12 @@ func (o *Options) printNextSteps(result *upstreamResult) {
 		fmt.Fprintf(&b, "Wrote the manifest of the physical cluster to %s.\n", file)
 	}
 	fmt.Fprintf(&b, "Apply it to the physical cluster:\n\n  kubectl --kubeconfig <physical-cluster-kubeconfig> apply -f %s\n\n", file)
-	b.WriteString("Then grant the syncer the synced types in every workload workspace (the ClusterRole and binding are in the comment at the top of the manifest):\n\n")
-	fmt.Fprintf(&b, "  sed -n 's/^%s//p' %s | kubectl --kubeconfig <workload-workspace-kubeconfig> apply -f -\n", commentYAMLPrefix, file)
+	if workspaceRBAC {
+		b.WriteString("Then grant the syncer the synced types in every workload workspace (the ClusterRole and binding are in the comment at the top of the manifest):\n\n")
+		fmt.Fprintf(&b, "  sed -n 's/^%s//p' %s | kubectl --kubeconfig <workload-workspace-kubeconfig> apply -f -\n", commentYAMLPrefix, file)
+	} else {
+		b.WriteString("The syncer reaches the workload workspaces through the virtual-workspace server: nothing to grant in them.\n")
+	}
 	// Best effort: the manifest is already written.
 	_, _ = io.WriteString(o.streams.ErrOut, b.String())
 }

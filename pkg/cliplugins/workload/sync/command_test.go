@@ -6,12 +6,14 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/spf13/pflag"
 	appsv1 "k8s.io/api/apps/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -67,6 +69,13 @@ func TestCommandGolden(t *testing.T) {
 			server: "https://127.0.0.1:6443/clusters/root:org:locations",
 			args: []string{"west", "--syncer-image", "img:dev", "--resources", "deployments.apps,configmaps,deployments.apps",
 				"--replicas", "2", "-n", "syncer-west", "--qps", "20", "--burst", "30", "--downstream-namespace-clean-delay", "1m"},
+		},
+		{
+			name:       "kcp location workspace without the virtual-workspace server",
+			golden:     "command-kcp-direct.yaml",
+			server:     "https://kcp.example.com:6443/clusters/root:org:locations",
+			kcpCluster: "2x7hd9kq1lm",
+			args:       []string{"east", "--syncer-image", "ghcr.io/tmc-dev/workload-syncer:v0.1.0", "--direct-workspace-access"},
 		},
 		{
 			name:   "plain Kubernetes hub",
@@ -194,9 +203,13 @@ func TestSplitUpstreamURL(t *testing.T) {
 
 func TestWorkloadWorkspaceRBACExtractsFromTheHeader(t *testing.T) {
 	f := newFakeUpstream(t, "2x7hd9kq1lm")
-	stdout, stderr, err := runCommand(t, f, "https://kcp.example.com/clusters/root:loc", "east", "--syncer-image", "img", "--resources", "deployments.apps")
+	stdout, stderr, err := runCommand(t, f, "https://kcp.example.com/clusters/root:loc", "east", "--syncer-image", "img", "--resources", "deployments.apps",
+		"--direct-workspace-access")
 	if err != nil {
 		t.Fatalf("%v\n%s", err, stderr)
+	}
+	if !strings.Contains(stderr, "sed -n 's/^#| //p'") {
+		t.Errorf("stderr does not say how to grant the RBAC:\n%s", stderr)
 	}
 	// What `sed -n 's/^#| //p'` extracts.
 	var extracted strings.Builder
@@ -229,6 +242,32 @@ func TestWorkloadWorkspaceRBACExtractsFromTheHeader(t *testing.T) {
 	wantSubject := rbacv1.Subject{Kind: "User", APIGroup: rbacv1.GroupName, Name: "system:kcp:serviceaccount:2x7hd9kq1lm:default:tmc-syncer-east"}
 	if binding.RoleRef.Name != role.Name || len(binding.Subjects) != 1 || binding.Subjects[0] != wantSubject {
 		t.Errorf("workload workspace binding %+v %+v", binding.RoleRef, binding.Subjects)
+	}
+}
+
+// On kcp the syncer reaches the workload workspaces through the virtual-workspace server by
+// default: no per-workspace RBAC in the header, no step to grant it, and the verb sync on
+// its SyncTarget upstream.
+func TestCommandOnKCPPrintsNoWorkspaceRBAC(t *testing.T) {
+	f := newFakeUpstream(t, "2x7hd9kq1lm")
+	stdout, stderr, err := runCommand(t, f, "https://kcp.example.com/clusters/root:loc", "east", "--syncer-image", "img")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	for _, line := range strings.Split(stdout, "\n") {
+		if strings.HasPrefix(line, commentYAMLPrefix) {
+			t.Fatalf("the manifest carries workload workspace RBAC: %q", line)
+		}
+	}
+	if strings.Contains(stderr, "sed -n") || !strings.Contains(stderr, "nothing to grant in them") {
+		t.Errorf("stderr asks to grant RBAC in the workload workspaces:\n%s", stderr)
+	}
+	role, err := f.kube.RbacV1().ClusterRoles().Get(t.Context(), "tmc-syncer-east", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(role.Rules) == 0 || !slices.Contains(role.Rules[0].Verbs, syncerrbac.SyncVerb) || !slices.Equal(role.Rules[0].ResourceNames, []string{"east"}) {
+		t.Errorf("the location workspace ClusterRole does not grant sync on SyncTarget east: %+v", role.Rules)
 	}
 }
 
@@ -272,8 +311,24 @@ func TestDeploymentArgsParseWithTheSyncerFlags(t *testing.T) {
 		t.Fatalf("the syncer rejects the Deployment's arguments: %v", err)
 	}
 	if !o.LeaderElect || o.SyncTargetName != "east" || o.SyncTargetWorkspace != "root:org:locations" ||
-		strings.Join(o.Resources, ",") != "deployments.apps,configmaps" {
+		strings.Join(o.Resources, ",") != "deployments.apps,configmaps" || o.UpstreamMode != "auto" {
 		t.Errorf("parsed options %+v", o)
+	}
+
+	// --direct-workspace-access runs the syncer in direct mode.
+	opts.DirectWorkspaceAccess = true
+	if objs, err = DownstreamManifests(opts); err != nil {
+		t.Fatal(err)
+	}
+	fromUnstructured(t, objs[len(objs)-1], &dep)
+	o = syncoptions.NewOptions()
+	fs = pflag.NewFlagSet("workload-syncer", pflag.ContinueOnError)
+	o.AddFlags(fs)
+	if err := fs.Parse(dep.Spec.Template.Spec.Containers[0].Args); err != nil {
+		t.Fatal(err)
+	}
+	if o.UpstreamMode != "direct" {
+		t.Errorf("--upstream-mode = %q with DirectWorkspaceAccess, want direct", o.UpstreamMode)
 	}
 }
 
@@ -283,6 +338,7 @@ func TestCommandFlags(t *testing.T) {
 		"kubeconfig": "", "context": "", "server": "s", "syncer-image": "", "resources": "", "labels": "",
 		"output-file": "o", "replicas": "", "namespace": "n", "upstream-namespace": "", "qps": "", "burst": "",
 		"downstream-namespace-clean-delay": "", "token-lifetime": "", "token-expiration": "", "syncer-insecure-skip-tls-verify": "",
+		"direct-workspace-access": "",
 	} {
 		f := cmd.Flags().Lookup(name)
 		if f == nil {

@@ -8,6 +8,12 @@
 // unless --syncer-insecure-skip-tls-verify allows copying it. The token lives
 // --token-lifetime; re-running the command rotates it.
 //
+// On kcp the syncer reaches the workload workspaces through the virtual-workspace server,
+// authorized by the verb sync on its SyncTarget, and the manifest's header asks for nothing
+// in them; with --direct-workspace-access (a kcp without that server: the syncer then runs
+// with --upstream-mode=direct), and always on a plain hub, the header carries the RBAC to
+// create in every workload workspace (header.go).
+//
 // The syncer's permissions themselves (RBAC on both sides, the admission policy) live in
 // the syncerrbac subpackage, so that pkg/localenv grants exactly the same ones without
 // importing this command. DownstreamManifests and Render are exported so that integration tests can apply exactly

@@ -84,6 +84,11 @@ type ManifestOptions struct {
 	Burst                         int
 	DownstreamNamespaceCleanDelay time.Duration
 
+	// DirectWorkspaceAccess passes --upstream-mode=direct to a syncer on kcp: it reaches
+	// each workload workspace with its own RBAC there, never through the virtual-workspace
+	// server. A plain hub is always direct.
+	DirectWorkspaceAccess bool
+
 	// UpstreamKubeconfig is the syncer's kubeconfig of the upstream. It reads its token from
 	// the file "token" next to it (see UpstreamKubeconfig), which holds UpstreamToken.
 	UpstreamKubeconfig []byte
@@ -261,6 +266,10 @@ func (o ManifestOptions) syncerArgs(resources []workloadv1alpha1.ResourceToSync)
 		"--admission-policy-name="+o.names().cluster)
 	if o.SyncTargetUID != "" {
 		args = append(args, "--sync-target-uid="+o.SyncTargetUID)
+	}
+	if o.DirectWorkspaceAccess && !o.SyncTargetWorkspace.Empty() {
+		// The workload-syncer's UpstreamModeDirect.
+		args = append(args, "--upstream-mode=direct")
 	}
 	if o.PinResources {
 		list := make([]string, 0, len(resources))

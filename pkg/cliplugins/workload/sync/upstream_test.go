@@ -156,7 +156,7 @@ func TestEnsureUpstreamScopesRBACToTheSyncTarget(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantRules := []rbacv1.PolicyRule{
-		{APIGroups: []string{"workload.kcp.io"}, Resources: []string{"synctargets"}, ResourceNames: []string{"east"}, Verbs: []string{"get", "list", "watch"}},
+		{APIGroups: []string{"workload.kcp.io"}, Resources: []string{"synctargets"}, ResourceNames: []string{"east"}, Verbs: []string{"get", "list", "watch", "sync"}},
 		{APIGroups: []string{"workload.kcp.io"}, Resources: []string{"synctargets/status"}, ResourceNames: []string{"east"}, Verbs: []string{"get", "update", "patch"}},
 		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch", "update"}},
 	}

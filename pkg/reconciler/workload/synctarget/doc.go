@@ -20,6 +20,13 @@
 // Layout: controller.go (wiring: informers, handlers, queue), workspaces.go (per-SyncTarget
 // logic and the apply).
 //
+// VirtualWorkspacesController (virtualworkspaces.go) owns status.virtualWorkspaces: one
+// entry {syncerURL} per virtual-workspace server (tmc-controller --virtual-workspace-url,
+// one per shard, in flag order), the syncer view of the SyncTarget
+// (workloadv1alpha1.SyncerVirtualWorkspaceURL); no server removes the field. It replaces
+// the whole list with a JSON merge patch on the status subresource under
+// VirtualWorkspacesFieldManager, only when it differs. It does not run on a plain hub.
+//
 // It uses pkg/workspaces, pkg/reconciler/queue and the resource (label propagation)
 // controller's caches, and must not import the other tmc-controller packages, the
 // workload-syncer or anything under test/.

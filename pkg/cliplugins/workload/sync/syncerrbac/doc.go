@@ -2,9 +2,10 @@
 // tmc workload sync` generates them: on the physical cluster a ClusterRole for namespaces,
 // nodes, the synced types and read access to claims and Events, a Role for its leader-election Lease and a
 // ValidatingAdmissionPolicy confining its writes to the namespaces it owns; in the location
-// workspace read access to its own SyncTarget and write access to its status; in every
-// workload workspace the synced types, their status and Events, and the namespaces'
-// kube-root-ca.crt (the hub's CA, which the syncer publishes downstream as kcp-root-ca.crt).
+// workspace read access to its own SyncTarget, the verb sync on it (the virtual-workspace
+// server's authorization) and write access to its status; in every workload workspace it
+// reaches directly (a plain hub, or kcp without the virtual-workspace server) the synced
+// types, their status and Events, and the namespaces' kube-root-ca.crt (the hub's CA, which the syncer publishes downstream as kcp-root-ca.crt).
 //
 // It is the one place these rules are written down: the sync command renders them into its
 // manifest and creates them upstream, and pkg/localenv grants exactly them to the syncers of

@@ -153,14 +153,20 @@ func DownstreamRBAC(d Downstream) []runtime.Object {
 	}
 }
 
+// SyncVerb is the verb on a SyncTarget that authorizes its syncer in the virtual-workspace
+// server's views of the target (kcp's rule): the syncer needs nothing in the workload
+// workspaces it reaches through them.
+const SyncVerb = "sync"
+
 // LocationWorkspaceRules are the syncer's permissions in the location workspace: its own
 // SyncTarget only (the syncer watches it with a metadata.name field selector, which RBAC
-// authorizes against resourceNames), and Events on it (the deletion breaker's).
+// authorizes against resourceNames), the verb sync on it (the virtual-workspace server's
+// authorization), and Events on it (the deletion breaker's).
 func LocationWorkspaceRules(syncTargetName string) []rbacv1.PolicyRule {
 	return []rbacv1.PolicyRule{
 		{
 			APIGroups: []string{workloadv1alpha1.SchemeGroupVersion.Group}, Resources: []string{"synctargets"},
-			ResourceNames: []string{syncTargetName}, Verbs: []string{"get", "list", "watch"},
+			ResourceNames: []string{syncTargetName}, Verbs: []string{"get", "list", "watch", SyncVerb},
 		},
 		{
 			APIGroups: []string{workloadv1alpha1.SchemeGroupVersion.Group}, Resources: []string{"synctargets/status"},
