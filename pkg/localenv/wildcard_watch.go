@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -84,8 +85,17 @@ func (fp *FrontProxy) wildcardWatch(w http.ResponseWriter, r *http.Request, req 
 		failure.write(w)
 		return
 	}
-	// Only the workspaces serving the resource are watched.
+	// Only the workspaces serving the resource are watched; the watch ends when one of the
+	// others stores its first object of the resource (its CRD arrived), and the client
+	// watches again, across it too.
+	all := backends
 	backends, lists = serving(backends, lists)
+	var absent []string
+	for _, b := range all {
+		if !slices.ContainsFunc(backends, func(s wildcardBackend) bool { return s.path == b.path }) {
+			absent = append(absent, resourceKeyPrefix(b.etcdPrefix, req))
+		}
+	}
 	kind, apiVersion := strings.TrimSuffix(lists[0].Kind, "List"), lists[0].APIVersion
 	var initial []json.RawMessage
 	for i, l := range lists {
@@ -101,7 +111,7 @@ func (fp *FrontProxy) wildcardWatch(w http.ResponseWriter, r *http.Request, req 
 			}
 		}
 	}
-	order, streams, failure := fp.startWildcardStreams(ctx, r, req, backends, rev)
+	order, streams, failure := fp.startWildcardStreams(ctx, r, req, all, backends, rev)
 	if failure != nil {
 		failure.write(w)
 		return
@@ -113,7 +123,7 @@ func (fp *FrontProxy) wildcardWatch(w http.ResponseWriter, r *http.Request, req 
 	if explicitInitial {
 		out.bookmark(rev, true)
 	}
-	m := &wildcardMerge{req: req, backends: backends, order: order, streams: streams, filter: filter, out: out,
+	m := &wildcardMerge{req: req, backends: backends, absent: absent, order: order, streams: streams, filter: filter, out: out,
 		bookmarks: q.Get("allowWatchBookmarks") == "true", progress: rev}
 	if err := m.run(ctx); err != nil && ctx.Err() == nil {
 		fp.server.ErrorLog.Printf("wildcard watch of %s: %v", req.tail, err)
@@ -122,9 +132,9 @@ func (fp *FrontProxy) wildcardWatch(w http.ResponseWriter, r *http.Request, req 
 
 // startWildcardStreams starts the etcd watch over every workspace from rev+1 and each
 // workspace's unfiltered watch of req from rev.
-func (fp *FrontProxy) startWildcardStreams(ctx context.Context, r *http.Request, req wildcardRequest, backends []wildcardBackend, rev int64) (*etcdWatchStream, []<-chan backendEvent, *backendFailure) {
-	prefixes := make([]string, len(backends))
-	for i, b := range backends {
+func (fp *FrontProxy) startWildcardStreams(ctx context.Context, r *http.Request, req wildcardRequest, all, backends []wildcardBackend, rev int64) (*etcdWatchStream, []<-chan backendEvent, *backendFailure) {
+	prefixes := make([]string, len(all))
+	for i, b := range all {
 		prefixes[i] = b.etcdPrefix
 	}
 	order, err := fp.etcd.watchEtcdPrefix(ctx, commonPrefix(prefixes), rev+1)
@@ -187,8 +197,10 @@ func readBackendWatch(ctx context.Context, body io.ReadCloser) <-chan backendEve
 
 // wildcardMerge puts the workspaces' events in etcd's order.
 type wildcardMerge struct {
-	req       wildcardRequest
-	backends  []wildcardBackend
+	req      wildcardRequest
+	backends []wildcardBackend
+	// absent are the resource's key prefixes in the workspaces that do not serve it.
+	absent    []string
 	order     *etcdWatchStream
 	streams   []<-chan backendEvent
 	filter    *watchFilter
@@ -220,6 +232,10 @@ func (m *wildcardMerge) run(ctx context.Context) error {
 					m.out.status(statusObject(http.StatusGone, metav1.StatusReasonExpired, err.Error()))
 				}
 				return err
+			}
+			if matchingPrefix(m.absent, change.Key) >= 0 {
+				// A workspace that did not serve the resource has an object of it now.
+				return nil
 			}
 			i := matchingPrefix(keyPrefixes, change.Key)
 			if i >= 0 {

@@ -51,8 +51,29 @@ func TestWildcardOfACRDInSomeWorkspaces(t *testing.T) {
 			t.Fatalf("watch error: %v", ev.Object)
 		}
 		if st, ok := ev.Object.(*workloadv1alpha1.SyncTarget); ok && ev.Type == watch.Added && st.Name == "second" {
-			return
+			break
 		}
 	}
-	t.Fatal("the watch ended without the second SyncTarget")
+
+	// Once the other workspace serves the resource and stores an object of it, the watch
+	// ends, so that the client watches again across both.
+	if err := localenv.InstallCRDs(ctx, env.Workspace(wsB).AdminConfig()); err != nil {
+		t.Fatal(err)
+	}
+	inB := tmcclient.NewForConfigOrDie(env.Workspace(wsB).AdminConfig())
+	if _, err := inB.WorkloadV1alpha1().SyncTargets().Create(ctx, &workloadv1alpha1.SyncTarget{ObjectMeta: metav1.ObjectMeta{Name: "third"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for ev := range w.ResultChan() {
+		if ev.Type == watch.Error {
+			t.Fatalf("watch error: %v", ev.Object)
+		}
+	}
+	if watchCtx.Err() != nil {
+		t.Fatal("the watch did not end when the other workspace stored its first SyncTarget")
+	}
+	list, err = wildcard.List(ctx, metav1.ListOptions{})
+	if err != nil || len(list.Items) != 3 {
+		t.Fatalf("listed %d SyncTargets (%v), want 3 across both workspaces", len(list.Items), err)
+	}
 }
