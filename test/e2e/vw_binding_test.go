@@ -56,9 +56,12 @@ func TestVirtualWorkspaceBindsNewWorkspace(t *testing.T) {
 	if _, err := up.AppsV1().Deployments("web").Create(ctx, deployment("hello", 2, nil), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	// Another target's object in the same namespace: never visible to this syncer.
+	// Another target's object, in a namespace not placed here: never visible to this syncer.
 	otherKey := workloadv1alpha1.ToSyncTargetKey(ve.env.Workspace(locationWS).Name, "west")
-	if _, err := up.CoreV1().ConfigMaps("web").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "for-west",
+	if _, err := up.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "west-only"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := up.CoreV1().ConfigMaps("west-only").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "for-west",
 		Labels: map[string]string{workloadv1alpha1.ClusterResourceStateLabel(otherKey): workloadv1alpha1.ResourceStateSync}}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -79,8 +82,8 @@ func TestVirtualWorkspaceBindsNewWorkspace(t *testing.T) {
 		}
 		return d.Status.ReadyReplicas == 2, nil
 	})
-	if _, err := down.CoreV1().ConfigMaps(dns).Get(ctx, "for-west", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-		t.Errorf("another target's ConfigMap reached this target's namespace: %v", err)
+	if _, err := down.CoreV1().Namespaces().Get(ctx, ve.downstreamNamespace(t, clusterName, newWS, "west-only"), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("another target's namespace reached this target: %v", err)
 	}
 	if after := rbacNames(ctx, t, ws); !slices.Equal(after, rbacBefore) {
 		t.Errorf("RBAC in the new workspace changed: before %v, after %v", rbacBefore, after)
@@ -117,7 +120,7 @@ func TestVirtualWorkspaceBindsNewWorkspace(t *testing.T) {
 				TLSClientConfig: rest.TLSClientConfig{CAData: ve.env.PKI.CAData},
 			}
 		}
-		cms, err := kubeClient(t, view(tgt.user)).CoreV1().ConfigMaps("web").List(ctx, metav1.ListOptions{})
+		cms, err := kubeClient(t, view(tgt.user)).CoreV1().ConfigMaps("").List(ctx, metav1.ListOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -126,7 +129,7 @@ func TestVirtualWorkspaceBindsNewWorkspace(t *testing.T) {
 				t.Errorf("the view lists %s, not labelled for this target", cm.Name)
 			}
 		}
-		if _, err := kubeClient(t, view(tgt.user)).CoreV1().ConfigMaps("web").Get(ctx, "for-west", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		if _, err := kubeClient(t, view(tgt.user)).CoreV1().ConfigMaps("west-only").Get(ctx, "for-west", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 			t.Errorf("another target's ConfigMap through the view: %v, want NotFound", err)
 		}
 		if _, err := kubeClient(t, view(tgt.user+"-other")).CoreV1().ConfigMaps("web").List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
