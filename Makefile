@@ -56,7 +56,7 @@ test-binaries: ## Build etcd, kube-apiserver, kube-controller-manager, kube-sche
 	hack/test-binaries.sh
 
 .PHONY: dev-up
-dev-up: ## Start the local environment: control plane, two kwok clusters, controller, syncers, sample app
+dev-up: ## Start the local environment: control plane, two kwok clusters, virtual-workspace server, controller, syncers, sample app
 	$(GO) run ./cmd/kubectl-tmc dev up
 
 .PHONY: dev-down

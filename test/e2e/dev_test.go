@@ -41,7 +41,7 @@ type devProcess struct {
 // devPrograms are the programs a local environment runs.
 var devPrograms = map[string]bool{
 	"etcd": true, "kube-apiserver": true, "kube-controller-manager": true, "kube-scheduler": true,
-	"kwok": true, "workload-syncer": true, "tmc-controller": true, "kubectl-tmc": true,
+	"kwok": true, "workload-syncer": true, "tmc-controller": true, "tmc-virtual-workspaces": true, "kubectl-tmc": true,
 }
 
 // TestDevUpStatusDown runs the README's local environment as a user would: `kubectl tmc dev
@@ -60,7 +60,7 @@ func TestDevUpStatusDown(t *testing.T) {
 	}
 	dir := t.TempDir()
 	// The TMC binaries TestMain built, so that dev up's go build finds them up to date.
-	for _, name := range []string{"workload-syncer", "tmc-controller"} {
+	for _, name := range []string{"workload-syncer", "tmc-controller", "tmc-virtual-workspaces"} {
 		copyFile(t, filepath.Join(binDir, name), filepath.Join(dir, "bin", name))
 	}
 	run := func(timeout time.Duration, args ...string) (string, error) {

@@ -13,7 +13,7 @@ import (
 )
 
 // tmcBinaries are the TMC programs the environment runs.
-var tmcBinaries = []string{"workload-syncer", "tmc-controller"}
+var tmcBinaries = []string{"workload-syncer", "tmc-controller", "tmc-virtual-workspaces"}
 
 // ensureBinaries builds what is missing: the Kubernetes servers with hack/test-binaries.sh
 // (its progress goes to errOut as it comes) and the TMC binaries with go build into binDir,

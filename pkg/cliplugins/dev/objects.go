@@ -20,7 +20,6 @@ const (
 	locationWorkspace = "root:tmc:locations"
 	workloadWorkspace = "root:tmc:demo"
 	locationName      = "default"
-	controllerUser    = "tmc-controller"
 	placementName     = "demo"
 	demoNamespace     = "demo"
 	demoLabel         = "tmc.dev/demo"

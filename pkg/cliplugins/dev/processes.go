@@ -34,16 +34,51 @@ func (s *server) startSyncer(ctx context.Context, cluster string) error {
 	}))
 }
 
-// startController runs the tmc-controller and waits until it is ready.
-func (s *server) startController(ctx context.Context) error {
+// startVirtualWorkspaces runs the virtual-workspace server and waits until it is ready.
+func (s *server) startVirtualWorkspaces(ctx context.Context) (string, error) {
+	vw, err := s.env.StartVirtualWorkspaces(ctx, localenv.VirtualWorkspacesOptions{
+		Binary:       filepath.Join(s.opts.binDir, "tmc-virtual-workspaces"),
+		Verbosity:    2,
+		ReadyTimeout: componentReadyTimeout,
+	})
+	if err != nil {
+		return "", err
+	}
+	return vw.URL, s.record(vw.Component, nil)
+}
+
+// startController runs the tmc-controller as the shard admin, finding the workload
+// workspaces itself and publishing the syncer views of the server at virtualWorkspaceURL,
+// and waits until it is ready.
+func (s *server) startController(ctx context.Context, virtualWorkspaceURL string) error {
 	return s.record(s.env.StartController(ctx, localenv.ControllerOptions{
 		Binary:             filepath.Join(s.opts.binDir, "tmc-controller"),
-		User:               controllerUser,
 		LocationWorkspaces: []string{locationWorkspace},
-		Workspaces:         []string{workloadWorkspace},
 		Verbosity:          2,
+		ExtraArgs:          []string{"--virtual-workspace-url=" + virtualWorkspaceURL},
 		ReadyTimeout:       componentReadyTimeout,
 	}))
+}
+
+// waitForSyncerViews waits until every SyncTarget lists its syncer view, so that the
+// syncers start through it.
+func (s *server) waitForSyncerViews(ctx context.Context, names []string) error {
+	tc, err := tmcclient.NewForConfig(s.env.Workspace(locationWorkspace).AdminConfig())
+	if err != nil {
+		return fmt.Errorf("failed to create client: %w", err)
+	}
+	return localenv.Poll(ctx, 200*time.Millisecond, time.Minute, func(ctx context.Context) (bool, string, error) {
+		for _, n := range names {
+			st, err := tc.WorkloadV1alpha1().SyncTargets().Get(ctx, n, metav1.GetOptions{})
+			if err != nil {
+				return false, err.Error(), nil
+			}
+			if len(st.Status.VirtualWorkspaces) == 0 {
+				return false, "SyncTarget " + n + " lists no syncer view yet", nil
+			}
+		}
+		return true, "", nil
+	})
 }
 
 // record keeps the /metrics URL of a started component for state.json.

@@ -182,7 +182,6 @@ func (s *server) setup(ctx context.Context) error {
 	s.step("Starting etcd, 2 workspaces behind the front proxy and %d kwok physical cluster(s)", len(names))
 	opts := localenv.Options{
 		Workspaces: []string{locationWorkspace, workloadWorkspace},
-		Users:      []string{controllerUser},
 		Dir:        s.opts.envDir(),
 	}
 	for _, n := range names {
@@ -207,15 +206,23 @@ func (s *server) setup(ctx context.Context) error {
 	if err := s.register(ctx, names); err != nil {
 		return err
 	}
+	s.step("Starting tmc-virtual-workspaces")
+	virtualWorkspaceURL, err := s.startVirtualWorkspaces(ctx)
+	if err != nil {
+		return err
+	}
+	s.step("Starting tmc-controller")
+	if err := s.startController(ctx, virtualWorkspaceURL); err != nil {
+		return err
+	}
+	if err := s.waitForSyncerViews(ctx, names); err != nil {
+		return fmt.Errorf("the tmc-controller did not publish the syncer views (see its log): %w", err)
+	}
 	for _, n := range names {
-		s.step("Starting workload-syncer for %s", n)
+		s.step("Starting workload-syncer for %s (through its syncer view)", n)
 		if err := s.startSyncer(ctx, n); err != nil {
 			return err
 		}
-	}
-	s.step("Starting tmc-controller")
-	if err := s.startController(ctx); err != nil {
-		return err
 	}
 	s.step("Creating Placement %q and the sample app in %s", placementName, workloadWorkspace)
 	return s.createDemo(ctx, names)
@@ -267,15 +274,16 @@ func (s *server) register(ctx context.Context, names []string) error {
 			return fmt.Errorf("failed to create SyncTarget %s: %w", n, err)
 		}
 		s.uids[n] = string(st.UID)
+		// As `kubectl tmc workload sync` registers a cluster on kcp: nothing in the workload
+		// workspace, which the syncer reaches through its syncer view.
 		if err := s.env.GrantSyncer(ctx, localenv.SyncerGrant{
-			User:               syncerUser(n),
-			SyncTargetName:     n,
-			LocationWorkspace:  locationWorkspace,
-			WorkloadWorkspaces: []string{workloadWorkspace},
-			Cluster:            n,
+			User:              syncerUser(n),
+			SyncTargetName:    n,
+			LocationWorkspace: locationWorkspace,
+			Cluster:           n,
 		}); err != nil {
 			return err
 		}
 	}
-	return s.env.GrantController(ctx, controllerUser, locationWorkspace, workloadWorkspace)
+	return nil
 }
