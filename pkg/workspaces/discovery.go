@@ -7,13 +7,12 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 
+	"github.com/tmc-dev/tmc/pkg/reconciler/queue"
 	"github.com/tmc-dev/tmc/pkg/wildcard"
 	schedulingv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/scheduling/v1alpha1"
 )
@@ -64,7 +63,8 @@ type Discovery struct {
 	binders      []Binder
 	newWorkspace func(cluster string) (*Workspace, error)
 	placements   *wildcard.Informer
-	queue        workqueue.TypedRateLimitingInterface[string]
+	// queue binds workspaces by logical-cluster name, with the TMC retry rule.
+	queue *queue.Queue[string]
 }
 
 // NewDiscovery returns the Discovery of the upstream root config base (a kcp front proxy or
@@ -90,9 +90,11 @@ func newDiscovery(placements *wildcard.Informer, set *Set, newWorkspace func(str
 		binders:      binders,
 		newWorkspace: newWorkspace,
 		placements:   placements,
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: "workspace-discovery"}),
 	}
+	d.queue = queue.New(func(ctx context.Context, cluster string) (time.Duration, error) {
+		return 0, d.bind(ctx, cluster)
+	}, queue.Options[string]{Name: "workspace-discovery", Component: "tmc-controller",
+		LogValues: func(cluster string) []any { return []any{"workspace", cluster} }})
 	enqueue := func(obj any) {
 		if tombstone, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 			obj = tombstone.Obj
@@ -137,32 +139,8 @@ func (d *Discovery) Start(ctx context.Context) error {
 		d.queue.ShutDown()
 		return err
 	}
-	go func() {
-		defer utilruntime.HandleCrash()
-		<-ctx.Done()
-		d.queue.ShutDown()
-	}()
-	go func() {
-		defer utilruntime.HandleCrash()
-		for d.processNext(ctx) {
-		}
-	}()
+	go d.queue.Run(ctx, 1)
 	return nil
-}
-
-func (d *Discovery) processNext(ctx context.Context) bool {
-	cluster, shutdown := d.queue.Get()
-	if shutdown {
-		return false
-	}
-	defer d.queue.Done(cluster)
-	if err := d.bind(ctx, cluster); err != nil {
-		klog.FromContext(ctx).Error(err, "Failed to bind workload workspace, will retry", "workspace", cluster)
-		d.queue.AddRateLimited(cluster)
-		return true
-	}
-	d.queue.Forget(cluster)
-	return true
 }
 
 // bind binds the workspace of logical cluster cluster unless it is bound already.
