@@ -85,6 +85,15 @@ func TestVirtualWorkspaceBindsNewWorkspace(t *testing.T) {
 	if _, err := down.CoreV1().Namespaces().Get(ctx, ve.downstreamNamespace(t, clusterName, newWS, "west-only"), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("another target's namespace reached this target: %v", err)
 	}
+	// The hub CA copy works through the view too.
+	upstreamCA, err := up.CoreV1().ConfigMaps("web").Get(ctx, "kube-root-ca.crt", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, "the hub CA published downstream as kcp-root-ca.crt", func(ctx context.Context) (bool, error) {
+		cm, err := down.CoreV1().ConfigMaps(dns).Get(ctx, "kcp-root-ca.crt", metav1.GetOptions{})
+		return err == nil && cm.Data["ca.crt"] == upstreamCA.Data["ca.crt"] && cm.Data["ca.crt"] != "", nil
+	})
 	if after := rbacNames(ctx, t, ws); !slices.Equal(after, rbacBefore) {
 		t.Errorf("RBAC in the new workspace changed: before %v, after %v", rbacBefore, after)
 	}

@@ -163,3 +163,52 @@ func TestHandlerAuthenticationReachesLocation(t *testing.T) {
 		t.Errorf("the shard saw %v, want only the list", shardPaths)
 	}
 }
+
+// The kube-root-ca.crt ConfigMaps (the workspace's public CA bundle, unlabelled in every
+// namespace) are listed and watched by exactly that name, not filtered by placement; any
+// other ConfigMap request keeps the state-label filter.
+func TestHandlerServesRootCAConfigMaps(t *testing.T) {
+	upstream := &fakeUpstream{}
+	srv := httptest.NewServer(upstream)
+	defer srv.Close()
+	h, err := NewHandler(Options{Upstream: &rest.Config{Host: srv.URL, BearerToken: "privileged"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := workloadv1alpha1.SyncerVirtualWorkspaceURL("", "loc", "east", "u1")
+	stateLabel := workloadv1alpha1.ClusterResourceStateLabel(workloadv1alpha1.ToSyncTargetKey("loc", "east"))
+	tests := []struct {
+		name, query  string
+		wantFiltered bool
+	}{
+		{name: "exactly the root CA", query: "fieldSelector=metadata.name%3Dkube-root-ca.crt"},
+		{name: "the root CA, watched", query: "fieldSelector=metadata.name%3Dkube-root-ca.crt&watch=true"},
+		{name: "another name", query: "fieldSelector=metadata.name%3Dsecrets", wantFiltered: true},
+		{name: "the root CA and more", query: "fieldSelector=metadata.name%3Dkube-root-ca.crt,metadata.namespace%3Dx", wantFiltered: true},
+		{name: "not equal", query: "fieldSelector=metadata.name%21%3Dkube-root-ca.crt", wantFiltered: true},
+		{name: "no field selector", wantFiltered: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			upstream.mu.Lock()
+			upstream.forwarded = nil
+			upstream.mu.Unlock()
+			r := httptest.NewRequest(http.MethodGet, base+"/clusters/*/api/v1/configmaps?"+tt.query, nil)
+			r.Header.Set("Authorization", "Bearer good")
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			if w.Code != http.StatusOK {
+				t.Fatalf("code %d (%s)", w.Code, w.Body)
+			}
+			upstream.mu.Lock()
+			defer upstream.mu.Unlock()
+			if len(upstream.forwarded) != 1 {
+				t.Fatalf("forwarded %d requests, want 1", len(upstream.forwarded))
+			}
+			sel := upstream.forwarded[0].URL.Query().Get("labelSelector")
+			if filtered := strings.Contains(sel, stateLabel); filtered != tt.wantFiltered {
+				t.Errorf("forwarded labelSelector %q: filtered by placement %v, want %v", sel, filtered, tt.wantFiltered)
+			}
+		})
+	}
+}

@@ -33,6 +33,14 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, req request, tgt
 		h.serveEvent(w, r, req, tgt)
 		return
 	}
+	if isRootCACollection(req, r.URL.Query()) {
+		if req.Verb == verbWatch {
+			done := h.metrics.watchStarted(tgt, req.GR)
+			defer done()
+		}
+		h.forward(w, r, req, r.URL.Query())
+		return
+	}
 	if req.GR != namespacesResource && !tgt.resources[req.GR] {
 		writeError(w, forbidden(req, fmt.Sprintf("SyncTarget %s does not sync %s", tgt.name, req.GR)))
 		return

@@ -78,6 +78,7 @@ func newDataPath(target syncTarget, chain *transform.Chain, cfg *Config, downstr
 		// A view's workspaces are logical clusters: their names are their identities.
 		o.views.specChanged = d.engine.events.specChanged
 		o.views.namespaceChanged = d.engine.events.upstreamNamespaceChanged
+		o.views.rootCAChanged = d.engine.events.rootCAChanged
 		d.engine.views, d.engine.resolveClusterName = o.views, nil
 	}
 	deletionBudgetConfig := DefaultDeletionBudget()

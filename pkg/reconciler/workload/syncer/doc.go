@@ -63,7 +63,8 @@
 // status.workspaces at /clusters/<path> with one informer per (workspace, type);
 // virtual-workspace (syncer_views.go) follows the syncer views of
 // SyncTarget.status.virtualWorkspaces, one per shard: one wildcard informer (pkg/wildcard)
-// per (shard, type) and one of placed namespaces, the workspaces being the logical clusters
+// per (shard, type), one of placed namespaces and one of kube-root-ca.crt ConfigMaps (the
+// hub CA copy), the workspaces being the logical clusters
 // with a placed namespace there (named, not pathed); the engine's per-(workspace, type)
 // handles are views of those caches, and the virtual-workspace server summarises status
 // across targets (the syncer writes only its own). auto picks one at start and exits when

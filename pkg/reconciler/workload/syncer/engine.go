@@ -305,10 +305,11 @@ func (e *engine) reconcileWorkspacesLocked(ctx context.Context, workspaces []str
 			continue
 		}
 		if e.views != nil {
-			// The hub CA copy needs a watch of kube-root-ca.crt, which the syncer view does
-			// not serve: it is direct mode only.
 			if upstream.namespaces == nil {
 				upstream.namespaces, _ = e.views.namespaceView(ws)
+			}
+			if upstream.rootCA == nil {
+				upstream.rootCA, _ = e.views.rootCAView(ws)
 			}
 			continue
 		}

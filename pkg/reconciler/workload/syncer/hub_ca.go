@@ -281,29 +281,39 @@ func (e *engine) startUpstreamRootCAInformer(ctx context.Context, ws string, ups
 	}, func(o *metav1.ListOptions) {
 		o.FieldSelector = fields.OneTermEqualSelector("metadata.name", transform.RootCAConfigMapName).String()
 	})
-	changed := func(obj any) {
-		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-			obj = d.Obj
+	_, err := inf.AddEventHandler(rootCAHandler(func(rootCA *corev1.ConfigMap) {
+		if e.events.rootCAChanged != nil {
+			e.events.rootCAChanged(ws, rootCA.Namespace)
 		}
-		if cm, ok := obj.(*corev1.ConfigMap); ok && cm.Name == transform.RootCAConfigMapName && e.events.rootCAChanged != nil {
-			e.events.rootCAChanged(ws, cm.Namespace)
-		}
-	}
-	_, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: changed,
-		UpdateFunc: func(oldObj, newObj any) {
-			oldCM, ok1 := oldObj.(*corev1.ConfigMap)
-			newCM, ok2 := newObj.(*corev1.ConfigMap)
-			if ok1 && ok2 && oldCM.Data[hubCAKey] != newCM.Data[hubCAKey] {
-				changed(newObj)
-			}
-		},
-	})
+	}))
 	if err != nil {
 		// Only possible on a stopped informer; this one has not started.
 		klog.FromContext(ctx).Error(err, "Failed to watch upstream "+transform.RootCAConfigMapName, "workspace", ws)
 	}
 	return runInformer(ctx, inf, rootCAConfigMapsResource)
+}
+
+// rootCAHandler calls changed with every kube-root-ca.crt added, and with those whose CA
+// bundle changed.
+func rootCAHandler(changed func(*corev1.ConfigMap)) cache.ResourceEventHandlerFuncs {
+	call := func(obj any) {
+		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj = d.Obj
+		}
+		if cm, ok := obj.(*corev1.ConfigMap); ok && cm.Name == transform.RootCAConfigMapName {
+			changed(cm)
+		}
+	}
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc: call,
+		UpdateFunc: func(oldObj, newObj any) {
+			oldCM, ok1 := oldObj.(*corev1.ConfigMap)
+			newCM, ok2 := newObj.(*corev1.ConfigMap)
+			if ok1 && ok2 && oldCM.Data[hubCAKey] != newCM.Data[hubCAKey] {
+				call(newObj)
+			}
+		},
+	}
 }
 
 // upstreamRootCA returns the cached kube-root-ca.crt of upstream namespace ns of workspace

@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -20,6 +21,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 
+	"github.com/tmc-dev/tmc/pkg/reconciler/workload/syncer/transform"
 	"github.com/tmc-dev/tmc/pkg/wildcard"
 	"github.com/tmc-dev/tmc/sdk/apis/logicalcluster"
 	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
@@ -37,9 +39,11 @@ type syncerViews struct {
 	stKey  string
 	resync time.Duration
 
-	// specChanged and namespaceChanged receive the events of viewed workspaces.
+	// specChanged, namespaceChanged and rootCAChanged receive the events of viewed
+	// workspaces.
 	specChanged      func(specKey)
 	namespaceChanged func(workspace, upstreamNamespace string)
+	rootCAChanged    func(workspace, upstreamNamespace string)
 
 	// newClients returns the wildcard clients of a view URL (tests replace it).
 	newClients func(cfg *rest.Config) (dynamic.Interface, kubernetes.Interface, error)
@@ -69,7 +73,11 @@ type viewShard struct {
 	namespaces      *wildcard.Informer
 	// namespaceViews are the workspaces whose namespace events reach the engine.
 	namespaceViews map[string]bool
-	types          map[schema.GroupVersionResource]*sharedType
+	// rootCA caches the kube-root-ca.crt ConfigMaps of every workspace of the shard (the
+	// hub CA copy); rootCAViews are the workspaces whose events reach the engine.
+	rootCA      *wildcard.Informer
+	rootCAViews map[string]bool
+	types       map[schema.GroupVersionResource]*sharedType
 }
 
 // sharedType is one type's wildcard cache on a shard and the workspaces viewing it.
@@ -128,7 +136,8 @@ func (v *syncerViews) startShardLocked(ctx context.Context, url string) (*viewSh
 	if err != nil {
 		return nil, err
 	}
-	shard := &viewShard{url: url, wildcardDynamic: wildcardDynamic, namespaceViews: map[string]bool{}, types: map[schema.GroupVersionResource]*sharedType{}}
+	shard := &viewShard{url: url, wildcardDynamic: wildcardDynamic, namespaceViews: map[string]bool{}, rootCAViews: map[string]bool{},
+		types: map[schema.GroupVersionResource]*sharedType{}}
 	// The view serves only this target's placed namespaces (state label Sync); one that is
 	// no longer placed leaves it, which the handler reports as a deletion.
 	namespaces := wildcardKube.CoreV1().Namespaces()
@@ -146,9 +155,11 @@ func (v *syncerViews) startShardLocked(ctx context.Context, url string) (*viewSh
 	if err := shard.namespaces.AddEventHandler(v.namespaceEvents(shard)); err != nil {
 		return nil, err
 	}
+	shard.rootCA = v.rootCAInformer(shard, wildcardKube)
 	shardCtx, cancel := context.WithCancel(ctx)
 	shard.cancel = cancel
 	go shard.namespaces.Run(shardCtx)
+	go shard.rootCA.Run(shardCtx)
 	klog.FromContext(ctx).Info("Started the namespace informer of a syncer view", "url", url)
 	return shard, nil
 }
@@ -165,6 +176,63 @@ func (v *syncerViews) namespaceEvents(shard *viewShard) cache.ResourceEventHandl
 			v.namespaceChanged(ws, upstreamNamespace.Name)
 		}
 	})
+}
+
+// rootCAInformer caches the shard's kube-root-ca.crt ConfigMaps, the one ConfigMap the view
+// serves without the state label (nothing else of a workspace's ConfigMaps is read).
+func (v *syncerViews) rootCAInformer(shard *viewShard, wildcardKube kubernetes.Interface) *wildcard.Informer {
+	configMaps := wildcardKube.CoreV1().ConfigMaps(metav1.NamespaceAll)
+	byName := fields.OneTermEqualSelector("metadata.name", transform.RootCAConfigMapName).String()
+	inf := wildcard.NewInformer(&cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			o.FieldSelector = byName
+			return configMaps.List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.FieldSelector = byName
+			return configMaps.Watch(ctx, o)
+		},
+	}, &corev1.ConfigMap{}, v.resync)
+	// Not started yet: cannot fail.
+	_ = inf.AddEventHandler(rootCAHandler(func(rootCA *corev1.ConfigMap) {
+		ws := wildcard.ClusterOf(rootCA)
+		v.mu.Lock()
+		viewed := shard.rootCAViews[ws]
+		v.mu.Unlock()
+		if viewed && v.rootCAChanged != nil {
+			v.rootCAChanged(ws, rootCA.Namespace)
+		}
+	}))
+	return inf
+}
+
+// rootCAView returns the handle of workspace ws's kube-root-ca.crt ConfigMaps and replays
+// them as a new informer would.
+func (v *syncerViews) rootCAView(ws string) (*informerHandle, bool) {
+	v.mu.Lock()
+	shard, ok := v.shardOfLocked(ws)
+	if ok {
+		shard.rootCAViews[ws] = true
+	}
+	v.mu.Unlock()
+	if !ok {
+		return nil, false
+	}
+	lister := shard.rootCA.Lister(ws)
+	h := viewHandle(lister, shard.rootCA.HasSynced, func() {
+		v.mu.Lock()
+		delete(shard.rootCAViews, ws)
+		v.mu.Unlock()
+	})
+	objs, _ := lister.List(labels.Everything())
+	go func() {
+		for _, obj := range objs {
+			if cm, ok := obj.(*corev1.ConfigMap); ok && v.rootCAChanged != nil {
+				v.rootCAChanged(ws, cm.Namespace)
+			}
+		}
+	}()
+	return h, true
 }
 
 func (s *viewShard) stop() {

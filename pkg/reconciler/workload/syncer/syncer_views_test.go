@@ -72,6 +72,8 @@ func TestSyncerViews(t *testing.T) {
 		// The fake tracker keys namespaces by name alone: c2's has another name.
 		viewNamespace("c2", "store", placed),
 		viewNamespace("c3", "unplaced", nil),
+		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "kube-root-ca.crt", Namespace: "shop",
+			Annotations: map[string]string{logicalcluster.AnnotationKey: "c1"}}, Data: map[string]string{"ca.crt": "c1's CA"}},
 	)
 	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
 		map[schema.GroupVersionResource]string{configMapsGVR: "ConfigMapList"},
@@ -162,6 +164,32 @@ func TestSyncerViews(t *testing.T) {
 		t.Errorf("namespace changes %v, want c1|shop", nsChanged)
 	}
 	nsMu.Unlock()
+
+	// The root CA ConfigMaps of a workspace reach the hub CA copy once it has a view.
+	var caMu sync.Mutex
+	var caChanged []string
+	views.rootCAChanged = func(ws, ns string) {
+		engineLock.Lock()
+		defer engineLock.Unlock()
+		caMu.Lock()
+		caChanged = append(caChanged, ws+"|"+ns)
+		caMu.Unlock()
+	}
+	engineLock.Lock()
+	caView, ok := views.rootCAView("c1")
+	engineLock.Unlock()
+	if !ok {
+		t.Fatal("no root CA view for c1")
+	}
+	waitFor(t, "the root CA replay", func() bool { caMu.Lock(); defer caMu.Unlock(); return len(caChanged) > 0 })
+	caMu.Lock()
+	if caChanged[0] != "c1|shop" {
+		t.Errorf("root CA changes %v, want c1|shop", caChanged)
+	}
+	caMu.Unlock()
+	if obj, err := caView.lister.ByNamespace("shop").Get("kube-root-ca.crt"); err != nil || obj.(*corev1.ConfigMap).Data["ca.crt"] != "c1's CA" {
+		t.Errorf("c1's root CA = %v, %v", obj, err)
+	}
 
 	// A view URL no longer listed stops; its workspaces leave the list.
 	if err := views.setURLs(ctx, nil); err != nil {
