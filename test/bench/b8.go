@@ -69,6 +69,9 @@ func (r *b8Runner) run(ctx context.Context, viewBin string) error {
 			return err
 		}
 	}
+	idle := takeCPU(r.e.env)
+	time.Sleep(10 * time.Second)
+	r.rep.add(row{scenario: "B8 environment", figure: "CPU at rest over 10s (objects created, no syncer)", value: idle.until(takeCPU(r.e.env)).String()})
 	r.results = map[string]*b8Result{}
 	if err := r.phase(ctx, r.e.direct, nil); err != nil {
 		return fmt.Errorf("direct mode: %w", err)
@@ -237,18 +240,23 @@ func (r *b8Runner) latency(ctx context.Context, t *b8Target, res *b8Result) erro
 	return nil
 }
 
-// memAvailable is the machine's MemAvailable.
+// memAvailable prints the machine's MemAvailable.
 func memAvailable() string {
+	return fmt.Sprintf("%.1f GiB available", float64(memAvailableBytes())/(1<<30))
+}
+
+// memAvailableBytes is the machine's MemAvailable, 0 if unknown.
+func memAvailableBytes() int64 {
 	b, err := os.ReadFile("/proc/meminfo")
 	if err != nil {
-		return "?"
+		return 0
 	}
 	for _, line := range strings.Split(string(b), "\n") {
 		if strings.HasPrefix(line, "MemAvailable:") {
-			return fmt.Sprintf("%.1f GiB available", float64(parseKB(line))/(1<<30))
+			return parseKB(line)
 		}
 	}
-	return "?"
+	return 0
 }
 
 // runB8 builds the syncer and the virtual-workspace server, starts B8's environment, runs
@@ -287,7 +295,14 @@ func runB8(ctx context.Context, cfg config, root string, began time.Time) (err e
 		return err
 	}
 	envUp := time.Since(envStart)
+	if e.w == 0 {
+		return fmt.Errorf("no workload workspace started: %s", e.stoppedBy)
+	}
 	rep := &report{}
+	if e.stoppedBy != "" {
+		rep.add(row{scenario: "B8 environment", figure: fmt.Sprintf("workload workspaces: %d asked for, %d started", cfg.b8.workspaces, e.w), value: e.stoppedBy})
+		cfg.b8.workspaces = e.w
+	}
 	rep.add(row{scenario: "B8 environment", figure: fmt.Sprintf("%d workload apiservers started", cfg.b8.workspaces), value: e.startupSummary(cfg.b8.batch)})
 	rep.add(row{scenario: "B8 environment", figure: "RSS of the workload apiservers at rest (no objects yet)", value: e.workspaceFootprint()})
 	r := &b8Runner{cfg: cfg.b8, e: e, rep: rep, log: log, syncer: syncerBin}
