@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -298,6 +297,3 @@ func (e *b8Env) stop() error {
 	}
 	return e.env.Stop()
 }
-
-// viewBinary is the tmc-virtual-workspaces the harness builds next to the syncer.
-func viewBinary(root string) string { return filepath.Join(root, "bin", "tmc-virtual-workspaces") }
