@@ -51,6 +51,8 @@ var b8APIServerEnv = []string{"GOMEMLIMIT=100MiB", "GOGC=50"}
 // cluster, other people's builds): no batch of workspaces starts unless the machine has
 // this much available beyond the batch's expected size.
 const (
+	// b8BatchBudget is the longest a batch of workspaces may take before no more start.
+	b8BatchBudget         = 2 * time.Minute
 	b8MemoryReserve       = 3 << 30
 	b8WorkspaceAPIServerB = 260 << 20
 )
@@ -112,11 +114,24 @@ func startB8Env(ctx context.Context, dir string, w, batch int, log progress) (*b
 			break
 		}
 		if err := e.addWorkspaces(ctx, from, to); err != nil {
-			return e, err
+			if ctx.Err() != nil || e.w == 0 {
+				return e, err
+			}
+			// The machine is full: run with the workspaces that are up (the batch's
+			// others idle unused).
+			e.stoppedBy = fmt.Sprintf("stopped at %d of %d workspaces: batch %d–%d did not start (%v)", e.w, w, from, to, err)
+			log.logf("B8: %s", e.stoppedBy)
+			break
 		}
 		e.w = to
-		e.startup = append(e.startup, time.Since(began))
-		log.logf("B8: workspaces %d–%d of %d up in %s", from, to, w, time.Since(began).Round(time.Millisecond))
+		took := time.Since(began)
+		e.startup = append(e.startup, took)
+		log.logf("B8: workspaces %d–%d of %d up in %s (%s)", from, to, w, took.Round(time.Millisecond), memAvailable())
+		if took > b8BatchBudget && to < w {
+			e.stoppedBy = fmt.Sprintf("stopped at %d of %d workspaces: batch %d–%d took %s (> %s): the machine is saturated", e.w, w, from, to, took.Round(time.Second), b8BatchBudget)
+			log.logf("B8: %s", e.stoppedBy)
+			break
+		}
 	}
 	return e, nil
 }

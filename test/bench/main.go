@@ -60,7 +60,7 @@ func mainErr() int {
 	flag.IntVar(&cfg.verbosity, "v", 0, "Log verbosity of the syncer (-v).")
 	flag.StringVar(&cfg.only, "only", "", "Run only this scenario: B8 (opt-in, not part of the default run: W workspaces × 20 ConfigMaps, direct against virtual-workspace mode).")
 	flag.IntVar(&cfg.b8.workspaces, "workspaces", 0, "B8: workload workspaces, one kube-apiserver each (default 100, 5 with -quick).")
-	flag.IntVar(&cfg.b8.batch, "workspace-batch", 10, "B8: workspace apiservers started at once.")
+	flag.IntVar(&cfg.b8.batch, "workspace-batch", 4, "B8: workspace apiservers started at once.")
 	flag.Float64Var(&cfg.b8.rate, "b8-rate", 10, "B8: ConfigMaps/s created in each mode's latency phase.")
 	flag.DurationVar(&cfg.b8.duration, "b8-duration", 0, "B8: length of each mode's latency phase (default 30s, 10s with -quick).")
 	flag.Parse()
