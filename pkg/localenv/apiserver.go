@@ -76,6 +76,8 @@ type APIServerOptions struct {
 	// ServiceClusterIPRange defaults to 10.96.0.0/16.
 	ServiceClusterIPRange string
 	ExtraArgs             []string
+	// Env are extra environment variables ("NAME=value") of the process.
+	Env []string
 }
 
 // StartAPIServer starts a kube-apiserver and waits until /readyz is ok.
@@ -114,9 +116,11 @@ func StartAPIServer(ctx context.Context, bins *Binaries, pki *PKI, tokens *Token
 		"--v=1",
 	}
 	args = append(args, opts.ExtraArgs...)
+	process := NewProcess(opts.Name+"-apiserver", bins.Path(BinKubeAPIServer), args, logDir)
+	process.Env = opts.Env
 	a := &APIServer{
 		Name:    opts.Name,
-		Process: NewProcess(opts.Name+"-apiserver", bins.Path(BinKubeAPIServer), args, logDir),
+		Process: process,
 		URL:     fmt.Sprintf("https://127.0.0.1:%d", port),
 		Port:    port,
 		pki:     pki,

@@ -35,6 +35,9 @@ type Options struct {
 	// apiserver (replacements included), e.g. --watch-cache=false so that watches are
 	// served from etcd and an etcd compaction (Etcd.Compact) expires them.
 	WorkspaceAPIServerArgs []string
+	// WorkspaceAPIServerEnv are extra environment variables ("NAME=value") of every
+	// workspace's apiserver, e.g. GOMEMLIMIT to fit many workspaces on one machine.
+	WorkspaceAPIServerEnv []string
 	// Shards are more shards beyond the root one (which holds Workspaces), each with its
 	// own etcd and its own front proxy serving its workspaces' /clusters/* (shards.go).
 	Shards []ShardOptions
@@ -67,6 +70,8 @@ type Environment struct {
 	replacements int
 	// workspaceAPIServerArgs is Options.WorkspaceAPIServerArgs.
 	workspaceAPIServerArgs []string
+	// workspaceAPIServerEnv is Options.WorkspaceAPIServerEnv.
+	workspaceAPIServerEnv []string
 	// workspaceRootCAFile is the CA bundle the workspaces publish as kube-root-ca.crt.
 	workspaceRootCAFile string
 	// noWorkspaceControllers is Options.NoWorkspaceControllers, for AddWorkspace.
@@ -101,7 +106,8 @@ func Start(ctx context.Context, opts Options) (_ *Environment, err error) {
 		return nil, err
 	}
 	env := &Environment{Dir: opts.Dir, bins: bins, workspaces: map[string]*Workspace{}, clusters: map[string]*PhysicalCluster{},
-		workspaceAPIServerArgs: opts.WorkspaceAPIServerArgs, noWorkspaceControllers: opts.NoWorkspaceControllers}
+		workspaceAPIServerArgs: opts.WorkspaceAPIServerArgs, workspaceAPIServerEnv: opts.WorkspaceAPIServerEnv,
+		noWorkspaceControllers: opts.NoWorkspaceControllers}
 	if env.Dir == "" {
 		if env.Dir, err = os.MkdirTemp("", "tmc-env-"); err != nil {
 			return nil, fmt.Errorf("failed to create environment directory: %w", err)
@@ -221,6 +227,7 @@ func (env *Environment) startWorkspaceServers(ctx context.Context, name, cluster
 		EtcdURL:    etcd.ClientURL,
 		EtcdPrefix: etcdPrefix,
 		ExtraArgs:  append([]string{admission}, env.workspaceAPIServerArgs...),
+		Env:        env.workspaceAPIServerEnv,
 	}, env.LogDir)
 	if err != nil {
 		return nil, nil, err

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"k8s.io/client-go/kubernetes"
+
 	"github.com/tmc-dev/tmc/pkg/localenv"
 )
 
@@ -37,6 +39,11 @@ type config struct {
 	keep      bool
 	pprofDir  string
 	verbosity int
+
+	// only names the one scenario to run instead of B0–B7; only "B8" (opt-in, on its own
+	// environment) is supported.
+	only string
+	b8   b8Config
 }
 
 func main() {
@@ -51,8 +58,17 @@ func mainErr() int {
 	flag.BoolVar(&cfg.keep, "keep", false, "Keep the environment directory (logs, data) after the run.")
 	flag.StringVar(&cfg.pprofDir, "pprof", "", "Run a pprof-enabled build of the syncer (test/bench/syncerprof) and write a CPU profile of B1 and a heap profile at its end into this directory.")
 	flag.IntVar(&cfg.verbosity, "v", 0, "Log verbosity of the syncer (-v).")
+	flag.StringVar(&cfg.only, "only", "", "Run only this scenario: B8 (opt-in, not part of the default run: W workspaces × 20 ConfigMaps, direct against virtual-workspace mode).")
+	flag.IntVar(&cfg.b8.workspaces, "workspaces", 0, "B8: workload workspaces, one kube-apiserver each (default 100, 5 with -quick).")
+	flag.IntVar(&cfg.b8.batch, "workspace-batch", 4, "B8: workspace apiservers started at once.")
+	flag.Float64Var(&cfg.b8.rate, "b8-rate", 10, "B8: ConfigMaps/s created in each mode's latency phase.")
+	flag.DurationVar(&cfg.b8.duration, "b8-duration", 0, "B8: length of each mode's latency phase (default 30s, 10s with -quick).")
 	flag.Parse()
 	cfg.fill()
+	if cfg.only != "" && cfg.only != "B8" {
+		fmt.Fprintf(os.Stderr, "bench: -only supports B8 only, got %q\n", cfg.only)
+		return 2
+	}
 
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer cancel()
@@ -85,6 +101,20 @@ func (c *config) fill() {
 		c.idleWindow = 10 * time.Second
 	}
 	c.b7N = c.n - c.n%workloadCount
+	c.b8.perWorkspace = 20
+	if c.b8.workspaces == 0 {
+		c.b8.workspaces = 100
+		if c.quick {
+			c.b8.workspaces = 5
+		}
+	}
+	if c.b8.duration == 0 {
+		c.b8.duration = 30 * time.Second
+		if c.quick {
+			c.b8.duration = 10 * time.Second
+		}
+	}
+	c.b8.batch = max(c.b8.batch, 1)
 }
 
 // progress logs a timestamped line to stderr.
@@ -103,6 +133,9 @@ func run(ctx context.Context, cfg config) (err error) {
 	}
 	if err := useBenchBinaryDir(); err != nil {
 		return err
+	}
+	if cfg.only == "B8" {
+		return runB8(ctx, cfg, root, began)
 	}
 	if cfg.pprofDir != "" {
 		if cfg.pprofDir, err = filepath.Abs(cfg.pprofDir); err != nil {
@@ -148,30 +181,40 @@ func run(ctx context.Context, cfg config) (err error) {
 		return err
 	}
 	r.log.logf("done; stopping the environment")
-	r.rep.header = r.header(ctx, root, began, loadBefore, envUp)
+	r.rep.header = header(ctx, root, cfg, be.downstream, began, loadBefore, envUp)
+	return writeReport(r.rep, cfg.out)
+}
+
+// writeReport prints the report and, with out, writes it as Markdown there.
+func writeReport(rep *report, out string) error {
 	fmt.Println()
-	r.rep.printText(os.Stdout)
-	if cfg.out != "" {
-		f, err := os.Create(cfg.out)
-		if err != nil {
-			return fmt.Errorf("failed to create %s: %w", cfg.out, err)
-		}
-		r.rep.printMarkdown(f)
-		if err := f.Close(); err != nil {
-			return fmt.Errorf("failed to write %s: %w", cfg.out, err)
-		}
+	rep.printText(os.Stdout)
+	if out == "" {
+		return nil
+	}
+	f, err := os.Create(out)
+	if err != nil {
+		return fmt.Errorf("failed to create %s: %w", out, err)
+	}
+	rep.printMarkdown(f)
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("failed to write %s: %w", out, err)
 	}
 	return nil
 }
 
 // header describes the run: machine, versions, settings, load and duration.
-func (r *runner) header(ctx context.Context, root string, began time.Time, loadBefore string, envUp time.Duration) []string {
+func header(ctx context.Context, root string, cfg config, downstream kubernetes.Interface, began time.Time, loadBefore string, envUp time.Duration) []string {
 	mode := "full"
-	if r.cfg.quick {
+	if cfg.quick {
 		mode = "quick"
 	}
+	size := fmt.Sprintf("N=%d", cfg.n)
+	if cfg.only == "B8" {
+		size = fmt.Sprintf("B8 only, W=%d workspaces × %d ConfigMaps", cfg.b8.workspaces, cfg.b8.perWorkspace)
+	}
 	k8s := "?"
-	if v, err := r.be.downstream.Discovery().ServerVersion(); err == nil {
+	if v, err := downstream.Discovery().ServerVersion(); err == nil {
 		k8s = v.GitVersion
 	}
 	commit := "?"
@@ -179,12 +222,12 @@ func (r *runner) header(ctx context.Context, root string, began time.Time, loadB
 		commit = strings.TrimSpace(string(out))
 	}
 	return []string{
-		fmt.Sprintf("Run: %s mode, N=%d, started %s, took %s (environment start %s), commit %s",
-			mode, r.cfg.n, began.Format(time.RFC3339), time.Since(began).Round(time.Second), envUp.Round(time.Millisecond), commit),
+		fmt.Sprintf("Run: %s mode, %s, started %s, took %s (environment start %s), commit %s",
+			mode, size, began.Format(time.RFC3339), time.Since(began).Round(time.Second), envUp.Round(time.Millisecond), commit),
 		fmt.Sprintf("Machine: %d CPUs, %s memory, %s, Kubernetes %s servers (etcd, apiservers, kwok on 127.0.0.1)",
 			runtime.NumCPU(), memTotal(), runtime.Version(), k8s),
 		fmt.Sprintf("Syncer: bin/workload-syncer --workers=%d --qps=%g -v=%d (one process); B0 clients: QPS unlimited, %d and 1 workers",
-			syncerWorkers, syncerQPS, r.cfg.verbosity, syncerWorkers),
+			syncerWorkers, syncerQPS, cfg.verbosity, syncerWorkers),
 		fmt.Sprintf("Load average (1/5/15 min): %s before, %s after", loadBefore, loadAvg()),
 	}
 }

@@ -105,6 +105,9 @@ func loadAvg() string {
 	return strings.Join(f[:3], " ")
 }
 
+// vwGroup is the CPU group of the virtual-workspace server (B8).
+const vwGroup = "virtual-workspace server"
+
 // cpuSnapshot is the CPU time of every process of the run, by group, and of the machine.
 type cpuSnapshot struct {
 	at          time.Time
@@ -119,6 +122,8 @@ func processGroup(name string) string {
 		return "etcd"
 	case strings.HasPrefix(name, "workload-syncer"):
 		return "syncer"
+	case strings.HasPrefix(name, "tmc-virtual-workspaces"):
+		return vwGroup
 	case strings.HasPrefix(name, "ws-") && strings.HasSuffix(name, "-apiserver"):
 		return "upstream apiservers"
 	case strings.HasSuffix(name, "-apiserver"):

@@ -26,6 +26,11 @@ func buildSyncer(ctx context.Context, root string, pprof bool) (string, error) {
 	if pprof {
 		name, pkg = "workload-syncer-pprof", "./test/bench/syncerprof"
 	}
+	return buildBinary(ctx, root, name, pkg)
+}
+
+// buildBinary builds package pkg of the repository into bin/name and returns its path.
+func buildBinary(ctx context.Context, root, name, pkg string) (string, error) {
 	out := filepath.Join(root, "bin", name)
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
 	cmd.Dir = root
