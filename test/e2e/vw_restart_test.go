@@ -82,6 +82,9 @@ func TestVirtualWorkspaceServerRestartMidSync(t *testing.T) {
 		t.Fatal(err)
 	}
 	restarted := time.Now()
+	if before >= restartObjects {
+		t.Fatalf("all %d ConfigMaps were downstream before the restart: it did not come mid-sync", before)
+	}
 	t.Logf("the virtual-workspace server restarted with %d of %d ConfigMaps downstream", before, restartObjects)
 	if err := <-createErr; err != nil {
 		t.Fatal(err)
