@@ -78,10 +78,18 @@ func TestVirtualWorkspaceServerRestartMidSync(t *testing.T) {
 		before = len(list.Items)
 		return before >= restartObjects/3, nil
 	})
+	pid := syncer.Pid()
+	restarting := time.Now()
 	if err := ve.servers[0].RestartAndWait(ctx, 10*time.Second, 0); err != nil {
 		t.Fatal(err)
 	}
 	restarted := time.Now()
+	atReady, err := down.CoreV1().ConfigMaps(metav1.NamespaceAll).List(ctx, metav1.ListOptions{LabelSelector: selector})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the virtual-workspace server was down and back ready in %s; %d ConfigMaps downstream then",
+		restarted.Sub(restarting).Round(time.Millisecond), len(atReady.Items))
 	if before >= restartObjects {
 		t.Fatalf("all %d ConfigMaps were downstream before the restart: it did not come mid-sync", before)
 	}
@@ -91,7 +99,11 @@ func TestVirtualWorkspaceServerRestartMidSync(t *testing.T) {
 	}
 
 	ve.waitConverged(t, 180*time.Second, down, nss, "every ConfigMap downstream with its data and one syncer finalizer upstream")
-	t.Logf("converged %s after the virtual-workspace server was ready again", time.Since(restarted).Round(time.Millisecond))
+	t.Logf("converged %s after the restart began, %s after the server was ready again",
+		time.Since(restarting).Round(time.Millisecond), time.Since(restarted).Round(time.Millisecond))
+	if got := syncer.Pid(); got != pid || !syncer.Running() {
+		t.Errorf("the syncer's pid went from %d to %d (running %v): it must reconnect, not restart", pid, got, syncer.Running())
+	}
 
 	if got := deletions(); len(got) > 0 {
 		t.Errorf("downstream objects deleted: %s", firstFew(got, 10))

@@ -45,6 +45,7 @@ func TestVirtualWorkspaceTwoShardsPartition(t *testing.T) {
 	}
 	ve.waitConverged(t, 120*time.Second, down, nss, "both shards' ConfigMaps synced by the one syncer")
 
+	pid := syncer.Pid()
 	proxy.Partition()
 	partitioned := time.Now()
 	t.Logf("the second shard's view partitioned")
@@ -90,6 +91,9 @@ func TestVirtualWorkspaceTwoShardsPartition(t *testing.T) {
 	healed := time.Now()
 	ve.waitConverged(t, 120*time.Second, down, nss, "wsB's changes made during the partition downstream after the heal")
 	t.Logf("converged %s after the heal (partition %s)", time.Since(healed).Round(time.Millisecond), healed.Sub(partitioned).Round(time.Second))
+	if got := syncer.Pid(); got != pid || !syncer.Running() {
+		t.Errorf("the syncer's pid went from %d to %d (running %v): it must ride out the partition", pid, got, syncer.Running())
+	}
 	if got := deletions(); len(got) > 0 {
 		t.Errorf("downstream objects deleted: %s", firstFew(got, 10))
 	}
