@@ -105,6 +105,13 @@ func TestVirtualWorkspaceServerRestartMidSync(t *testing.T) {
 		t.Errorf("the syncer's pid went from %d to %d (running %v): it must reconnect, not restart", pid, got, syncer.Running())
 	}
 
+	// The syncer reconnected to the restarted server: its watch of ConfigMaps is open there.
+	vm := scrape(t, ctx, ve.servers[0].MetricsURL)
+	if n := vm.Sum("tmc_virtualworkspace_open_watches", map[string]string{"resource": "configmaps"}); n < 1 {
+		t.Errorf("the restarted server serves %v ConfigMap watches, want the syncer's", n)
+	}
+	t.Logf("the restarted server answered %v requests, %v of them patches",
+		vm.Sum("tmc_virtualworkspace_requests_total", nil), vm.Sum("tmc_virtualworkspace_requests_total", map[string]string{"verb": "patch"}))
 	if got := deletions(); len(got) > 0 {
 		t.Errorf("downstream objects deleted: %s", firstFew(got, 10))
 	}
