@@ -55,29 +55,35 @@ func TestVirtualWorkspaceServerRestartMidSync(t *testing.T) {
 	for i, name := range indexedNames("cm", restartObjects) {
 		nss[i%len(nss)].names = append(nss[i%len(nss)].names, name)
 	}
-	createErr := make(chan error, 1)
-	go func() {
-		errs := make(chan error, len(nss))
+	// The first half is created at once and the server restarted while the syncer works
+	// through it; the second half is created once the server is back, so that it can only
+	// arrive through a reconnected view.
+	half := func(second bool) map[*viewNamespace][]string {
+		out := map[*viewNamespace][]string{}
 		for _, vn := range nss {
-			go func() { errs <- createConfigMaps(ctx, vn.upstream, vn.ns, vn.names, ve.syncLabels(clusterName), 1) }()
+			n := len(vn.names) / 2
+			if second {
+				out[vn] = vn.names[n:]
+			} else {
+				out[vn] = vn.names[:n]
+			}
 		}
-		var all []error
-		for range nss {
-			all = append(all, <-errs)
-		}
-		createErr <- errors.Join(all...)
-	}()
-
-	// Mid-sync: some, not all, downstream.
+		return out
+	}
+	createErr := make(chan error, 1)
+	go func() { createErr <- ve.createBatch(ctx, half(false)) }()
 	var before int
-	eventually(t, 120*time.Second, "a third of the ConfigMaps downstream", func(ctx context.Context) (bool, error) {
+	eventually(t, 120*time.Second, "a third of the first half downstream", func(ctx context.Context) (bool, error) {
 		list, err := down.CoreV1().ConfigMaps(metav1.NamespaceAll).List(ctx, metav1.ListOptions{LabelSelector: selector})
 		if err != nil {
 			return false, err
 		}
 		before = len(list.Items)
-		return before >= restartObjects/3, nil
+		return before >= restartObjects/6, nil
 	})
+	if before >= restartObjects/2 {
+		t.Fatalf("the whole first half (%d ConfigMaps) was downstream before the restart: it did not come mid-sync", before)
+	}
 	pid := syncer.Pid()
 	restarting := time.Now()
 	if err := ve.servers[0].RestartAndWait(ctx, 10*time.Second, 0); err != nil {
@@ -88,13 +94,12 @@ func TestVirtualWorkspaceServerRestartMidSync(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("the virtual-workspace server was down and back ready in %s; %d ConfigMaps downstream then",
-		restarted.Sub(restarting).Round(time.Millisecond), len(atReady.Items))
-	if before >= restartObjects {
-		t.Fatalf("all %d ConfigMaps were downstream before the restart: it did not come mid-sync", before)
-	}
-	t.Logf("the virtual-workspace server restarted with %d of %d ConfigMaps downstream", before, restartObjects)
+	t.Logf("the virtual-workspace server restarted with %d of the first %d ConfigMaps downstream; down and back ready in %s, %d downstream then",
+		before, restartObjects/2, restarted.Sub(restarting).Round(time.Millisecond), len(atReady.Items))
 	if err := <-createErr; err != nil {
+		t.Fatal(err)
+	}
+	if err := ve.createBatch(ctx, half(true)); err != nil {
 		t.Fatal(err)
 	}
 
@@ -104,14 +109,15 @@ func TestVirtualWorkspaceServerRestartMidSync(t *testing.T) {
 	if got := syncer.Pid(); got != pid || !syncer.Running() {
 		t.Errorf("the syncer's pid went from %d to %d (running %v): it must reconnect, not restart", pid, got, syncer.Running())
 	}
-
-	// The syncer reconnected to the restarted server: its watch of ConfigMaps is open there.
-	vm := scrape(t, ctx, ve.servers[0].MetricsURL)
-	if n := vm.Sum("tmc_virtualworkspace_open_watches", map[string]string{"resource": "configmaps"}); n < 1 {
-		t.Errorf("the restarted server serves %v ConfigMap watches, want the syncer's", n)
+	// The syncer reconnected to the restarted server: the second half's finalizers went
+	// through it, and its ConfigMap watch is open there.
+	vwMetrics := ve.servers[0].MetricsURL
+	eventually(t, 60*time.Second, "the syncer's ConfigMap watch open on the restarted server", func(ctx context.Context) (bool, error) {
+		return scrape(t, ctx, vwMetrics).Sum("tmc_virtualworkspace_open_watches", map[string]string{"resource": "configmaps"}) >= 1, nil
+	})
+	if n := metricValue(t, vwMetrics, "tmc_virtualworkspace_requests_total", map[string]string{"verb": "patch", "resource": "configmaps"}); n < restartObjects/2 {
+		t.Errorf("the restarted server served %v ConfigMap patches, want at least the second half's %d finalizers", n, restartObjects/2)
 	}
-	t.Logf("the restarted server answered %v requests, %v of them patches",
-		vm.Sum("tmc_virtualworkspace_requests_total", nil), vm.Sum("tmc_virtualworkspace_requests_total", map[string]string{"verb": "patch"}))
 	if got := deletions(); len(got) > 0 {
 		t.Errorf("downstream objects deleted: %s", firstFew(got, 10))
 	}
@@ -148,6 +154,19 @@ func (ve *viewEnv) waitConverged(t *testing.T, timeout time.Duration, down kuber
 	localenv.Eventually(t, 200*time.Millisecond, timeout, what, func(ctx context.Context) (bool, string, error) {
 		return ve.converged(ctx, down, nss)
 	})
+}
+
+// createBatch creates the given ConfigMaps of every namespace, the namespaces in parallel.
+func (ve *viewEnv) createBatch(ctx context.Context, batch map[*viewNamespace][]string) error {
+	errs := make(chan error, len(batch))
+	for vn, names := range batch {
+		go func() { errs <- createConfigMaps(ctx, vn.upstream, vn.ns, names, ve.syncLabels(clusterName), 1) }()
+	}
+	var all []error
+	for range batch {
+		all = append(all, <-errs)
+	}
+	return errors.Join(all...)
 }
 
 // converged says whether every ConfigMap of nss is downstream with its upstream data and
