@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"maps"
+	"net/url"
 	"path/filepath"
 	"testing"
 	"time"
@@ -20,6 +22,9 @@ import (
 type viewEnv struct {
 	env     *localenv.Environment
 	servers []*localenv.VirtualWorkspaces
+	// urls are the base URLs the controller publishes, one per server (a server's own URL
+	// unless a fault proxy stands in front of it: partitionableServer).
+	urls    []string
 	targets map[string]*viewTarget
 }
 
@@ -92,6 +97,7 @@ func setupViewEnv(t *testing.T, o viewEnvOptions) *viewEnv {
 			t.Fatal(err)
 		}
 		ve.servers = append(ve.servers, vw)
+		ve.urls = append(ve.urls, vw.URL)
 	}
 	return ve
 }
@@ -101,8 +107,8 @@ func setupViewEnv(t *testing.T, o viewEnvOptions) *viewEnv {
 func (ve *viewEnv) startController(t *testing.T) *localenv.Component {
 	t.Helper()
 	args := []string{}
-	for _, vw := range ve.servers {
-		args = append(args, "--virtual-workspace-url="+vw.URL)
+	for _, u := range ve.urls {
+		args = append(args, "--virtual-workspace-url="+u)
 	}
 	c, err := ve.env.StartController(t.Context(), localenv.ControllerOptions{
 		Binary:             filepath.Join(binDir, "tmc-controller"),
@@ -173,4 +179,54 @@ func (ve *viewEnv) downstreamNamespace(t *testing.T, name, ws, ns string) string
 // syncLabels selects an object for SyncTarget name.
 func (ve *viewEnv) syncLabels(name string) map[string]string {
 	return map[string]string{workloadv1alpha1.ClusterResourceStateLabel(ve.targets[name].key): workloadv1alpha1.ResourceStateSync}
+}
+
+// partitionableServer puts a fault proxy in front of server i and has the controller
+// publish the proxy's URL instead of the server's, so that the proxy cuts the syncers
+// from that server's view. Call it before startController.
+func (ve *viewEnv) partitionableServer(t *testing.T, i int) *localenv.FaultProxy {
+	t.Helper()
+	u, err := url.Parse(ve.servers[i].URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp, err := localenv.StartFaultProxy(u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = fp.Close() })
+	ve.urls[i] = "https://" + fp.Addr
+	return fp
+}
+
+// placeNamespace creates namespace ns in workspace ws labelled Sync for every given
+// SyncTarget, as placement labels it (by hand: no Placement selects it, so the placement
+// controller leaves it alone and the resource controller makes its objects follow).
+func (ve *viewEnv) placeNamespace(t *testing.T, ws, ns string, targets ...string) {
+	t.Helper()
+	labels := map[string]string{}
+	for _, name := range targets {
+		maps.Copy(labels, ve.syncLabels(name))
+	}
+	createNamespace(t, kubeClient(t, ve.env.Workspace(ws).AdminConfig()), ns, labels)
+}
+
+// bindWorkspaces gives each workspace a Placement that selects no namespace, so that the
+// tmc-controller binds it (its resource controller then runs there) without placing
+// anything itself.
+func (ve *viewEnv) bindWorkspaces(t *testing.T, workspaces ...string) {
+	t.Helper()
+	for _, ws := range workspaces {
+		if _, err := tmcClient(t, ve.env.Workspace(ws).AdminConfig()).SchedulingV1alpha1().Placements().Create(t.Context(), &schedulingv1alpha1.Placement{
+			ObjectMeta: metav1.ObjectMeta{Name: "bind-only"},
+			Spec:       schedulingv1alpha1.PlacementSpec{LocationWorkspace: locationWS},
+		}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// ownershipSelector selects the downstream objects SyncTarget name owns.
+func (ve *viewEnv) ownershipSelector(name string) string {
+	return workloadv1alpha1.InternalDownstreamClusterLabel + "=" + ve.targets[name].key
 }

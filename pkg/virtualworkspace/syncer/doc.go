@@ -7,9 +7,10 @@
 // upstream with the server's privileged identity, rewritten so that the syncer reaches only
 // the objects labelled state.workload.kcp.io/<key>=Sync of the types its SyncTarget accepts,
 // and writes only the metadata it owns for its key; status writes are stored per target and
-// summarised into .status (pkg/virtualworkspace/summarize). The kube-root-ca.crt
-// ConfigMaps (the workspace's public CA bundle, for the syncer's hub CA copy) are listed and
-// watched by exactly that name, unfiltered by placement. Everything else is refused.
+// summarised into .status (pkg/virtualworkspace/summarize), and a release that takes a
+// target out of the summary summarises the targets left. The kube-root-ca.crt ConfigMaps
+// (the workspace's public CA bundle, for the syncer's hub CA copy) are listed and watched by
+// exactly that name, unfiltered by placement. Everything else is refused.
 //
 // It owns the request handling only; it must not import the syncer, the tmc-controller's
 // reconcilers or anything under test/.

@@ -64,6 +64,12 @@ func (h *handler) writeStatusOnce(ctx context.Context, req request, tgt *target,
 	if err != nil {
 		return nil, err
 	}
+	return h.writeSummary(ctx, req, obj)
+}
+
+// writeSummary writes the summary of obj's per-target statuses (summaryOf) to .status
+// when it differs from obj's; it returns the final object.
+func (h *handler) writeSummary(ctx context.Context, req request, obj map[string]any) (map[string]any, error) {
 	summary, ok, err := summaryOf(req, obj)
 	if err != nil || !ok {
 		return obj, err
@@ -185,4 +191,58 @@ func annotationsOf(obj map[string]any) map[string]string {
 	meta, _ := obj["metadata"].(map[string]any)
 	m, _ := stringMap(meta["annotations"])
 	return m
+}
+
+// summarizeAfterRelease keeps .status right when a metadata write takes this target out of
+// the summary (its state label or its status annotation removed, as the syncer's release
+// does): .status described a copy that is gone, and no further status write comes from
+// the targets that remain while their copies do not change. When another target still
+// reports a status, .status becomes the summary of those left (one target: its status
+// exactly); with none left, the releasing syncer clears .status itself. It returns the
+// answer to send: the final object, or respBody when it wrote nothing. A failure is
+// logged, not returned: the release itself succeeded.
+func (h *handler) summarizeAfterRelease(ctx context.Context, req request, tgt *target, current map[string]any, respBody []byte) []byte {
+	if !reportsStatus(current, tgt.key) {
+		return respBody
+	}
+	obj := map[string]any{}
+	if err := json.Unmarshal(respBody, &obj); err != nil || reportsStatus(obj, tgt.key) || !otherReports(obj, tgt.key) {
+		return respBody
+	}
+	logger := klog.FromContext(ctx)
+	for attempt := 1; ; attempt++ {
+		final, err := h.writeSummary(ctx, req, obj)
+		if err == nil {
+			if b, err := json.Marshal(final); err == nil {
+				return b
+			}
+			return respBody
+		}
+		if !apierrors.IsConflict(err) || attempt == statusAttempts {
+			logger.Error(err, "Failed to summarise the status of the targets left after a release")
+			return respBody
+		}
+		if obj, err = h.upstream.object(ctx, http.MethodGet, req.Cluster, objectPath(req), "", nil); err != nil {
+			logger.Error(err, "Failed to read the object to summarise the status of the targets left after a release")
+			return respBody
+		}
+	}
+}
+
+// reportsStatus reports whether target stKey counts in obj's summary: state label Sync and
+// a status annotation.
+func reportsStatus(obj map[string]any, stKey string) bool {
+	_, reported := annotationsOf(obj)[workloadv1alpha1.StatusAnnotation(stKey)]
+	return reported && labelsOf(obj)[workloadv1alpha1.ClusterResourceStateLabel(stKey)] == workloadv1alpha1.ResourceStateSync
+}
+
+// otherReports reports whether a target other than stKey counts in obj's summary.
+func otherReports(obj map[string]any, stKey string) bool {
+	for label := range labelsOf(obj) {
+		key, isState := workloadv1alpha1.SyncTargetKeyFromLabel(workloadv1alpha1.ClusterResourceStateLabelPrefix, label)
+		if isState && key != stKey && reportsStatus(obj, key) {
+			return true
+		}
+	}
+	return false
 }

@@ -15,7 +15,8 @@ import (
 // serveMetadataWrite serves an update or JSON merge patch of an object (not its status):
 // it computes the result against the current object, allows it only if it changes nothing
 // but the metadata the syncer owns for this target (validateChange), and writes it with the
-// checked object's resourceVersion as precondition.
+// checked object's resourceVersion as precondition. A write that takes this target out of
+// the status summary has .status summarised again (summarizeAfterRelease).
 func (h *handler) serveMetadataWrite(w http.ResponseWriter, r *http.Request, req request, tgt *target) {
 	body, err := readBody(r, req)
 	if err != nil {
@@ -44,6 +45,9 @@ func (h *handler) serveMetadataWrite(w http.ResponseWriter, r *http.Request, req
 	if err != nil && code == 0 {
 		writeError(w, err)
 		return
+	}
+	if err == nil {
+		respBody = h.summarizeAfterRelease(r.Context(), req, tgt, current, respBody)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
