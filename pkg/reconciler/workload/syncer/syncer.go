@@ -219,14 +219,7 @@ func (s *Syncer) runControllers(ctx context.Context) error {
 		return ctx.Err()
 	}
 
-	st, _ := syncTargetLister.Get(s.target.name)
-	s.mode = resolveUpstreamMode(s.cfg, s.target, st)
-	var viewOpts []dataPathOption
-	if s.mode == UpstreamModeVirtualWorkspace {
-		s.views = newSyncerViews(s.cfg.UpstreamConfig, s.target.key, s.cfg.ResyncPeriod)
-		viewOpts = append(viewOpts, withSyncerViews(s.views))
-	}
-	logger.Info("Reaching the workload workspaces", "upstreamMode", s.mode)
+	viewOpts := s.chooseUpstreamMode(ctx, syncTargetLister)
 	d := newDataPath(s.target, s.chain, s.cfg, s.downstreamDynamic, s.downstreamKube, s.metrics, s.errors, tmc.RecoveryOptions{Registerer: s.metrics.tmc.Registerer()}, viewOpts...)
 	s.engine = d.engine
 	d.spec.remover.targetDeleting = syncTargetDeleting(syncTargetLister, s.target.name)
@@ -322,6 +315,19 @@ func (s *Syncer) runControllers(ctx context.Context) error {
 		return errUpstreamModeChanged
 	}
 	return nil
+}
+
+// chooseUpstreamMode sets this run's upstream mode from the SyncTarget and returns the
+// data-path options it needs (the syncer views in virtual-workspace mode).
+func (s *Syncer) chooseUpstreamMode(ctx context.Context, syncTargetLister workloadlisters.SyncTargetLister) []dataPathOption {
+	st, _ := syncTargetLister.Get(s.target.name)
+	s.mode = resolveUpstreamMode(s.cfg, s.target, st)
+	klog.FromContext(ctx).Info("Reaching the workload workspaces", "upstreamMode", s.mode)
+	if s.mode != UpstreamModeVirtualWorkspace {
+		return nil
+	}
+	s.views = newSyncerViews(s.cfg.UpstreamConfig, s.target.key, s.cfg.ResyncPeriod)
+	return []dataPathOption{withSyncerViews(s.views)}
 }
 
 // engineLoop re-runs discovery and informer reconciliation when the SyncTarget changes and
