@@ -9,6 +9,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
@@ -40,6 +41,24 @@ type syncTargetKey struct {
 }
 
 func (k syncTargetKey) String() string { return k.workspace + "|" + k.name }
+
+// cachedSyncTarget returns the location workspace of key and its SyncTarget from the cache;
+// a nil SyncTarget (and no error) when the workspace is not served or the SyncTarget is gone.
+func cachedSyncTarget(ctx context.Context, locations map[string]*locationState, key syncTargetKey) (*locationState, *workloadv1alpha1.SyncTarget, error) {
+	loc := locations[key.workspace]
+	if loc == nil {
+		return nil, nil, nil
+	}
+	st, err := loc.lister.Get(key.name)
+	if apierrors.IsNotFound(err) {
+		klog.FromContext(ctx).V(4).Info("SyncTarget is gone, skipping")
+		return loc, nil, nil
+	}
+	if err != nil {
+		return loc, nil, fmt.Errorf("failed to get SyncTarget from cache: %w", err)
+	}
+	return loc, st, nil
+}
 
 // locationState is what the controller keeps per location workspace.
 type locationState struct {

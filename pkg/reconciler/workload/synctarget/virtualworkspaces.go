@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -137,17 +136,9 @@ func (c *VirtualWorkspacesController) syncTargetHandler(workspace string) cache.
 // reconcile brings status.virtualWorkspaces of one SyncTarget up to date.
 func (c *VirtualWorkspacesController) reconcile(ctx context.Context, key syncTargetKey) error {
 	logger := klog.FromContext(ctx)
-	loc := c.locations[key.workspace]
-	if loc == nil {
-		return nil
-	}
-	st, err := loc.lister.Get(key.name)
-	if apierrors.IsNotFound(err) {
-		logger.V(4).Info("SyncTarget is gone, skipping")
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("failed to get SyncTarget from cache: %w", err)
+	loc, st, err := cachedSyncTarget(ctx, c.locations, key)
+	if st == nil || err != nil {
+		return err
 	}
 	desired := DesiredVirtualWorkspaces(c.serverURLs, st, key.workspace)
 	if slices.Equal(st.Status.VirtualWorkspaces, desired) {

@@ -6,7 +6,6 @@ import (
 	"slices"
 	"sort"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
@@ -24,17 +23,9 @@ var (
 // date.
 func (c *WorkspacesController) reconcile(ctx context.Context, key syncTargetKey) error {
 	logger := klog.FromContext(ctx)
-	loc := c.locations[key.workspace]
-	if loc == nil {
-		return nil
-	}
-	st, err := loc.lister.Get(key.name)
-	if apierrors.IsNotFound(err) {
-		logger.V(4).Info("SyncTarget is gone, skipping")
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("failed to get SyncTarget from cache: %w", err)
+	loc, st, err := cachedSyncTarget(ctx, c.locations, key)
+	if st == nil || err != nil {
+		return err
 	}
 	stKey := workloadv1alpha1.SyncTargetKeyOf(st, key.workspace)
 	current := pathsOf(st.Status.Workspaces)
