@@ -18,7 +18,8 @@ func SyncerVirtualWorkspaceURL(serverURL, locationCluster, name string, uid type
 	return strings.TrimSuffix(serverURL, "/") + SyncerVirtualWorkspacePrefix + locationCluster + "/" + name + "/" + string(uid)
 }
 
-// SyncerVirtualWorkspacePath is a request path of the syncer view, split.
+// SyncerVirtualWorkspacePath is a request path of the syncer view, split (not an API type).
+// +k8s:deepcopy-gen=false
 type SyncerVirtualWorkspacePath struct {
 	LocationCluster string
 	SyncTargetName  string
