@@ -42,6 +42,24 @@ type syncTargetKey struct {
 
 func (k syncTargetKey) String() string { return k.workspace + "|" + k.name }
 
+// watchLocations adds handlerFor(path) to the SyncTarget informer of every location
+// workspace of set, recording each workspace's cache in locations and its sync in synced.
+func watchLocations(set *workspaces.Set, handlerFor func(path string) cache.ResourceEventHandler, locations map[string]*locationState, synced *[]cache.InformerSynced) error {
+	for path, ws := range set.Location {
+		if ws == nil || ws.Dynamic == nil || ws.TMCInformers == nil {
+			return fmt.Errorf("location workspace %q lacks clients or informer factories", path)
+		}
+		syncTargets := ws.TMCInformers.Workload().V1alpha1().SyncTargets()
+		registration, err := syncTargets.Informer().AddEventHandler(handlerFor(path))
+		if err != nil {
+			return fmt.Errorf("failed to watch SyncTargets of workspace %s: %w", path, err)
+		}
+		locations[path] = &locationState{workspace: ws, lister: syncTargets.Lister()}
+		*synced = append(*synced, registration.HasSynced)
+	}
+	return nil
+}
+
 // cachedSyncTarget returns the location workspace of key and its SyncTarget from the cache;
 // a nil SyncTarget (and no error) when the workspace is not served or the SyncTarget is gone.
 func cachedSyncTarget(ctx context.Context, locations map[string]*locationState, key syncTargetKey) (*locationState, *workloadv1alpha1.SyncTarget, error) {
@@ -108,17 +126,8 @@ func NewWorkspacesController(set *workspaces.Set, resourceController *resource.C
 			return []any{"workspace", key.workspace, "syncTarget", klog.KRef("", key.name)}
 		},
 	})
-	for path, ws := range set.Location {
-		if ws == nil || ws.Dynamic == nil || ws.TMCInformers == nil {
-			return nil, fmt.Errorf("location workspace %q lacks clients or informer factories", path)
-		}
-		syncTargets := ws.TMCInformers.Workload().V1alpha1().SyncTargets()
-		registration, err := syncTargets.Informer().AddEventHandler(c.syncTargetHandler(path))
-		if err != nil {
-			return nil, fmt.Errorf("failed to watch SyncTargets of workspace %s: %w", path, err)
-		}
-		c.locations[path] = &locationState{workspace: ws, lister: syncTargets.Lister()}
-		c.synced = append(c.synced, registration.HasSynced)
+	if err := watchLocations(set, c.syncTargetHandler, c.locations, &c.synced); err != nil {
+		return nil, err
 	}
 	for _, path := range set.WorkloadPaths() {
 		if err := c.AddWorkloadWorkspace(set.WorkloadWorkspace(path)); err != nil {

@@ -75,17 +75,8 @@ func NewVirtualWorkspacesController(set *workspaces.Set, serverURLs []string, me
 	c.queue = queue.New(func(ctx context.Context, key syncTargetKey) (time.Duration, error) {
 		return 0, c.reconcile(ctx, key)
 	}, queueOptions)
-	for path, ws := range set.Location {
-		if ws == nil || ws.Dynamic == nil || ws.TMCInformers == nil {
-			return nil, fmt.Errorf("location workspace %q lacks clients or informer factories", path)
-		}
-		syncTargets := ws.TMCInformers.Workload().V1alpha1().SyncTargets()
-		registration, err := syncTargets.Informer().AddEventHandler(c.syncTargetHandler(path))
-		if err != nil {
-			return nil, fmt.Errorf("failed to watch SyncTargets of workspace %s: %w", path, err)
-		}
-		c.locations[path] = &locationState{workspace: ws, lister: syncTargets.Lister()}
-		c.synced = append(c.synced, registration.HasSynced)
+	if err := watchLocations(set, c.syncTargetHandler, c.locations, &c.synced); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
