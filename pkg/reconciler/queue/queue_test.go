@@ -48,12 +48,22 @@ func newTestQueue(t *testing.T, results map[string]result) (*Queue[string], *tes
 	return q, clk, &seen, &decisions
 }
 
-// waitForLen waits until the queue holds want keys ready now; the fake clock's waiters
-// fire asynchronously.
-func waitForLen(t *testing.T, q *Queue[string], want int) {
+// waitForLen waits until the queue holds want keys ready now. The fake clock's waiters fire
+// asynchronously, and the delaying queue arms its timer from the clock reading it took before
+// a concurrent Step, so a key may become due only after a further nudge of the clock: the
+// clock moves on by nudge every few milliseconds until the keys are there. Callers check
+// before that a key is not back too early; this only waits for it to come back.
+func waitForLen(t *testing.T, q *Queue[string], clk *testingclock.FakeClock, want int, nudge time.Duration) {
 	t.Helper()
-	err := wait.PollUntilContextTimeout(t.Context(), time.Millisecond, 5*time.Second, true, func(context.Context) (bool, error) {
-		return q.Len() == want, nil
+	polls := 0
+	err := wait.PollUntilContextTimeout(t.Context(), time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+		if q.Len() == want {
+			return true, nil
+		}
+		if polls++; polls%20 == 0 {
+			clk.Step(nudge)
+		}
+		return false, nil
 	})
 	if err != nil {
 		t.Fatalf("queue length is %d, want %d", q.Len(), want)
@@ -112,7 +122,7 @@ func TestRetryRule(t *testing.T) {
 				t.Fatal("the key came back before its backoff")
 			}
 			clk.Step(time.Millisecond)
-			waitForLen(t, q, 1)
+			waitForLen(t, q, clk, 1, tc.wantAfter)
 		})
 	}
 }
@@ -127,7 +137,7 @@ func TestBackoffGrowsAndSuccessForgets(t *testing.T) {
 			t.Fatalf("failure %d backs off %s, want %s", i+1, got, want)
 		}
 		clk.Step(want)
-		waitForLen(t, q, 1)
+		waitForLen(t, q, clk, 1, want)
 	}
 	results["a"] = result{}
 	q.ProcessNext(t.Context())
@@ -150,7 +160,7 @@ func TestRequeueAfterIsNotAFailure(t *testing.T) {
 		t.Fatalf("a requeue counted as failure: %v, %d", *decisions, q.Failures("a"))
 	}
 	clk.Step(3 * time.Second)
-	waitForLen(t, q, 1)
+	waitForLen(t, q, clk, 1, 3*time.Second)
 }
 
 func TestFailingKeyDoesNotBlockOthers(t *testing.T) {
@@ -160,7 +170,7 @@ func TestFailingKeyDoesNotBlockOthers(t *testing.T) {
 	q.ProcessNext(t.Context())
 	q.ProcessNext(t.Context())
 	clk.Step(time.Second)
-	waitForLen(t, q, 1)
+	waitForLen(t, q, clk, 1, time.Second)
 	q.ProcessNext(t.Context())
 	if got := fmt.Sprint(*seen); got != "[bad good bad]" {
 		t.Errorf("processed %s, want [bad good bad]", got)
@@ -259,7 +269,7 @@ func TestDrainTakesReadyKeysWithoutReconciling(t *testing.T) {
 		t.Fatalf("after Drain: %d keys ready, reconciled %v; want 0 and only [bad]", q.Len(), *seen)
 	}
 	clk.Step(time.Second)
-	waitForLen(t, q, 1)
+	waitForLen(t, q, clk, 1, time.Second)
 	if got := fmt.Sprint(q.Drain()); got != "[bad]" {
 		t.Fatalf("drained %s, want the retried [bad]", got)
 	}
