@@ -49,6 +49,15 @@ const (
 	// cluster-scoped objects) recording where they come from.
 	NamespaceLocatorAnnotation = "kcp.io/namespace-locator"
 
+	// UpsyncResourceVersionAnnotation is on an upsynced upstream object: the
+	// resourceVersion of the downstream object it was last written from (kcp's key), so that
+	// an unchanged downstream object causes no upstream write.
+	UpsyncResourceVersionAnnotation = "workload.kcp.io/rv"
+
+	// UpsyncDerivedResourcesAnnotation on a Service asks for the objects derived from it
+	// downstream to be upsynced: a comma-separated list of "endpoints" and "endpointslices".
+	UpsyncDerivedResourcesAnnotation = "experimental.workload.kcp.io/upsync-derived-resources"
+
 	// ResourceStateSync marks an object to be synced down.
 	ResourceStateSync = "Sync"
 	// ResourceStateUpsync marks an object to be synced up.

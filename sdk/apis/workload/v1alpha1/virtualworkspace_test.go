@@ -20,3 +20,17 @@ func TestSyncerVirtualWorkspacePath(t *testing.T) {
 		}
 	}
 }
+
+func TestUpsyncerVirtualWorkspacePath(t *testing.T) {
+	u := UpsyncerVirtualWorkspaceURL("https://127.0.0.1:6443", "1x2y3z", "east", "uid-1")
+	if want := "https://127.0.0.1:6443/services/upsyncer/1x2y3z/east/uid-1"; u != want {
+		t.Fatalf("URL = %q, want %q", u, want)
+	}
+	p, ok := ParseUpsyncerVirtualWorkspacePath(u[len("https://127.0.0.1:6443"):] + "/clusters/*/api/v1/pods")
+	if !ok || p.SyncTargetName != "east" || p.Rest != "/clusters/*/api/v1/pods" {
+		t.Fatalf("parse = %+v, %v", p, ok)
+	}
+	if _, ok := ParseUpsyncerVirtualWorkspacePath("/services/syncer/1x2y3z/east/uid-1"); ok {
+		t.Error("a syncer-view path parsed as an upsyncer-view path")
+	}
+}
