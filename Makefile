@@ -39,7 +39,7 @@ test-integration: ## Run the integration tests on real etcd, kube-apiserver, con
 
 .PHONY: test-e2e
 test-e2e: ## Run the e2e tests: the real binaries as processes on real servers
-	$(GO) test -count=1 -timeout 45m ./test/e2e/...
+	$(GO) test -count=1 -parallel 2 -timeout 45m ./test/e2e/...
 	@hack/check-no-leftover-processes.sh
 
 .PHONY: bench

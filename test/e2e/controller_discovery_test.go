@@ -22,6 +22,7 @@ import (
 // objects follow, and the SyncTarget lists the workspace, with no RBAC created in the new
 // workspace and the same controller process throughout.
 func TestControllerBindsNewWorkspace(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	const newWS = "root:org:team-new"
 	env := localenv.StartForTest(t, localenv.Options{

@@ -199,6 +199,7 @@ func createNamespace(t *testing.T, c kubernetes.Interface, name string, labels m
 // spreading, cordon, heartbeat loss, drain with make-before-break, syncer recovery,
 // controller restart and Placement deletion.
 func TestPlacement(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	pe := setupPlacementEnv(t)
 	upA := kubeClient(t, pe.env.Workspace(wsA).AdminConfig())

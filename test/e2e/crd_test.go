@@ -77,6 +77,7 @@ func dynamicClient(t *testing.T, cfg *rest.Config) dynamic.Interface {
 // upstream, added to spec.resources, is reported Incompatible and nothing is deleted or
 // written anywhere, and the syncer stays Ready (SyncerReady, /readyz).
 func TestSyncerCustomResources(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	widgetType := workloadv1alpha1.ResourceToSync{Group: crdGroup, Resource: "widgets"}
 	gadgetType := workloadv1alpha1.ResourceToSync{Group: crdGroup, Resource: "gadgets"}

@@ -131,6 +131,7 @@ func (he *hubEnv) placeNamespace(t *testing.T, ns string) string {
 // Jobs run downstream only, created there by the downstream CronJob. The Deployment's status,
 // owned by the hub's Deployment controller, goes up to the per-target status annotation.
 func TestHubMode(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	he := setupHubEnv(t, localenv.HubControllersAll)
 	upstream := kubeClient(t, he.hub.AdminConfig())
@@ -223,6 +224,7 @@ func TestHubMode(t *testing.T) {
 // out the workload controllers (README, "Running the controller"), the status the syncer
 // copies up stays: the Deployment's ready replicas hold at the downstream value.
 func TestHubModeWithoutWorkloadControllers(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	he := setupHubEnv(t, localenv.HubControllersWithoutWorkloads)
 	upstream := kubeClient(t, he.hub.AdminConfig())

@@ -93,6 +93,7 @@ func (pe *placementEnv) namespaceEvent(ctx context.Context, t *testing.T, ns, re
 // under the CRD of before the validation, which the test installs first, then upgrades)
 // keeps the Deployment it placed running downstream and says why.
 func TestPlacementSelectorTypoKeepsWorkloads(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	pe := setupPlacementEnv(t)
 	upCfg := pe.env.Workspace(wsA).AdminConfig()
@@ -300,6 +301,7 @@ func claim(name string) *corev1.PersistentVolumeClaim {
 // was made downstream by an operator, which the controller knows of from the syncer's last
 // report (status.workspaceHealth[].persistentNamespaces).
 func TestPlacementFailoverKeepsPersistentData(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	pe := setupPlacementEnv(t)
 	pe.restartControllerWithShortGrace(t)

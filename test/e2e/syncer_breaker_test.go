@@ -22,6 +22,7 @@ import (
 // every downstream copy, the breaker trips and DeletionsPaused shows the counts; after
 // `kubectl tmc workload resume-deletions` the deletions proceed.
 func TestSyncerBreakerWorkspaceReplaced(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	se := setupSyncerEnv(t)
 	syncer := se.startSyncer(t, syncerOptions{})

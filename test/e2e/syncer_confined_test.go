@@ -24,6 +24,7 @@ import (
 // binding back it reports True again. Its own credential cannot write outside its
 // namespaces.
 func TestSyncerConfinedCondition(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	se := setupSyncerEnv(t)
 	syncer := se.startSyncer(t, syncerOptions{})

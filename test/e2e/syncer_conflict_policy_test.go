@@ -23,6 +23,7 @@ const metricAdoptions = "syncer_adoptions_total"
 // equal → adopted, data unchanged, Adopted Event, and synced from then on; AdoptIfEqual and
 // unequal → untouched, the differing field named; Overwrite → adopted, data replaced.
 func TestSyncerConflictPolicy(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	se := setupSyncerEnv(t)
 	se.setConflictPolicy(t, workloadv1alpha1.ConflictPolicyAdoptIfEqual)

@@ -18,6 +18,7 @@ import (
 // never touched; the upstream object gets a ResourceConflict Event, the metrics count it,
 // and the rest of the namespace keeps syncing.
 func TestSyncerLeavesUnownedObjectsAlone(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	se := setupSyncerEnv(t)
 	sp := se.startSyncer(t, syncerOptions{})
@@ -82,6 +83,7 @@ func TestSyncerLeavesUnownedObjectsAlone(t *testing.T) {
 // and is retried with backoff, not in a hot loop; other objects keep syncing; once the cause
 // is gone the object syncs.
 func TestSyncerRejectedObjectBacksOff(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	se := setupSyncerEnv(t)
 	sp := se.startSyncer(t, syncerOptions{})

@@ -24,6 +24,7 @@ import (
 // annotations never go down (unless the SyncTarget allows the IPs), a bound claim is never
 // fought over, and a forged namespace locator never writes status into another workspace.
 func TestSyncerContainment(t *testing.T) {
+	t.Parallel()
 	se := setupSyncerEnv(t)
 	syncer := se.startSyncer(t, syncerOptions{})
 	t.Run("fields dropped", func(t *testing.T) { testContainmentFieldsDropped(t, se, syncer) })

@@ -188,6 +188,7 @@ func (sp *syncerProcess) killAndStart(t *testing.T) (killedAt, readyAt time.Time
 // again: every upstream object must end with its downstream copy and exactly one syncer
 // finalizer, and nothing of ours downstream may lack an upstream object.
 func TestSyncerKilledMidCreate(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	se := setupSyncerEnv(t)
 	sp := se.startSyncer(t, syncerOptions{})
@@ -321,6 +322,7 @@ func checkNamespaceGone(ctx context.Context, down kubernetes.Interface, gone *cr
 // follow the namespace rules: the deleted namespace's goes, those of the upstream namespaces
 // that live on and are still placed stay.
 func TestSyncerKilledMidDelete(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	se := setupSyncerEnv(t)
 	sp := se.startSyncer(t, syncerOptions{})

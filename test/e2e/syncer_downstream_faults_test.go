@@ -17,6 +17,7 @@ import (
 // TestSyncerDownstreamRestartMidSync restarts the physical cluster's apiserver while the
 // syncer is syncing 200 objects; all of them must end up downstream and correct.
 func TestSyncerDownstreamRestartMidSync(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	se := setupSyncerEnv(t)
 	sp := se.startSyncer(t, syncerOptions{})
@@ -106,6 +107,7 @@ func TestSyncerDownstreamRestartMidSync(t *testing.T) {
 // TestSyncerReadyzFollowsDownstream checks the metrics after a sync, and that /readyz fails
 // while the physical cluster is unreachable and recovers once it is reachable again.
 func TestSyncerReadyzFollowsDownstream(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	se := setupSyncerEnv(t)
 	fp, err := se.env.NewFaultProxy(strings.TrimPrefix(se.cluster.APIServer.URL, "https://"))

@@ -19,6 +19,7 @@ import (
 // from both apiservers' own request counters, that the restart writes nothing to the synced
 // objects or their namespaces, and that nothing changes downstream.
 func TestSyncerRestartIssuesNoWrites(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	se := setupSyncerEnv(t)
 	sp := se.startSyncer(t, syncerOptions{})
@@ -159,6 +160,7 @@ func TestSyncerRestartIssuesNoWrites(t *testing.T) {
 // nothing may be deleted downstream, and the changes made upstream meanwhile must converge
 // after the partition heals.
 func TestSyncerSurvivesUpstreamPartition(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	se := setupSyncerEnv(t)
 	fp, err := se.env.NewFaultProxy(strings.TrimPrefix(se.env.FrontProxy.URL, "https://"))

@@ -138,6 +138,7 @@ func updateUpstreamConfigMap(t *testing.T, c kubernetes.Interface, ns, name stri
 // finalizer), the delayed clean-up of empty downstream namespaces, that a restart never
 // deletes anything, and per-target removal with a soft finalizer.
 func TestSyncerDeletion(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	se := setupSyncerEnv(t)
 	sp := se.startSyncer(t, syncerOptions{})

@@ -69,6 +69,7 @@ func statefulSetWithClaim(name string, replicas int32, labels map[string]string)
 // upstream namespace exists and is placed; it goes once the upstream namespace is deleted,
 // although it still holds the syncer's kcp-root-ca.crt (not a synced object).
 func TestSyncerKeepsNamespaceWhileUpstreamNamespaceLives(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	se := setupSyncerEnv(t)
 	sp := se.startSyncer(t, syncerOptions{})
@@ -149,6 +150,7 @@ func TestSyncerKeepsNamespaceWhileUpstreamNamespaceLives(t *testing.T) {
 // upstream objects, so that deleting one upstream completes; re-added, the copies are
 // adopted again without a single downstream write.
 func TestSyncerTypeRemovalKeepsCopies(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	se := setupSyncerEnv(t)
 	sp := se.startSyncer(t, syncerOptions{})

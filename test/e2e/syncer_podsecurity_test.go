@@ -28,6 +28,7 @@ const podSecurityEnforceLabel = "pod-security.kubernetes.io/enforce"
 // downstream controllers retry, also across a syncer restart, a normal Deployment next to
 // them becomes ready, and a change of spec.podSecurity reaches the existing namespace.
 func TestSyncerPodSecurity(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	se := setupSyncerEnv(t)
 	sp := se.startSyncer(t, syncerOptions{})

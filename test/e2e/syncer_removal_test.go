@@ -31,6 +31,7 @@ const (
 // upstream is fully deleted upstream, while its downstream copy keeps running without the
 // ownership label in a downstream namespace that is kept and marked as holding orphans.
 func TestSyncerOrphanPolicy(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	se := setupSyncerEnv(t)
 	se.startSyncer(t, syncerOptions{})
@@ -116,6 +117,7 @@ func TestSyncerOrphanPolicy(t *testing.T) {
 // average (measured from its apiserver_request_total; a fixed 2 s poll of the five copies
 // would make 2.5). Once the finalizer goes, the removal completes at once.
 func TestSyncerStuckDownstreamDeletion(t *testing.T) {
+	t.Parallel()
 	const (
 		objects       = 5
 		holdFinalizer = "e2e.tmc.dev/hold"

@@ -18,6 +18,7 @@ import (
 // the heartbeat advances every interval, syncedResources and conditions reflect what the
 // syncer may do, and removing its RBAC for a type turns that type Unauthorized.
 func TestSyncerHeartbeatAndSyncedResources(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	se := setupSyncerEnv(t)
 	se.startSyncer(t, syncerOptions{args: []string{"--discovery-interval=2s"}})

@@ -33,6 +33,7 @@ func deployment(name string, replicas int32, labels map[string]string) *appsv1.D
 // TestSyncerSpecDownStatusUp covers spec down, status up, workspace isolation, updates,
 // drift repair and status changes, with the real syncer binary.
 func TestSyncerSpecDownStatusUp(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	se := setupSyncerEnv(t)
 	syncer := se.startSyncer(t, syncerOptions{})

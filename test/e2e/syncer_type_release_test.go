@@ -25,6 +25,7 @@ import (
 // (so that an upstream delete completes), leaves the downstream copies untouched, keeps
 // syncing the Deployment, and stops reporting configmaps once released.
 func TestSyncerTypeRemovedWhileDown(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	se := setupSyncerEnv(t)
 	sp := se.startSyncer(t, syncerOptions{})
@@ -126,6 +127,7 @@ func (se *syncerEnv) syncedResourceState(t *testing.T, ctx context.Context, res 
 // deleted: after the grace period the controller finds the ConfigMap by a live list, releases
 // it (an upstream delete then completes) and only then lets the SyncTarget go.
 func TestSyncTargetReleaseUncachedType(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	se := setupSyncerEnv(t, func(o *localenv.Options) { o.Users = append(o.Users, controllerUser) })
 	sp := se.startSyncer(t, syncerOptions{})

@@ -72,6 +72,7 @@ func watchExpired(ctx context.Context, c kubernetes.Interface, ns string, rv int
 // from etcd and the compaction reaches them; with a watch cache the same 410 comes once the
 // cache's window is exceeded, which needs far more writes than a test should make.
 func TestSyncerRelistsAfterWatchExpiry(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	se := setupSyncerEnv(t, func(o *localenv.Options) {
 		o.WorkspaceAPIServerArgs = append(o.WorkspaceAPIServerArgs, "--watch-cache=false")

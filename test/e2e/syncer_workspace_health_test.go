@@ -22,6 +22,7 @@ import (
 // evicted from), the good workspace keeps syncing, and the broken one shows in
 // status.workspaceHealth with its reason.
 func TestSyncerWorkspaceWithoutRBAC(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	env := localenv.StartForTest(t, localenv.Options{
 		Workspaces:       []string{locationWS, wsA, wsB},

@@ -171,6 +171,7 @@ func waitReleaseEvent(t *testing.T, c kubernetes.Interface, ns, target string, t
 // namespace is fully deleted within grace + 30s, with an Event naming the physical cluster
 // where copies may remain, and the SyncTarget is gone.
 func TestSyncTargetReleaseWithoutSyncer(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	pe := setupPlacementEnv(t)
 	pe.restartControllerWithReleaseGrace(t, releaseGrace)
@@ -249,6 +250,7 @@ func TestSyncTargetReleaseWithoutSyncer(t *testing.T) {
 // objects are released, and the SyncTarget goes. The controller's grace is long, so that
 // only the syncer can have done it.
 func TestSyncTargetDeletedWithLiveSyncer(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	pe := setupPlacementEnv(t)
 	pe.restartControllerWithReleaseGrace(t, 10*time.Minute)

@@ -22,6 +22,7 @@ import (
 // The tmc-virtual-workspaces binary, started by localenv, serves a SyncTarget's syncer view
 // over HTTPS with the environment's CA, and counts its requests and open watches.
 func TestVirtualWorkspaceServer(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	const location, workload = "root:org:locations", "root:org:team-a"
 	env := localenv.StartForTest(t, localenv.Options{Workspaces: []string{location, workload}, Users: []string{"syncer-east"}, NoWorkspaceControllers: true})

@@ -23,6 +23,7 @@ import (
 // the syncer's credential can do nothing upstream but read its SyncTarget (and write its
 // status) and sync through its view, which shows only its own objects.
 func TestVirtualWorkspaceBindsNewWorkspace(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	const newWS = "root:org:team-new"
 	ve := setupViewEnv(t, viewEnvOptions{})

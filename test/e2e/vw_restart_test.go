@@ -35,6 +35,7 @@ type viewNamespace struct {
 // finalizer write per object (no duplicates after the relist). The convergence time after
 // the restart is logged.
 func TestVirtualWorkspaceServerRestartMidSync(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	ve := setupViewEnv(t, viewEnvOptions{})
 	ve.startController(t)

@@ -17,6 +17,7 @@ const partitionFor = 30 * time.Second
 // shard's view partitioned for 30 s, wsA keeps syncing and nothing of wsB is deleted
 // downstream; after the heal, the changes made in wsB during the partition arrive.
 func TestVirtualWorkspaceTwoShardsPartition(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	ve := setupViewEnv(t, viewEnvOptions{tweak: func(o *localenv.Options) {
 		o.Workspaces = []string{locationWS, wsA}

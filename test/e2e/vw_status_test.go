@@ -23,6 +23,7 @@ import (
 // east's status to .status exactly. wsB's Deployment of the same name, on east only with
 // 4 replicas, keeps its own status throughout.
 func TestVirtualWorkspaceStatusAcrossTargets(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	const ns, name = "web", "hello"
 	ve := setupViewEnv(t, viewEnvOptions{targets: []string{"east", "west"}})

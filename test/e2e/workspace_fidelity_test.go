@@ -34,6 +34,7 @@ const hubCAConfigMap = "kcp-root-ca.crt"
 // volumeClaimTemplates binds its claims on the kwok cluster and reports its ready replicas
 // upstream.
 func TestWorkspaceFidelity(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	pe := setupPlacementEnv(t)
 	upA := kubeClient(t, pe.env.Workspace(wsA).AdminConfig())
