@@ -66,7 +66,7 @@ func (c *liveConn) Read(p []byte) (int, error) {
 		}
 		c.buffered = nil
 	}
-	if err := c.Conn.SetReadDeadline(time.Now().Add(c.timeout)); err != nil {
+	if err := c.SetReadDeadline(time.Now().Add(c.timeout)); err != nil {
 		return 0, err
 	}
 	return c.Conn.Read(p)

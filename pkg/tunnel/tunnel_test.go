@@ -31,11 +31,11 @@ func connectedTunnel(t *testing.T, handler http.Handler) *Registry {
 func TestRequestAndStreamedResponse(t *testing.T) {
 	secondLine := make(chan struct{})
 	reg := connectedTunnel(t, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		fmt.Fprintf(w, "line 1 for %s %s\n", req.Header.Get("X-Tmc-Workspace"), req.URL.RequestURI())
+		_, _ = fmt.Fprintf(w, "line 1 for %s %s\n", req.Header.Get("X-Tmc-Workspace"), req.URL.RequestURI())
 		w.(http.Flusher).Flush()
 		// The second line is written only once the first was read through the tunnel.
 		<-secondLine
-		fmt.Fprintln(w, "line 2")
+		_, _ = fmt.Fprintln(w, "line 2")
 	}))
 
 	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://tunnel/api/v1/namespaces/demo/pods/p/log?follow=true", nil)
@@ -99,6 +99,8 @@ func TestUpgradedConnection(t *testing.T) {
 	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
 		t.Fatalf("answer %v, %v", resp, err)
 	}
+	// After a 101 the body is empty: the connection carries the upgraded bytes.
+	_ = resp.Body.Close()
 	for _, word := range []string{"hello", "again"} {
 		if _, err := io.WriteString(conn, word); err != nil {
 			t.Fatal(err)
@@ -119,7 +121,7 @@ func TestConcurrentStreams(t *testing.T) {
 		} else {
 			defer close(bServed)
 		}
-		fmt.Fprint(w, req.URL.Path)
+		_, _ = fmt.Fprint(w, req.URL.Path)
 	}))
 	client := tunnelClient(reg, testKey)
 	got := make(chan string, 2)
@@ -145,7 +147,7 @@ func TestNewerTunnelReplacesOlder(t *testing.T) {
 	reg := NewRegistry(RegistryOptions{PingInterval: testPing})
 	srv := tunnelServer(t, reg)
 	answer := func(s string) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, s) })
+		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = fmt.Fprint(w, s) })
 	}
 	var first stateLog
 	// The first client waits long before reconnecting, so that the second keeps the key.
@@ -173,7 +175,7 @@ func TestClientReconnectsAfterDrop(t *testing.T) {
 	proxy := newTCPProxy(t, srv.Listener.Addr().String())
 	var state stateLog
 	runClient(t, ClientOptions{URL: "https://" + proxy.Addr() + "/tunnel", Config: withServerName(clientConfig(srv, testToken)),
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "ok") }), OnState: state.onState})
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = fmt.Fprint(w, "ok") }), OnState: state.onState})
 	eventually(t, "the tunnel", func() bool { return state.connects.Load() >= 1 && reg.Connected(testKey) })
 
 	connects, disconnects := state.connects.Load(), state.disconnects.Load()
@@ -189,7 +191,7 @@ func TestDeadPeerDetected(t *testing.T) {
 	proxy := newTCPProxy(t, srv.Listener.Addr().String())
 	var state stateLog
 	runClient(t, ClientOptions{URL: "https://" + proxy.Addr() + "/tunnel", Config: withServerName(clientConfig(srv, testToken)),
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "ok") }), OnState: state.onState})
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = fmt.Fprint(w, "ok") }), OnState: state.onState})
 	eventually(t, "the tunnel", func() bool { return state.connects.Load() >= 1 && reg.Connected(testKey) })
 
 	// A partition: no byte passes and nobody sees a FIN. Both ends must give up.
