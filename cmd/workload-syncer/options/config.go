@@ -71,6 +71,7 @@ func (o *Options) Config() (*syncer.Config, error) {
 		Resources:                     resources,
 		Workspaces:                    workspaces,
 		UpstreamMode:                  syncer.UpstreamMode(o.UpstreamMode),
+		Tunnel:                        o.Tunnel,
 		Workers:                       o.Workers,
 		HeartbeatInterval:             o.HeartbeatInterval,
 		DownstreamNamespaceCleanDelay: o.DownstreamNamespaceCleanDelay,

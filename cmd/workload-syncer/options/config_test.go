@@ -53,6 +53,7 @@ func TestOptionsConfig(t *testing.T) {
 					t.Errorf("leader election %+v, want none without --leader-elect", cfg.LeaderElection)
 				}
 				assertEqual(t, "deletion budget", *cfg.DeletionBudget, syncer.DefaultDeletionBudget())
+				assertEqual(t, "tunnel", cfg.Tunnel, true)
 			},
 		},
 		{

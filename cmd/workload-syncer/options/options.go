@@ -85,6 +85,9 @@ type Options struct {
 	Workspaces []string
 	// UpstreamMode is auto, direct or virtual-workspace.
 	UpstreamMode string
+	// Tunnel holds the reverse tunnel to each syncer view, for pod log, exec, attach and
+	// port-forward through the control plane.
+	Tunnel bool
 
 	// Workers is the number of workers per controller.
 	Workers int
@@ -130,6 +133,7 @@ type Options struct {
 func NewOptions() *Options {
 	return &Options{
 		UpstreamMode:                  string(syncer.UpstreamModeAuto),
+		Tunnel:                        true,
 		Workers:                       DefaultWorkers,
 		QPS:                           DefaultQPS,
 		Burst:                         DefaultBurst,
@@ -171,6 +175,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 		"Workload workspaces to sync from (e.g. root:org:a,root:org:b), instead of following the SyncTarget's status.workspaces. Comma-separated or repeated.")
 	fs.StringVar(&o.UpstreamMode, "upstream-mode", o.UpstreamMode,
 		"How to reach the workload workspaces: auto (through the virtual-workspace server when the SyncTarget's status.virtualWorkspaces lists one when the syncer starts, else directly), direct (each workspace with this credential's RBAC there), or virtual-workspace (wait for status.virtualWorkspaces).")
+	fs.BoolVar(&o.Tunnel, "tunnel", o.Tunnel,
+		"Hold a reverse tunnel to each syncer view in SyncTarget.status.virtualWorkspaces, through which the control plane reaches the log, exec, attach and port-forward of upsynced pods (the physical cluster needs no inbound access).")
 	fs.IntVar(&o.Workers, "workers", o.Workers, "Number of workers per controller.")
 	fs.Float32Var(&o.QPS, "qps", o.QPS,
 		"Queries per second allowed to each of the upstream and downstream API servers. A negative value disables client-side rate limiting.")

@@ -63,6 +63,7 @@ func TestOptionsDefaults(t *testing.T) {
 
 	want := &Options{
 		UpstreamMode:                  "auto",
+		Tunnel:                        true,
 		Workers:                       4,
 		QPS:                           50,
 		Burst:                         100,
@@ -97,7 +98,7 @@ func TestOptionsFlags(t *testing.T) {
 		"--admission-policy-name=tmc-syncer-cluster-1-0123abcd",
 		"--downstream-kubeconfig=/down", "--downstream-context=down-ctx",
 		"--resources=deployments.apps,configmaps", "--resources=services",
-		"--workspaces=root:org:a,root:org:b", "--upstream-mode=direct",
+		"--workspaces=root:org:a,root:org:b", "--upstream-mode=direct", "--tunnel=false",
 		"--workers=8", "--qps=-1", "--burst=7",
 		"--heartbeat-interval=5s", "--downstream-namespace-clean-delay=1m", "--resync-period=0", "--discovery-interval=3s",
 		"--deletion-budget-objects=-1", "--deletion-budget-percent=5", "--deletion-budget-window=5m",

@@ -64,6 +64,11 @@ type Config struct {
 	// LeaderElection, when set, makes replicas elect a leader through a downstream Lease.
 	LeaderElection *LeaderElectionConfig
 
+	// Tunnel holds a reverse tunnel to each syncer view of SyncTarget.status.virtualWorkspaces
+	// (at <syncerURL>/tunnel), through which the virtual-workspace server reaches the log,
+	// exec, attach and portforward of upsynced pods (flag --tunnel, default true).
+	Tunnel bool
+
 	// PodName is "<namespace>/<name>" of the syncer pod, or the host name outside a cluster;
 	// reported in SyncTarget.status.syncer.
 	PodName string

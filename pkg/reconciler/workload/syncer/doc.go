@@ -70,6 +70,13 @@
 // across targets (the syncer writes only its own). auto picks one at start and exits when
 // the choice would change.
 //
+// Pod access (tunnel.go, pod_access.go): with Config.Tunnel the syncer holds a reverse
+// tunnel (pkg/tunnel) to each syncer view of status.virtualWorkspaces, in every upstream
+// mode, and serves on it only pods/log, exec, attach and portforward of pods labelled Upsync
+// for this target, in the downstream namespace whose locator names the requested workspace
+// and namespace (namespaceManager.downstreamNamespaceOf: never a forged or another target's
+// namespace), proxied to the downstream apiserver with the syncer's downstream credential.
+//
 // It uses pkg/reconciler/workload/tmc for errors, metrics, health and recovery, and must not
 // import the control-plane controllers or anything under test/.
 package syncer

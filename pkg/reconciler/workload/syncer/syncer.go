@@ -280,8 +280,18 @@ func (s *Syncer) runControllers(ctx context.Context) error {
 		workspaceHealth:  newWorkspaceHealthChecker(s.target).reportClaims(claims, syncTargetLister),
 		confinement:      newConfinementChecker(s.target, policyName, s.downstreamKube, s.metrics, recorder).everyNthHeartbeat(s.cfg.HeartbeatInterval, confinementRecheckHeartbeats),
 	}
+	tunnels, err := s.newTunnels(d.namespaces)
+	if err != nil {
+		return err
+	}
+	if tunnels != nil {
+		defer tunnels.stop()
+	}
 	var modeChanged atomic.Bool
 	discover := func(ctx context.Context) error {
+		if st, err := syncTargetLister.Get(s.target.name); err == nil && tunnels != nil {
+			tunnels.set(ctx, viewURLs(st))
+		}
 		// A change of spec.podSecurity reaches the existing namespaces here.
 		if err := d.namespaces.ensurePodSecurityAll(ctx); err != nil {
 			logger.Error(err, "Failed to update the pod security labels of downstream namespaces")

@@ -91,7 +91,10 @@ func DownstreamObjects(d Downstream) []runtime.Object {
 // and Jobs upstream (RBAC cannot narrow a watch to some namespaces or reasons).
 // Namespaces are patched to record orphaned copies and to release a namespace that holds
 // them. The ConfigMaps named HubCAConfigMapName are read and server-side applied (a patch)
-// to publish the hub's CA, whether or not ConfigMaps are synced types.
+// to publish the hub's CA, whether or not ConfigMaps are synced types. Pods are read, and
+// their log, exec, attach and portforward reached (create, and get for WebSocket upgrades),
+// to serve the pod requests of the tunnel; these are CONNECT requests, which the admission
+// policy (CREATE, UPDATE, DELETE) does not see.
 func DownstreamRules(resources []workloadv1alpha1.ResourceToSync) []rbacv1.PolicyRule {
 	rules := []rbacv1.PolicyRule{
 		{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch", "create", "patch", "delete"}},
@@ -99,6 +102,8 @@ func DownstreamRules(resources []workloadv1alpha1.ResourceToSync) []rbacv1.Polic
 		{APIGroups: []string{""}, Resources: []string{"persistentvolumeclaims"}, Verbs: []string{"list", "watch"}},
 		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"list", "watch"}},
 		{APIGroups: []string{""}, Resources: []string{"configmaps"}, ResourceNames: []string{HubCAConfigMapName}, Verbs: []string{"get", "list", "watch", "patch"}},
+		{APIGroups: []string{""}, Resources: []string{"pods", "pods/log"}, Verbs: []string{"get"}},
+		{APIGroups: []string{""}, Resources: []string{"pods/exec", "pods/attach", "pods/portforward"}, Verbs: []string{"get", "create"}},
 	}
 	return append(rules, groupRules(resources, false, DownstreamSyncVerbs)...)
 }
