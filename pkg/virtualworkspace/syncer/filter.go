@@ -12,12 +12,6 @@ import (
 	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
 )
 
-// andSyncSelector returns query with its labelSelector ANDed with
-// state.workload.kcp.io/<stKey>=Sync.
-func andSyncSelector(query url.Values, stKey string) (url.Values, error) {
-	return andStateSelector(query, stKey, workloadv1alpha1.ResourceStateSync)
-}
-
 // andStateSelector returns query with its labelSelector ANDed with
 // state.workload.kcp.io/<stKey>=<state>. The caller's selector is parsed first, so that no
 // selector text can change the meaning of the requirement added to it.
