@@ -112,6 +112,7 @@ func TestUpsyncerView(t *testing.T) {
 	tests := []struct {
 		name, method, path, contentType, body string
 		token                                 string // default "good"
+		viewBase                              string // default east's view
 		wantCode                              int
 		// wantWrite is the path the upstream must see written, "" for no write.
 		wantWrite string
@@ -159,15 +160,16 @@ func TestUpsyncerView(t *testing.T) {
 		{name: "no namespace deletion", method: http.MethodDelete, path: "/clusters/c1/api/v1/namespaces/web", wantCode: 403},
 		{name: "a type neither upsynced nor accepted", method: http.MethodGet, path: "/clusters/*/api/v1/nodes", wantCode: 403},
 		{name: "no token", method: http.MethodGet, path: "/clusters/*/api/v1/pods", token: "-", wantCode: 401},
-		{name: "another SyncTarget", method: http.MethodGet, path: "/clusters/*/api/v1/pods", wantCode: 403},
+		{name: "a SyncTarget the caller may not sync", method: http.MethodGet, path: "/clusters/*/api/v1/pods", viewBase: workloadv1alpha1.UpsyncerVirtualWorkspaceURL("", "loc", "west", "u1"), wantCode: 403},
+		{name: "an unknown SyncTarget uid", method: http.MethodGet, path: "/clusters/*/api/v1/pods", viewBase: workloadv1alpha1.UpsyncerVirtualWorkspaceURL("", "loc", "east", "u2"), wantCode: 403},
 		{name: "outside /clusters", method: http.MethodGet, path: "/api/v1/pods", wantCode: 403},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			upstream.takeWrites()
 			viewBase := base
-			if tt.name == "another SyncTarget" {
-				viewBase = workloadv1alpha1.UpsyncerVirtualWorkspaceURL("", "loc", "west", "u1")
+			if tt.viewBase != "" {
+				viewBase = tt.viewBase
 			}
 			r := httptest.NewRequest(tt.method, viewBase+tt.path, strings.NewReader(tt.body))
 			switch tt.token {
