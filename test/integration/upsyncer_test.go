@@ -19,7 +19,7 @@ import (
 func (f *vwFixture) upsyncer(t *testing.T, st, cluster string) kubernetes.Interface {
 	t.Helper()
 	cfg := &rest.Config{
-		Host:            workloadv1alpha1.UpsyncerVirtualWorkspaceURL(f.server.URL, f.locName, st, types.UID(f.targets[st].UID)) + logicalcluster.ClustersPrefix + cluster,
+		Host:            workloadv1alpha1.UpsyncerVirtualWorkspaceURL(f.server.URL, f.locName, st, f.targets[st].UID) + logicalcluster.ClustersPrefix + cluster,
 		TLSClientConfig: rest.TLSClientConfig{CAData: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: f.server.Certificate().Raw})},
 		QPS:             -1,
 		BearerToken:     f.env.Tokens.Token("syncer-" + st),
