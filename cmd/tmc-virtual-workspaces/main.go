@@ -48,7 +48,13 @@ on it, at /services/syncer/<location-cluster>/<synctarget>/<uid>/clusters/<clust
 callers are authenticated by TokenReview and authorised by SubjectAccessReview (verb sync on
 synctargets/<name>) in the location workspace, and reach only the objects labelled
 state.workload.kcp.io/<key>=Sync, their own metadata on them, and their status, which is
-summarised across targets.`,
+summarised across targets.
+
+At /services/upsyncer/<location-cluster>/<synctarget>/<uid>/clusters/<cluster|*>/... it
+serves the same syncers, authorised the same way, the objects they copy up from their
+physical cluster (pods, endpoints, endpointslices, persistentvolumes and the SyncTarget's
+types): only objects labelled state.workload.kcp.io/<key>=Upsync are seen, created, changed
+or deleted, and a namespaced object only in a namespace placed on that SyncTarget.`,
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := logging.Apply(); err != nil {

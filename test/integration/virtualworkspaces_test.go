@@ -45,8 +45,10 @@ func TestVirtualWorkspacesController(t *testing.T) {
 
 	servers := []string{"https://vw-2.example.com:6444", "https://vw-1.example.com:6444"}
 	want := []workloadv1alpha1.VirtualWorkspace{
-		{SyncerURL: workloadv1alpha1.SyncerVirtualWorkspaceURL(servers[0], loc.Name, "east", st.UID)},
-		{SyncerURL: workloadv1alpha1.SyncerVirtualWorkspaceURL(servers[1], loc.Name, "east", st.UID)},
+		{SyncerURL: workloadv1alpha1.SyncerVirtualWorkspaceURL(servers[0], loc.Name, "east", st.UID),
+			UpsyncerURL: workloadv1alpha1.UpsyncerVirtualWorkspaceURL(servers[0], loc.Name, "east", st.UID)},
+		{SyncerURL: workloadv1alpha1.SyncerVirtualWorkspaceURL(servers[1], loc.Name, "east", st.UID),
+			UpsyncerURL: workloadv1alpha1.UpsyncerVirtualWorkspaceURL(servers[1], loc.Name, "east", st.UID)},
 	}
 	stop := runVirtualWorkspacesController(t, env, locationWS, servers)
 	got := waitForVirtualWorkspaces(t, locTMC, want)

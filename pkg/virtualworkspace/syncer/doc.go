@@ -12,6 +12,20 @@
 // (the workspace's public CA bundle, for the syncer's hub CA copy) are listed and watched by
 // exactly that name, unfiltered by placement. Everything else is refused.
 //
+// The same handler serves the upsyncer view below
+// /services/upsyncer/<location-cluster>/<synctarget>/<uid>/clusters/<cluster|*>/
+// (upsyncer.go, upsyncer_write.go), authenticated and authorised exactly as the syncer view,
+// through which a syncer copies objects up from its physical cluster: pods, endpoints,
+// endpointslices, persistentvolumes (cluster-scoped) and the types its SyncTarget accepts.
+// Lists, watches and gets see only the objects labelled state.workload.kcp.io/<key>=Upsync;
+// namespaces, read-only, only those placed on the target (label Sync). Creates, updates,
+// JSON merge patches, status writes and deletes are served only for objects that carry
+// this target's Upsync label before and after the write, with no other target's state
+// label set, changed or removed, and are sent with the checked object's resourceVersion
+// (and, for deletes, uid) as precondition; a namespaced create only in a namespace placed
+// on the target. Status writes go straight to .status: an upsynced object has one source.
+// Requests and watches are counted by view (Metrics).
+//
 // It owns the request handling only; it must not import the syncer, the tmc-controller's
 // reconcilers or anything under test/.
 package syncer

@@ -12,15 +12,15 @@ import (
 	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
 )
 
-// andSyncSelector returns query with its labelSelector ANDed with
-// state.workload.kcp.io/<stKey>=Sync. The caller's selector is parsed first, so that no
+// andStateSelector returns query with its labelSelector ANDed with
+// state.workload.kcp.io/<stKey>=<state>. The caller's selector is parsed first, so that no
 // selector text can change the meaning of the requirement added to it.
-func andSyncSelector(query url.Values, stKey string) (url.Values, error) {
+func andStateSelector(query url.Values, stKey, state string) (url.Values, error) {
 	selector, err := labels.Parse(query.Get("labelSelector"))
 	if err != nil {
 		return nil, fmt.Errorf("invalid labelSelector: %w", err)
 	}
-	req, err := labels.NewRequirement(workloadv1alpha1.ClusterResourceStateLabel(stKey), selection.Equals, []string{workloadv1alpha1.ResourceStateSync})
+	req, err := labels.NewRequirement(workloadv1alpha1.ClusterResourceStateLabel(stKey), selection.Equals, []string{state})
 	if err != nil {
 		return nil, fmt.Errorf("failed to build the state label requirement: %w", err)
 	}

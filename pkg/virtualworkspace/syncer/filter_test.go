@@ -29,7 +29,7 @@ func TestAndSyncSelector(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			q := url.Values{"labelSelector": {tt.selector}, "watch": {"true"}}
-			got, err := andSyncSelector(q, key)
+			got, err := andStateSelector(q, key, workloadv1alpha1.ResourceStateSync)
 			if tt.wantErr {
 				if err == nil {
 					t.Fatalf("got %v, want an error", got)

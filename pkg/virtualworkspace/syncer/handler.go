@@ -48,7 +48,8 @@ type handler struct {
 	namespaces *cache.LRUExpireCache
 }
 
-// NewHandler returns the handler of /services/syncer/...; every other path is a 404.
+// NewHandler returns the handler of the syncer view (/services/syncer/...) and the
+// upsyncer view (/services/upsyncer/...); every other path is a 404.
 func NewHandler(opts Options) (http.Handler, error) {
 	if opts.Upstream == nil {
 		return nil, errors.New("no upstream config")
@@ -89,20 +90,25 @@ type target struct {
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	v := viewOf(r.URL.Path)
 	rec := &recordingWriter{ResponseWriter: w, code: http.StatusOK}
-	req, tgt, ok := h.admit(rec, r)
-	defer func() { h.metrics.request(req.Verb, resourceLabel(req, tgt), rec.code) }()
+	req, tgt, ok := h.admit(rec, r, v)
+	defer func() { h.metrics.request(v, req.Verb, resourceLabel(req, tgt), rec.code) }()
 	if !ok {
 		return
 	}
-	ctx := klog.NewContext(r.Context(), klog.FromContext(r.Context()).WithValues("syncTarget", tgt.name, "cluster", req.Cluster, "verb", req.Verb, "resource", req.GR.String()))
+	ctx := klog.NewContext(r.Context(), klog.FromContext(r.Context()).WithValues("view", string(v), "syncTarget", tgt.name, "cluster", req.Cluster, "verb", req.Verb, "resource", req.GR.String()))
+	if v == upsyncerView {
+		h.serveUpsyncer(rec, r.WithContext(ctx), req, tgt)
+		return
+	}
 	h.serve(rec, r.WithContext(ctx), req, tgt)
 }
 
-// admit authenticates and authorises the request and finds its SyncTarget; it has answered
-// the request when ok is false.
-func (h *handler) admit(w http.ResponseWriter, r *http.Request) (request, *target, bool) {
-	path, ok := workloadv1alpha1.ParseSyncerVirtualWorkspacePath(r.URL.Path)
+// admit authenticates and authorises a request of view v and finds its SyncTarget; it has
+// answered the request when ok is false.
+func (h *handler) admit(w http.ResponseWriter, r *http.Request, v view) (request, *target, bool) {
+	path, ok := v.parse(r.URL.Path)
 	if !ok {
 		writeError(w, apierrors.NewNotFound(schema.GroupResource{}, r.URL.Path))
 		return request{Verb: verbUnsupported}, nil, false
@@ -142,7 +148,7 @@ func (h *handler) admit(w http.ResponseWriter, r *http.Request) (request, *targe
 		return req, nil, false
 	}
 	if !parsed {
-		writeError(w, forbidden(req, "the syncer view serves only /clusters/<cluster>/..."))
+		writeError(w, forbidden(req, "the "+string(v)+" view serves only /clusters/<cluster>/..."))
 		return req, nil, false
 	}
 	return req, tgt, true
@@ -195,7 +201,7 @@ func resourceLabel(req request, tgt *target) string {
 	switch {
 	case req.Verb == verbDiscovery:
 		return ""
-	case tgt != nil && (tgt.resources[req.GR] || req.GR == namespacesResource || req.GR == eventsResource):
+	case tgt != nil && (tgt.resources[req.GR] || upsyncResources[req.GR] || req.GR == namespacesResource || req.GR == eventsResource):
 		return req.GR.String()
 	}
 	return "other"

@@ -17,6 +17,7 @@ const (
 	verbCreate      verb = "create"
 	verbUpdate      verb = "update"
 	verbPatch       verb = "patch"
+	verbDelete      verb = "delete"
 	verbDiscovery   verb = "discovery"
 	verbUnsupported verb = "unsupported"
 )
@@ -141,6 +142,8 @@ func resourceVerb(method string, collection, watch bool) verb {
 		return verbUpdate
 	case method == http.MethodPatch && !collection:
 		return verbPatch
+	case method == http.MethodDelete && !collection:
+		return verbDelete
 	}
 	return verbUnsupported
 }

@@ -12,6 +12,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/klog/v2"
+
+	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
 )
 
 var (
@@ -35,7 +37,7 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, req request, tgt
 	}
 	if isRootCACollection(req, r.URL.Query()) {
 		if req.Verb == verbWatch {
-			done := h.metrics.watchStarted(tgt, req.GR)
+			done := h.metrics.watchStarted(syncerView, tgt, req.GR)
 			defer done()
 		}
 		h.forward(w, r, req, r.URL.Query())
@@ -51,7 +53,7 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, req request, tgt
 	}
 	switch {
 	case req.Verb == verbList || req.Verb == verbWatch:
-		h.serveCollection(w, r, req, tgt)
+		h.serveCollection(w, r, req, tgt, syncerView, workloadv1alpha1.ResourceStateSync)
 	case req.Verb == verbGet && req.Subresource == "":
 		h.serveGet(w, r, req, tgt)
 	case (req.Verb == verbUpdate || req.Verb == verbPatch) && req.Subresource == "":
@@ -63,16 +65,16 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, req request, tgt
 	}
 }
 
-// serveCollection forwards a list or watch with the label selector ANDed with this
-// target's state label.
-func (h *handler) serveCollection(w http.ResponseWriter, r *http.Request, req request, tgt *target) {
-	query, err := andSyncSelector(r.URL.Query(), tgt.key)
+// serveCollection forwards a list or watch of view v with the label selector ANDed with
+// this target's state label = state.
+func (h *handler) serveCollection(w http.ResponseWriter, r *http.Request, req request, tgt *target, v view, state string) {
+	query, err := andStateSelector(r.URL.Query(), tgt.key, state)
 	if err != nil {
 		writeError(w, apierrors.NewBadRequest(err.Error()))
 		return
 	}
 	if req.Verb == verbWatch {
-		done := h.metrics.watchStarted(tgt, req.GR)
+		done := h.metrics.watchStarted(v, tgt, req.GR)
 		defer done()
 	}
 	h.forward(w, r, req, query)

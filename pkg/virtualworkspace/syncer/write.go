@@ -76,9 +76,24 @@ func writableHere(obj map[string]any, stKey string) bool {
 // precondition, once the result is validated. A request naming another resourceVersion is
 // a Conflict; a change beyond the syncer's metadata is Forbidden.
 func checkedWrite(req request, current map[string]any, body []byte, stKey string) ([]byte, error) {
+	forward, result, err := preconditionedWrite(req, current, body)
+	if err != nil {
+		return nil, err
+	}
+	if err := validateChange(current, result, stKey); err != nil {
+		return nil, forbidden(req, err.Error())
+	}
+	return forward, nil
+}
+
+// preconditionedWrite returns, for an update (body: the object) or a merge patch (body:
+// the patch) of current, the body to send upstream, with current's resourceVersion as
+// precondition so that the object checked is the one written, and the object the write
+// would leave. A request naming another resourceVersion is a Conflict.
+func preconditionedWrite(req request, current map[string]any, body []byte) ([]byte, map[string]any, error) {
 	request := map[string]any{}
 	if err := json.Unmarshal(body, &request); err != nil {
-		return nil, apierrors.NewBadRequest(fmt.Sprintf("the request body is not a JSON object: %v", err))
+		return nil, nil, apierrors.NewBadRequest(fmt.Sprintf("the request body is not a JSON object: %v", err))
 	}
 	// An update forwards the object as validated; a patch forwards the patch, which the
 	// upstream applies to the same object (the resourceVersion precondition).
@@ -86,14 +101,14 @@ func checkedWrite(req request, current map[string]any, body []byte, stKey string
 	if req.Verb == verbPatch {
 		currentJSON, err := json.Marshal(current)
 		if err != nil {
-			return nil, apierrors.NewInternalError(err)
+			return nil, nil, apierrors.NewInternalError(err)
 		}
 		patched, err := jsonpatch.MergePatch(currentJSON, body)
 		if err != nil {
-			return nil, apierrors.NewBadRequest(fmt.Sprintf("invalid merge patch: %v", err))
+			return nil, nil, apierrors.NewBadRequest(fmt.Sprintf("invalid merge patch: %v", err))
 		}
 		if err := json.Unmarshal(patched, &result); err != nil {
-			return nil, apierrors.NewBadRequest(fmt.Sprintf("invalid merge patch result: %v", err))
+			return nil, nil, apierrors.NewBadRequest(fmt.Sprintf("invalid merge patch result: %v", err))
 		}
 	} else {
 		result = withServerFields(request, current)
@@ -101,17 +116,14 @@ func checkedWrite(req request, current map[string]any, body []byte, stKey string
 	}
 	currentRV := resourceVersionOf(current)
 	if rv := resourceVersionOf(request); rv != "" && rv != currentRV {
-		return nil, apierrors.NewConflict(req.GR, req.Name, fmt.Errorf("the object has been modified (resourceVersion %s, not %s)", currentRV, rv))
-	}
-	if err := validateChange(current, result, stKey); err != nil {
-		return nil, forbidden(req, err.Error())
+		return nil, nil, apierrors.NewConflict(req.GR, req.Name, fmt.Errorf("the object has been modified (resourceVersion %s, not %s)", currentRV, rv))
 	}
 	setResourceVersion(request, currentRV)
 	out, err := json.Marshal(request)
 	if err != nil {
-		return nil, apierrors.NewInternalError(err)
+		return nil, nil, apierrors.NewInternalError(err)
 	}
-	return out, nil
+	return out, result, nil
 }
 
 // withServerFields returns the object an update would leave: fields an update does not

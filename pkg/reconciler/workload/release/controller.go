@@ -49,7 +49,7 @@ const (
 
 	// ReleasedMetric counts the upstream objects and namespaces released without the
 	// syncer, by reason (ReasonSyncTargetDeleted, ReasonSyncerHeartbeatLost) and kind
-	// (object, namespace).
+	// (object, namespace, upsynced: upsynced objects deleted).
 	ReleasedMetric = "tmc_synctarget_released_total"
 
 	// ReasonSyncTargetDeleted: the SyncTarget was deleted and its syncer did not release

@@ -24,14 +24,23 @@
 //     a cluster that never comes back completes. A syncer that comes back in time does its
 //     own removal.
 //
+// Upsynced objects (state label Upsync: pods, volumes, endpoints the syncer copied up from
+// its physical cluster) have one source and nothing to release: where the controller
+// releases without the syncer, it deletes them instead — syncer finalizer removed, then
+// the object deleted with its uid as precondition — counted as kind "upsynced" in
+// ReleasedMetric and in the SyncTarget's Event. A silent syncer's upsynced objects stay
+// unless their namespace was removed from the target or they are being deleted. Objects
+// labelled Sync are only ever released.
+//
 // Types the SyncTarget lists (status.syncedResources, spec.resources) that the object
 // caches do not cover — the tmc-controller's --resources does not name them — are found
-// by live lists with the target's state label in every workload workspace (paginated; a
+// by live lists with the target's state label in every workload workspace (so are the
+// upsync types pods, endpoints, endpointslices and persistentvolumes; paginated; a
 // type a workspace does not serve holds nothing there): before the finalizer may go, and
 // when the controller releases without the syncer, which releases them the same way.
 //
 // Every write is a JSON merge patch of metadata guarded by the resourceVersion the decision
-// was taken on; nothing is written when there is nothing to change, so reconciling again
+// was taken on, or the deletion of an upsynced object guarded by its uid; nothing is written when there is nothing to change, so reconciling again
 // is harmless. The object caches are those of the resource (label propagation) controller.
 // Time is never polled for the deadlines: a SyncTarget is requeued for the moment its grace
 // period ends; caches the controller is not notified about are looked at again every
@@ -47,7 +56,8 @@
 //
 // Layout: controller.go (wiring: informers, handlers, queue, metrics), reconcile.go (the
 // per-SyncTarget phases and deadlines), release.go (what is held, the patches, Events),
-// uncached.go (the live lists of the types the caches do not cover).
+// uncached.go (the live lists of the types the caches do not cover), upsynced.go (the
+// deletion of upsynced objects).
 //
 // It uses pkg/workspaces, pkg/reconciler/queue, pkg/reconciler/workload/tmc and the
 // resource controller's caches, and must not import the other tmc-controller packages, the

@@ -66,7 +66,11 @@ func listKinds() map[schema.GroupVersionResource]string {
 		{Group: "batch", Version: "v1", Resource: "jobs"}:                  "JobList",
 		{Group: "batch", Version: "v1", Resource: "cronjobs"}:              "CronJobList",
 		{Group: "networking.k8s.io", Version: "v1", Resource: "ingresses"}: "IngressList",
-		widgetsGVR: "WidgetList",
+		widgetsGVR:                             "WidgetList",
+		podsGVR:                                "PodList",
+		{Version: "v1", Resource: "endpoints"}: "EndpointsList",
+		{Group: "discovery.k8s.io", Version: "v1", Resource: "endpointslices"}: "EndpointSliceList",
+		persistentVolumesGVR: "PersistentVolumeList",
 	}
 }
 

@@ -193,7 +193,7 @@ func TestDeletedSyncTargetReleasedAfterGrace(t *testing.T) {
 	waitFor(t, "the released namespace in the cache", func() bool { return env.c.holdingsFor(stKeyEast).done() })
 	env.clearActions()
 	env.reconcile(t)
-	if got := patches(t, env.tmc.Actions(), "synctargets"); got["east"] == nil || len(env.kube.Actions())+len(env.dynamic.Actions()) != 0 {
+	if got := patches(t, env.tmc.Actions(), "synctargets"); got["east"] == nil || writes(env.kube.Actions())+writes(env.dynamic.Actions()) != 0 {
 		t.Errorf("want only the finalizer removed, got SyncTarget %v, kube %v, dynamic %v", got, env.kube.Actions(), env.dynamic.Actions())
 	}
 }

@@ -106,7 +106,8 @@ func (c *Controller) evicted(stKey string, objects []resource.TargetObject) []re
 // removalAsked reports whether an upstream object holding stKey is to leave that target,
 // as the syncer would see it: a deletionTimestamp; or the per-target deletion annotation,
 // on the object or on its namespace (nil: unknown), with no soft finalizer left; or the
-// syncer finalizer without the state label Sync.
+// syncer finalizer without the state label Sync (nor Upsync: an upsynced object carries
+// the finalizer and its own label, and leaves only with its target or its namespace).
 func removalAsked(stKey string, obj metav1.Object, ns *corev1.Namespace) bool {
 	if !holds(obj, stKey) {
 		return false
@@ -119,8 +120,9 @@ func removalAsked(stKey string, obj metav1.Object, ns *corev1.Namespace) bool {
 	if hasKey(ann, deletion) || (ns != nil && hasKey(ns.Annotations, deletion)) {
 		return len(workloadv1alpha1.SoftFinalizers(ann[workloadv1alpha1.SoftFinalizersAnnotation(stKey)])) == 0
 	}
+	state := obj.GetLabels()[workloadv1alpha1.ClusterResourceStateLabel(stKey)]
 	return slices.Contains(obj.GetFinalizers(), workloadv1alpha1.SyncerFinalizerName(stKey)) &&
-		obj.GetLabels()[workloadv1alpha1.ClusterResourceStateLabel(stKey)] != workloadv1alpha1.ResourceStateSync
+		state != workloadv1alpha1.ResourceStateSync && state != workloadv1alpha1.ResourceStateUpsync
 }
 
 // evictedNamespaces returns the namespaces with the per-target deletion annotation.
@@ -137,6 +139,8 @@ func (c *Controller) evictedNamespaces(stKey string, namespaces []namespaceEntry
 // released is what one reconcile released.
 type released struct {
 	objects, namespaces int
+	// upsynced counts the upsynced objects deleted.
+	upsynced int
 	// in are the namespaces affected.
 	in map[nsName]bool
 }
@@ -183,21 +187,27 @@ func (c *Controller) markNamespaces(ctx context.Context, t target) (bool, error)
 	return wrote, nil
 }
 
-// releaseWithoutSyncer releases objects, then those of namespaces no object holds the key
-// in any more, and records it: Events on the affected namespaces and the SyncTarget, a log
-// line and ReleasedMetric.
+// releaseWithoutSyncer releases objects — deletes the upsynced ones (deleteUpsynced),
+// which have nothing to release — then those of namespaces no object holds the key in any
+// more, and records it: Events on the affected namespaces and the SyncTarget, a log line
+// and ReleasedMetric.
 func (c *Controller) releaseWithoutSyncer(ctx context.Context, loc *locationState, t target, h holdings,
 	objects []resource.TargetObject, namespaces []namespaceEntry, reason, why string) error {
-	rel, objectsErr := c.releaseObjects(ctx, t, objects)
+	up, rest := splitUpsynced(t.key, objects)
+	rel, objectsErr := c.releaseObjects(ctx, t, rest)
+	upRel, upsyncedErr := c.deleteUpsynced(ctx, t, up)
 	nsRel, namespacesErr := c.releaseNamespaces(ctx, t, h, namespaces)
-	rel.namespaces = nsRel.namespaces
-	for k := range nsRel.in {
-		rel.in[k] = true
+	rel.namespaces, rel.upsynced = nsRel.namespaces, upRel.objects
+	for _, in := range []map[nsName]bool{upRel.in, nsRel.in} {
+		for k := range in {
+			rel.in[k] = true
+		}
 	}
 	c.countReleased(reason, "object", rel.objects)
+	c.countReleased(reason, "upsynced", rel.upsynced)
 	c.countReleased(reason, "namespace", rel.namespaces)
 	c.announce(ctx, loc, t, rel, reason, why)
-	return errors.Join(objectsErr, namespacesErr)
+	return errors.Join(objectsErr, upsyncedErr, namespacesErr)
 }
 
 // releaseObjects removes the syncer finalizer, the state label and the per-target
@@ -231,7 +241,9 @@ func (c *Controller) releaseObjects(ctx context.Context, t target, objects []res
 			continue
 		}
 		rel.objects++
-		rel.in[nsName{workspace: o.Workspace, name: obj.GetNamespace()}] = true
+		if ns := obj.GetNamespace(); ns != "" {
+			rel.in[nsName{workspace: o.Workspace, name: ns}] = true
+		}
 		logger.V(2).Info("Released upstream object without the syncer", "objectWorkspace", o.Workspace,
 			"resource", o.Resource.GroupResource().String(), "upstreamObject", klog.KRef(obj.GetNamespace(), obj.GetName()))
 	}
@@ -373,7 +385,7 @@ func (c *Controller) patchSyncTargetFinalizers(ctx context.Context, loc *locatio
 // announce records a release without the syncer: a Warning Event on every affected
 // upstream namespace and on the SyncTarget, and a log line.
 func (c *Controller) announce(ctx context.Context, loc *locationState, t target, rel released, reason, why string) {
-	if rel.objects == 0 && rel.namespaces == 0 {
+	if rel.objects == 0 && rel.namespaces == 0 && rel.upsynced == 0 {
 		return
 	}
 	names := make([]nsName, 0, len(rel.in))
@@ -398,9 +410,9 @@ func (c *Controller) announce(ctx context.Context, loc *locationState, t target,
 	}
 	if loc.recorder != nil {
 		loc.recorder.Eventf(t.st, corev1.EventTypeWarning, EventReasonReleased,
-			"Released %d upstream objects and %d namespaces without the syncer: %s; copies may remain on the physical cluster",
-			rel.objects, rel.namespaces, why)
+			"Released %d upstream objects and %d namespaces and deleted %d upsynced objects without the syncer: %s; copies may remain on the physical cluster",
+			rel.objects, rel.namespaces, rel.upsynced, why)
 	}
 	klog.FromContext(ctx).Info("Released upstream objects without the syncer; copies may remain on the physical cluster",
-		"reason", reason, "objects", rel.objects, "namespaces", rel.namespaces, "why", why)
+		"reason", reason, "objects", rel.objects, "namespaces", rel.namespaces, "deletedUpsynced", rel.upsynced, "why", why)
 }

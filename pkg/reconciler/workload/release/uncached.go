@@ -26,8 +26,8 @@ type uncachedType struct {
 }
 
 // uncachedTypes returns the types of the SyncTarget's status.syncedResources and
-// spec.resources that are not among the cached ones (the tmc-controller's --resources),
-// sorted. A syncer may sync such a type (its objects labelled by somebody else); only a
+// spec.resources, and the upsync types (upsyncTypes), that are not among the cached ones
+// (the tmc-controller's --resources), sorted. A syncer may sync such a type (its objects labelled by somebody else); only a
 // live list finds what it left.
 func (c *Controller) uncachedTypes(st *workloadv1alpha1.SyncTarget) []uncachedType {
 	found := map[workloadv1alpha1.ResourceToSync]string{}
@@ -44,6 +44,11 @@ func (c *Controller) uncachedTypes(st *workloadv1alpha1.SyncTarget) []uncachedTy
 	for _, r := range st.Spec.Resources {
 		if _, ok := found[r]; !ok && !c.cachedTypes[r] {
 			found[r] = ""
+		}
+	}
+	for _, u := range upsyncTypes {
+		if _, ok := found[u.resource]; !ok && !c.cachedTypes[u.resource] {
+			found[u.resource] = u.version
 		}
 	}
 	out := make([]uncachedType, 0, len(found))

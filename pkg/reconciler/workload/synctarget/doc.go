@@ -21,9 +21,10 @@
 // logic and the apply).
 //
 // VirtualWorkspacesController (virtualworkspaces.go) owns status.virtualWorkspaces: one
-// entry {syncerURL} per virtual-workspace server (tmc-controller --virtual-workspace-url,
-// one per shard, in flag order), the syncer view of the SyncTarget
-// (workloadv1alpha1.SyncerVirtualWorkspaceURL); no server removes the field. It replaces
+// entry {syncerURL, upsyncerURL} per virtual-workspace server (tmc-controller
+// --virtual-workspace-url, one per shard, in flag order), the syncer and upsyncer views of
+// the SyncTarget (workloadv1alpha1.SyncerVirtualWorkspaceURL, UpsyncerVirtualWorkspaceURL);
+// no server removes the field. It replaces
 // the whole list with a JSON merge patch on the status subresource under
 // VirtualWorkspacesFieldManager, only when it differs. It does not run on a plain hub.
 //

@@ -154,13 +154,15 @@ func (c *VirtualWorkspacesController) reconcile(ctx context.Context, key syncTar
 }
 
 // DesiredVirtualWorkspaces returns status.virtualWorkspaces of st, read from the location
-// workspace locationWorkspace: one syncer view per server URL, in order (nil for none).
+// workspace locationWorkspace: one entry per server URL, in order (nil for none), with the
+// SyncTarget's syncer view and upsyncer view of that server.
 func DesiredVirtualWorkspaces(serverURLs []string, st *workloadv1alpha1.SyncTarget, locationWorkspace string) []workloadv1alpha1.VirtualWorkspace {
 	var out []workloadv1alpha1.VirtualWorkspace
 	cluster := workloadv1alpha1.SyncTargetCluster(st, locationWorkspace)
 	for _, serverURL := range serverURLs {
 		out = append(out, workloadv1alpha1.VirtualWorkspace{
-			SyncerURL: workloadv1alpha1.SyncerVirtualWorkspaceURL(serverURL, cluster, st.Name, st.UID),
+			SyncerURL:   workloadv1alpha1.SyncerVirtualWorkspaceURL(serverURL, cluster, st.Name, st.UID),
+			UpsyncerURL: workloadv1alpha1.UpsyncerVirtualWorkspaceURL(serverURL, cluster, st.Name, st.UID),
 		})
 	}
 	return out

@@ -97,7 +97,23 @@ func (env *vwEnv) recordedPatches() []patchRecord {
 	return append([]patchRecord(nil), env.patches...)
 }
 
+// withVirtualWorkspaces sets one entry per syncer URL, with the upsyncer URL of the same
+// server beside it.
 func withVirtualWorkspaces(st *workloadv1alpha1.SyncTarget, syncerURLs ...string) *workloadv1alpha1.SyncTarget {
+	for _, u := range syncerURLs {
+		st.Status.VirtualWorkspaces = append(st.Status.VirtualWorkspaces, workloadv1alpha1.VirtualWorkspace{SyncerURL: u, UpsyncerURL: upsyncerURLOf(u)})
+	}
+	return st
+}
+
+// upsyncerURLOf is the upsyncer view URL beside a syncer view URL.
+func upsyncerURLOf(syncerURL string) string {
+	return strings.Replace(syncerURL, "/services/syncer/", "/services/upsyncer/", 1)
+}
+
+// withSyncerURLOnly sets entries with a syncer URL and no upsyncer URL (as written before
+// the upsyncer view existed).
+func withSyncerURLOnly(st *workloadv1alpha1.SyncTarget, syncerURLs ...string) *workloadv1alpha1.SyncTarget {
 	for _, u := range syncerURLs {
 		st.Status.VirtualWorkspaces = append(st.Status.VirtualWorkspaces, workloadv1alpha1.VirtualWorkspace{SyncerURL: u})
 	}
@@ -116,7 +132,7 @@ func wantVWPatch(syncerURLs ...string) map[string]any {
 	if len(syncerURLs) > 0 {
 		entries := []any{}
 		for _, u := range syncerURLs {
-			entries = append(entries, map[string]any{"syncerURL": u})
+			entries = append(entries, map[string]any{"syncerURL": u, "upsyncerURL": upsyncerURLOf(u)})
 		}
 		list = entries
 	}
@@ -147,6 +163,8 @@ func TestVirtualWorkspacesReconcile(t *testing.T) {
 			serverURLs: []string{shard1, shard2}, st: withVirtualWorkspaces(inCluster(newSyncTarget("east"), cluster), url2, url1), want: wantVWPatch(url1, url2)},
 		{name: "a foreign or stale entry is removed",
 			serverURLs: []string{shard1}, st: withVirtualWorkspaces(inCluster(newSyncTarget("east"), cluster), url1, "https://old/services/syncer/x/east/east-uid"), want: wantVWPatch(url1)},
+		{name: "an entry without its upsyncer URL gets it",
+			serverURLs: []string{shard1}, st: withSyncerURLOnly(inCluster(newSyncTarget("east"), cluster), url1), want: wantVWPatch(url1)},
 		{name: "no server URL: the field is removed",
 			st: withVirtualWorkspaces(inCluster(newSyncTarget("east"), cluster), url1), want: wantVWPatch()},
 		{name: "no server URL and no field: no write", st: newSyncTarget("east")},
