@@ -121,6 +121,9 @@ func ControllerRules() []rbacv1.PolicyRule {
 		{APIGroups: []string{"workload.kcp.io", "scheduling.kcp.io"}, Resources: []string{"*"}, Verbs: []string{"*"}},
 		{APIGroups: []string{"", "apps", "batch", "networking.k8s.io"}, Resources: []string{"*"}, Verbs: []string{"get", "list", "watch", "update", "patch"}},
 		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch", "update"}},
+		// The upsynced objects of a gone SyncTarget are deleted (release/upsynced.go).
+		{APIGroups: []string{"", "discovery.k8s.io"}, Resources: []string{"pods", "endpoints", "endpointslices", "persistentvolumes"},
+			Verbs: []string{"get", "list", "watch", "update", "patch", "delete"}},
 		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"*"}},
 	}
 }
