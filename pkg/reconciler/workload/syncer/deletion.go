@@ -215,7 +215,8 @@ func (r *downstreamRemover) removeOwnCopy(ctx context.Context, req specRequest, 
 }
 
 // ownCopy reads the downstream copy live; nil if there is none or it is not ours (which is
-// never touched: the upstream object is released). A kcp-root-ca.crt is never the copy of
+// never touched: the upstream object is released); a volume is ours only as the copy of
+// this workspace's (volumes.go). A kcp-root-ca.crt is never the copy of
 // an upstream object: it is the hub CA publisher's (hub_ca.go).
 func (r *downstreamRemover) ownCopy(ctx context.Context, req specRequest) (*unstructured.Unstructured, error) {
 	if isHubCACopy(req.key.gvr, req.downstreamNamespace, req.key.name) {
@@ -225,7 +226,8 @@ func (r *downstreamRemover) ownCopy(ctx context.Context, req specRequest) (*unst
 	if err != nil && !apierrors.IsNotFound(err) {
 		return nil, fmt.Errorf("failed to get downstream %s: %w", req.key.gvr.Resource, err)
 	}
-	if err != nil || downstreamObj.GetLabels()[workloadv1alpha1.InternalDownstreamClusterLabel] != r.target.key {
+	if err != nil || downstreamObj.GetLabels()[workloadv1alpha1.InternalDownstreamClusterLabel] != r.target.key ||
+		(req.resource.clusterScoped && !ownVolumeCopy(r.target, req.locator.ClusterName, downstreamObj)) {
 		r.stuck.forget(req.key)
 		return nil, nil
 	}

@@ -25,6 +25,9 @@ type resourceInfo struct {
 	gvr       schema.GroupVersionResource
 	kind      string
 	hasStatus bool
+	// clusterScoped is set for the one cluster-scoped type synced, persistentvolumes
+	// (volumes.go).
+	clusterScoped bool
 }
 
 // label is the bounded metric label for the type, e.g. "deployments.apps/v1".
@@ -34,7 +37,7 @@ func (r resourceInfo) label() string {
 }
 
 // discoverResources checks each requested resource type against the downstream cluster:
-// it must exist, be namespaced, and the syncer must hold every verb it needs (checked
+// it must exist, be namespaced (or be persistentvolumes, volumes.go), and the syncer must hold every verb it needs (checked
 // with one SelfSubjectAccessReview per verb). It returns the accepted types and the
 // per-type states for SyncTarget.status.syncedResources.
 func discoverResources(ctx context.Context, disco discovery.DiscoveryInterface, kube kubernetes.Interface, requested []workloadv1alpha1.ResourceToSync) ([]resourceInfo, []workloadv1alpha1.SyncedResource, error) {
@@ -87,8 +90,8 @@ func discoverResources(ctx context.Context, disco discovery.DiscoveryInterface, 
 		switch {
 		case found == nil:
 			state.Message = fmt.Sprintf("resource %s is not served by the physical cluster", req.String())
-		case !found.Namespaced:
-			state.Message = fmt.Sprintf("%s is cluster-scoped; only namespaced resources are synced", req.String())
+		case !found.Namespaced && !syncedClusterScoped(gv.WithResource(req.Resource).GroupResource()):
+			state.Message = fmt.Sprintf("%s is cluster-scoped; only namespaced resources and persistentvolumes are synced", req.String())
 		default:
 			state.Versions = append([]string{version}, without(all[req.Group], version)...)
 			missing, err := missingVerbs(ctx, kube, gv.WithResource(req.Resource))
@@ -100,7 +103,7 @@ func discoverResources(ctx context.Context, disco discovery.DiscoveryInterface, 
 				state.Message = fmt.Sprintf("the syncer may not %s %s in the physical cluster", strings.Join(missing, ", "), req.String())
 			} else {
 				state.State = workloadv1alpha1.ResourceStateAccepted
-				accepted = append(accepted, resourceInfo{gvr: gv.WithResource(req.Resource), kind: found.Kind, hasStatus: hasStatus})
+				accepted = append(accepted, resourceInfo{gvr: gv.WithResource(req.Resource), kind: found.Kind, hasStatus: hasStatus, clusterScoped: !found.Namespaced})
 			}
 		}
 		states = append(states, state)

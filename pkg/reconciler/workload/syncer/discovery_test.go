@@ -26,6 +26,8 @@ var testDiscoveryResources = []*metav1.APIResourceList{
 		{Name: "secrets", Namespaced: true, Kind: "Secret"},
 		{Name: "namespaces", Namespaced: false, Kind: "Namespace"},
 		{Name: "namespaces/status", Namespaced: false, Kind: "Namespace"},
+		{Name: "persistentvolumes", Namespaced: false, Kind: "PersistentVolume"},
+		{Name: "persistentvolumes/status", Namespaced: false, Kind: "PersistentVolume"},
 	}},
 	{GroupVersion: "apps/v1", APIResources: []metav1.APIResource{
 		{Name: "deployments", Namespaced: true, Kind: "Deployment"},
@@ -75,6 +77,14 @@ func TestDiscoverResources(t *testing.T) {
 			name:       "cluster-scoped",
 			requested:  []workloadv1alpha1.ResourceToSync{res("", "namespaces")},
 			wantStates: []string{"namespaces Incompatible namespaces is cluster-scoped"},
+		},
+		{
+			name:      "persistentvolumes: the one cluster-scoped type accepted",
+			requested: []workloadv1alpha1.ResourceToSync{res("", "persistentvolumes")},
+			wantAccepted: []resourceInfo{
+				{gvr: schema.GroupVersionResource{Version: "v1", Resource: "persistentvolumes"}, kind: "PersistentVolume", hasStatus: true, clusterScoped: true},
+			},
+			wantStates: []string{"persistentvolumes Accepted"},
 		},
 		{
 			name:         "missing verbs",

@@ -50,6 +50,15 @@
 // (namespace.go locatorOf), so a forged locator never leads to a status write, a spec key
 // or a cleanup, and is reported once.
 //
+// PersistentVolumes (volumes.go) are the one cluster-scoped type synced, opt-in
+// (discovery.go accepts no other): a volume goes down only when its spec.claimRef names a
+// claim in a namespace of the same workspace placed on this target, with the claimRef
+// rewritten to that namespace's downstream namespace and the claim's locator on the copy;
+// hostPath and local sources only with spec.tenancy.allowHostPathVolumes. A downstream
+// volume that is not ours, another target's or another workspace's copy (its locator) is
+// never adopted, overwritten or removed; the engine reads cluster-scoped caches by
+// namespace "" (clusterScopedLister) and maps a copy back to its workspace by its locator.
+//
 // Every downstream deletion the syncer decides on its own asks the mass-deletion breaker
 // first (breaker.go: a budget of objects per sliding window, paused until an operator
 // resumes with an annotation on the SyncTarget; breaker_status.go its DeletionsPaused

@@ -399,6 +399,9 @@ func (e *engine) downstreamChanged(gvr schema.GroupVersionResource, downstreamOb
 	if !deleted {
 		e.events.statusChanged(statusKey{gvr: gvr, downstreamNamespace: downstreamObj.GetNamespace(), name: downstreamObj.GetName()})
 	}
+	if ws, ok := e.volumeWorkspace(downstreamObj); ok {
+		e.events.specChanged(specKey{workspace: ws, gvr: gvr, name: downstreamObj.GetName()})
+	}
 	if locator, ok := e.events.locatorOf(downstreamObj.GetNamespace()); ok {
 		if ws, ok := e.workspaceOf(locator.ClusterName); ok {
 			e.events.specChanged(specKey{workspace: ws, gvr: gvr, upstreamNamespace: locator.Namespace, name: downstreamObj.GetName()})

@@ -6,6 +6,7 @@ import (
 	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/tools/cache"
 )
 
 // The engine's answers to the controllers' lookups: views of the caches by workspace and
@@ -31,7 +32,7 @@ func (e *engine) upstream(ws string, gvr schema.GroupVersionResource) (upstreamV
 	if !ok {
 		return upstreamView{}, false
 	}
-	return upstreamView{lister: h.lister, synced: h.hasSynced, client: upstream.dynamic.Resource(gvr), recorder: upstream.recorder}, true
+	return upstreamView{lister: e.listerLocked(gvr, h.lister), synced: h.hasSynced, client: upstream.dynamic.Resource(gvr), recorder: upstream.recorder}, true
 }
 
 // downstream returns the view of resource gvr downstream, if it is watched.
@@ -42,7 +43,16 @@ func (e *engine) downstream(gvr schema.GroupVersionResource) (downstreamView, bo
 	if !ok {
 		return downstreamView{}, false
 	}
-	return downstreamView{lister: h.lister, synced: h.hasSynced}, true
+	return downstreamView{lister: e.listerLocked(gvr, h.lister), synced: h.hasSynced}, true
+}
+
+// listerLocked returns the lister of an informer of gvr, read by namespace "" for a
+// cluster-scoped type.
+func (e *engine) listerLocked(gvr schema.GroupVersionResource, lister cache.GenericLister) cache.GenericLister {
+	if e.resources[gvr].clusterScoped {
+		return clusterScopedLister{lister}
+	}
+	return lister
 }
 
 // resourceList returns the accepted resources, sorted.

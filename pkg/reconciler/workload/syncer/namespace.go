@@ -183,6 +183,10 @@ func (m *namespaceManager) ensure(ctx context.Context, locator workloadv1alpha1.
 
 // consider schedules a cleanup check of a downstream namespace after the clean delay.
 func (m *namespaceManager) consider(downstreamNamespace string) {
+	if downstreamNamespace == "" {
+		// A cluster-scoped copy (a volume) lies in no namespace.
+		return
+	}
 	m.queue.AddAfter(downstreamNamespace, m.cleanDelay)
 }
 

@@ -78,6 +78,10 @@ func (r *downstreamRemover) orphan(ctx context.Context, req specRequest, upstrea
 // markOrphanedIn sets DownstreamOrphansAnnotation on the downstream namespace unless it
 // is there already.
 func (r *downstreamRemover) markOrphanedIn(ctx context.Context, downstreamNamespace string) error {
+	if downstreamNamespace == "" {
+		// A cluster-scoped copy (a volume) lies in no namespace.
+		return nil
+	}
 	ns, err := r.downstreamNamespaces.Get(ctx, downstreamNamespace, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil

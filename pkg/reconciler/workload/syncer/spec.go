@@ -117,6 +117,9 @@ func (c *specController) reconcile(ctx context.Context, key specKey) (time.Durat
 	if upstreamObj.GetLabels()[workloadv1alpha1.ClusterResourceStateLabel(c.target.key)] != workloadv1alpha1.ResourceStateSync {
 		return 0, nil
 	}
+	if req.resource.clusterScoped {
+		return c.reconcileVolume(ctx, req, upstreamObj)
+	}
 	if added, err := c.ensureFinalizer(ctx, req, upstreamObj); added || err != nil {
 		return 0, err
 	}
@@ -159,6 +162,10 @@ func (c *specController) request(key specKey) (specRequest, bool, error) {
 		return specRequest{}, false, nil
 	}
 	locator := c.target.locator(cluster, key.upstreamNamespace)
+	if res.clusterScoped {
+		// A volume is written cluster-wide; its claim's locator is checked in volumes.go.
+		return specRequest{key: key, resource: res, upstream: upstream, locator: locator}, true, nil
+	}
 	downstreamNamespace, err := c.namespaces.downstreamName(locator)
 	if err != nil {
 		return specRequest{}, false, err

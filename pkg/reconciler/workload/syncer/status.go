@@ -76,8 +76,9 @@ func (c *statusController) reconcile(ctx context.Context, key statusKey) (time.D
 	}
 	downstreamObj := obj.(*unstructured.Unstructured)
 	// Only a namespace whose locator names this SyncTarget and hashes to the namespace's own
-	// name speaks for an upstream namespace: a forged locator never writes status upstream.
-	locator, ok := c.locatorOf(key.downstreamNamespace)
+	// name speaks for an upstream namespace: a forged locator never writes status upstream
+	// (a cluster-scoped volume speaks for its own locator, volumes.go).
+	locator, ok := c.statusLocator(key.downstreamNamespace, downstreamObj)
 	if !ok {
 		return 0, nil
 	}

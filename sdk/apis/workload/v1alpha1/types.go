@@ -102,6 +102,13 @@ type SyncTargetTenancy struct {
 	// +optional
 	// +kubebuilder:default=false
 	AllowLoadBalancerIP bool `json:"allowLoadBalancerIP,omitempty"`
+
+	// allowHostPathVolumes lets PersistentVolumes with a hostPath or local volume source
+	// be synced down (persistentvolumes must be listed in spec.resources). Such a volume
+	// reaches a node's file system; allow it only when the tenants may read and write it.
+	// +optional
+	// +kubebuilder:default=false
+	AllowHostPathVolumes bool `json:"allowHostPathVolumes,omitempty"`
 }
 
 // PodSecurityLevel is a level of the Kubernetes Pod Security Standards.

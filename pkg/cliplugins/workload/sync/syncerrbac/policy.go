@@ -15,8 +15,9 @@ import (
 // syncer (d.UserName) on the physical cluster, whatever its RBAC grants: it may write
 // namespaced objects only in namespaces carrying its ownership label
 // (internal.workload.kcp.io/cluster=<stKey>), create and delete only namespaces carrying
-// that label, write its leader-election Lease in its own namespace, and write no other
-// cluster-scoped object. The one change of a namespace that may drop the label is its
+// that label, create, change and delete only PersistentVolumes carrying that label (a
+// change may drop it: the Orphan deletion policy), write its leader-election Lease in its
+// own namespace, and write no other cluster-scoped object. The one change of a namespace that may drop the label is its
 // release: an owned namespace that records orphaned copies (DownstreamOrphansAnnotation)
 // is handed over to its users. This is what lets the syncer run without cluster-admin (kcp's
 // syncer needed "*" on every synced type in every namespace).
@@ -69,6 +70,9 @@ func AdmissionPolicy(d Downstream) []runtime.Object {
 				{Name: "oldObjectOwned", Expression: owned("oldObject")},
 				{Name: "newObjectReleased", Expression: released("object")},
 				{Name: "namespaceOwned", Expression: owned("namespaceObject")},
+				{Name: "isVolume", Expression: "request.resource.group == '' && request.resource.resource == 'persistentvolumes'"},
+				{Name: "newObjectUnlabelled", Expression: fmt.Sprintf("object != null && !(has(object.metadata.labels) && '%s' in object.metadata.labels)",
+					workloadv1alpha1.InternalDownstreamClusterLabel)},
 				{Name: ownLeaseVariable, Expression: fmt.Sprintf(
 					"request.namespace == '%s' && request.resource.group == 'coordination.k8s.io' && request.resource.resource == 'leases'", d.Namespace)},
 			},
@@ -84,13 +88,20 @@ func AdmissionPolicy(d Downstream) []runtime.Object {
 					Reason: ptr.To(metav1.StatusReasonForbidden),
 				},
 				{
+					Expression: "!variables.isVolume || (request.operation == 'CREATE' ? variables.newObjectOwned : " +
+						"(request.operation == 'DELETE' ? variables.oldObjectOwned : " +
+						"variables.oldObjectOwned && (variables.newObjectOwned || variables.newObjectUnlabelled)))",
+					Message: fmt.Sprintf("%s may only create, change or delete PersistentVolumes labelled %s, and unlabel only those", who, label),
+					Reason:  ptr.To(metav1.StatusReasonForbidden),
+				},
+				{
 					Expression: "variables.isNamespace || request.namespace == '' || variables.namespaceOwned || variables.ownLease",
 					Message:    fmt.Sprintf("%s may only write objects in namespaces labelled %s", who, label),
 					Reason:     ptr.To(metav1.StatusReasonForbidden),
 				},
 				{
-					Expression: "variables.isNamespace || request.namespace != ''",
-					Message:    fmt.Sprintf("%s may not write cluster-scoped objects other than its namespaces", who),
+					Expression: "variables.isNamespace || variables.isVolume || request.namespace != ''",
+					Message:    fmt.Sprintf("%s may not write cluster-scoped objects other than its namespaces and PersistentVolumes", who),
 					Reason:     ptr.To(metav1.StatusReasonForbidden),
 				},
 			},
