@@ -173,6 +173,7 @@ func TestPodExecUpgradePassesThrough(t *testing.T) {
 	srv := httptest.NewServer(f.handler)
 	defer srv.Close()
 	conn, br, resp := rawUpgrade(t, srv.Listener.Addr().String(), base+"/api/v1/namespaces/demo/pods/web/exec?command=echo&command=ok&stdout=true", "alice")
+	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get("Upgrade") != "SPDY/3.1" {
 		body, _ := io.ReadAll(resp.Body)
 		t.Fatalf("answer %s %v (%s), want 101 to SPDY/3.1", resp.Status, resp.Header, body)
