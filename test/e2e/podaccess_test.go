@@ -90,7 +90,11 @@ func TestPodAccessViewWithoutTunnel(t *testing.T) {
 		t.Errorf("a list without a token: %v, want 401", err)
 	}
 	logs := func(user, pod string) error {
-		_, err := view(user).CoreV1().Pods("demo").GetLogs(pod, &corev1.PodLogOptions{Container: "app"}).DoRaw(ctx)
+		// Stream, as kubectl logs does: it decodes the Status of a refusal.
+		body, err := view(user).CoreV1().Pods("demo").GetLogs(pod, &corev1.PodLogOptions{Container: "app"}).Stream(ctx)
+		if err == nil {
+			_ = body.Close()
+		}
 		return err
 	}
 	if err := logs("bob", "web"); !apierrors.IsForbidden(err) {
