@@ -8,9 +8,11 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
@@ -18,7 +20,10 @@ import (
 	"github.com/tmc-dev/tmc/cmd/tmc-virtual-workspaces/options"
 	"github.com/tmc-dev/tmc/pkg/cliutil"
 	"github.com/tmc-dev/tmc/pkg/reconciler/workload/tmc"
+	"github.com/tmc-dev/tmc/pkg/tunnel"
+	"github.com/tmc-dev/tmc/pkg/virtualworkspace/podaccess"
 	"github.com/tmc-dev/tmc/pkg/virtualworkspace/syncer"
+	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
 )
 
 func main() {
@@ -48,13 +53,20 @@ on it, at /services/syncer/<location-cluster>/<synctarget>/<uid>/clusters/<clust
 callers are authenticated by TokenReview and authorised by SubjectAccessReview (verb sync on
 synctargets/<name>) in the location workspace, and reach only the objects labelled
 state.workload.kcp.io/<key>=Sync, their own metadata on them, and their status, which is
-summarised across targets.
+summarised across targets. The syncer opens its reverse tunnel at <its syncer view>/tunnel,
+authorised the same way.
 
 At /services/upsyncer/<location-cluster>/<synctarget>/<uid>/clusters/<cluster|*>/... it
 serves the same syncers, authorised the same way, the objects they copy up from their
 physical cluster (pods, endpoints, endpointslices, persistentvolumes and the SyncTarget's
 types): only objects labelled state.workload.kcp.io/<key>=Upsync are seen, created, changed
-or deleted, and a namespaced object only in a namespace placed on that SyncTarget.`,
+or deleted, and a namespaced object only in a namespace placed on that SyncTarget.
+
+Users reach their upsynced pods at /services/pods/clusters/<workspace>/... (point kubectl's
+--server there): pods/log (get), pods/exec, pods/attach and pods/portforward (create) are
+authorised by SubjectAccessReview in that workspace and sent through the tunnel of the
+SyncTarget that upsynced the pod; every other request is forwarded to the workspace with the
+caller's own token.`,
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := logging.Apply(); err != nil {
@@ -94,7 +106,7 @@ func newComponent(opts *options.Options) (cliutil.Component, error) {
 	if err != nil {
 		return cliutil.Component{}, fmt.Errorf("failed to register the metrics: %w", err)
 	}
-	handler, err := syncer.NewHandler(syncer.Options{Upstream: upstream, Authentication: authentication, Metrics: vwMetrics})
+	handler, err := newHandler(upstream, authentication, metrics.Registerer(), vwMetrics)
 	if err != nil {
 		return cliutil.Component{}, err
 	}
@@ -127,6 +139,39 @@ func newComponent(opts *options.Options) (cliutil.Component, error) {
 			return serveTLS(ctx, opts, handler, func() { serving.Store(true) })
 		},
 	}, nil
+}
+
+// newHandler serves the syncer views (whose syncers open their tunnels at <view>/tunnel)
+// and the pod-access view, which reaches pods through those tunnels.
+func newHandler(upstream, authentication *rest.Config, reg prometheus.Registerer, vwMetrics *syncer.Metrics) (http.Handler, error) {
+	tunnels := tunnel.NewRegistry(tunnel.RegistryOptions{Registerer: reg})
+	syncerHandler, err := syncer.NewHandler(syncer.Options{Upstream: upstream, Authentication: authentication, Metrics: vwMetrics, Tunnel: tunnels.Accept})
+	if err != nil {
+		return nil, err
+	}
+	podMetrics, err := podaccess.NewMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("failed to register the metrics: %w", err)
+	}
+	// Users name their workspace by path as often as by name: only the front proxy (the
+	// authentication upstream, where there is one) resolves both.
+	podUpstream := authentication
+	if podUpstream == nil {
+		podUpstream = upstream
+	}
+	podHandler, err := podaccess.NewHandler(podaccess.Options{Upstream: podUpstream, Tunnels: tunnels, Metrics: podMetrics})
+	if err != nil {
+		return nil, err
+	}
+	// A prefix switch, not a ServeMux: the views parse (and refuse) their paths themselves,
+	// and every other path stays the syncer handler's 404 Status.
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, workloadv1alpha1.PodAccessVirtualWorkspacePrefix) {
+			podHandler.ServeHTTP(w, r)
+			return
+		}
+		syncerHandler.ServeHTTP(w, r)
+	}), nil
 }
 
 // upstreamReachable reports whether the upstream answers HTTP at all: any answer below 500

@@ -68,7 +68,15 @@ func (rv *reviewer) authenticate(ctx context.Context, locationCluster, token str
 
 // authorize reports whether user may sync the SyncTarget name in the location cluster.
 func (rv *reviewer) authorize(ctx context.Context, locationCluster, name string, user *authenticationv1.UserInfo) (bool, string, error) {
-	key, err := grantKey(locationCluster, name, user)
+	return rv.authorizeAttributes(ctx, locationCluster, user, authorizationv1.ResourceAttributes{
+		Verb: SyncVerb, Group: workloadv1alpha1.SchemeGroupVersion.Group, Resource: "synctargets", Name: name,
+	})
+}
+
+// authorizeAttributes reports whether user may do attrs in cluster; a denial comes with
+// the authoriser's reason.
+func (rv *reviewer) authorizeAttributes(ctx context.Context, cluster string, user *authenticationv1.UserInfo, attrs authorizationv1.ResourceAttributes) (bool, string, error) {
+	key, err := grantKey(cluster, attrs, user)
 	if err != nil {
 		return false, "", err
 	}
@@ -80,13 +88,10 @@ func (rv *reviewer) authorize(ctx context.Context, locationCluster, name string,
 		extra[k] = authorizationv1.ExtraValue(v)
 	}
 	review := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
-		User: user.Username, Groups: user.Groups, UID: user.UID, Extra: extra,
-		ResourceAttributes: &authorizationv1.ResourceAttributes{
-			Verb: SyncVerb, Group: workloadv1alpha1.SchemeGroupVersion.Group, Resource: "synctargets", Name: name,
-		},
+		User: user.Username, Groups: user.Groups, UID: user.UID, Extra: extra, ResourceAttributes: &attrs,
 	}}
 	review.APIVersion, review.Kind = "authorization.k8s.io/v1", "SubjectAccessReview"
-	if err := rv.post(ctx, locationCluster, "/apis/authorization.k8s.io/v1/subjectaccessreviews", review); err != nil {
+	if err := rv.post(ctx, cluster, "/apis/authorization.k8s.io/v1/subjectaccessreviews", review); err != nil {
 		return false, "", fmt.Errorf("failed to review access: %w", err)
 	}
 	if !review.Status.Allowed {
@@ -96,12 +101,12 @@ func (rv *reviewer) authorize(ctx context.Context, locationCluster, name string,
 	return true, "", nil
 }
 
-// grantKey identifies one user's access to one SyncTarget: every field of the user, as the
-// SubjectAccessReview sees it.
-func grantKey(locationCluster, name string, user *authenticationv1.UserInfo) (string, error) {
+// grantKey identifies one user's access to attrs in one cluster: every field of the user,
+// as the SubjectAccessReview sees it.
+func grantKey(cluster string, attrs authorizationv1.ResourceAttributes, user *authenticationv1.UserInfo) (string, error) {
 	groups := append([]string(nil), user.Groups...)
 	sort.Strings(groups)
-	b, err := json.Marshal([]any{locationCluster, name, user.Username, user.UID, groups, user.Extra})
+	b, err := json.Marshal([]any{cluster, attrs, user.Username, user.UID, groups, user.Extra})
 	if err != nil {
 		return "", fmt.Errorf("failed to build the authorisation cache key: %w", err)
 	}

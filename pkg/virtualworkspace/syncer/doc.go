@@ -10,7 +10,12 @@
 // summarised into .status (pkg/virtualworkspace/summarize), and a release that takes a
 // target out of the summary summarises the targets left. The kube-root-ca.crt ConfigMaps
 // (the workspace's public CA bundle, for the syncer's hub CA copy) are listed and watched by
-// exactly that name, unfiltered by placement. Everything else is refused.
+// exactly that name, unfiltered by placement. A request to the view's /tunnel
+// (TunnelSubpath), admitted the same way, is handed to Options.Tunnel with the SyncTarget's
+// key: the syncer's reverse tunnel. Everything else is refused.
+//
+// Its upstream client, reviewer and Status answers are exported (shared.go) for the
+// server's other views to authenticate, authorise and answer as this one does.
 //
 // The same handler serves the upsyncer view below
 // /services/upsyncer/<location-cluster>/<synctarget>/<uid>/clusters/<cluster|*>/

@@ -34,6 +34,10 @@ type Options struct {
 	AuthCacheTTL time.Duration
 	// SyncTargetCacheTTL is how long a SyncTarget read is reused; default 5s.
 	SyncTargetCacheTTL time.Duration
+	// Tunnel serves <syncer view>/tunnel (TunnelSubpath) once the request is admitted as any
+	// syncer-view request, with the SyncTarget's key; it owns the connection until it
+	// returns. Nil answers 404 there.
+	Tunnel func(w http.ResponseWriter, r *http.Request, key string)
 }
 
 // handler serves the syncer view.
@@ -43,6 +47,7 @@ type handler struct {
 	location   *clusterClient
 	reviews    *reviewer
 	metrics    *Metrics
+	tunnel     func(w http.ResponseWriter, r *http.Request, key string)
 	targetTTL  time.Duration
 	targets    *cache.LRUExpireCache
 	namespaces *cache.LRUExpireCache
@@ -76,6 +81,7 @@ func NewHandler(opts Options) (http.Handler, error) {
 		location:   authn,
 		reviews:    newReviewer(authn, opts.AuthCacheTTL),
 		metrics:    opts.Metrics,
+		tunnel:     opts.Tunnel,
 		targetTTL:  opts.SyncTargetCacheTTL,
 		targets:    cache.NewLRUExpireCache(authCacheSize),
 		namespaces: cache.NewLRUExpireCache(authCacheSize),
@@ -97,6 +103,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if req.Verb == verbTunnel {
+		// The tunnel takes the connection over (a hijack): hand it the writer itself.
+		rec.code = http.StatusSwitchingProtocols
+		h.tunnel(w, r.WithContext(klog.NewContext(r.Context(), klog.FromContext(r.Context()).WithValues("syncTarget", tgt.name))), tgt.key)
+		return
+	}
 	ctx := klog.NewContext(r.Context(), klog.FromContext(r.Context()).WithValues("view", string(v), "syncTarget", tgt.name, "cluster", req.Cluster, "verb", req.Verb, "resource", req.GR.String()))
 	if v == upsyncerView {
 		h.serveUpsyncer(rec, r.WithContext(ctx), req, tgt)
@@ -116,6 +128,13 @@ func (h *handler) admit(w http.ResponseWriter, r *http.Request, v view) (request
 	req, parsed := parseRequest(r.Method, path.Rest, r.URL.Query().Get("watch") == "true" || r.URL.Query().Get("watch") == "1")
 	if !parsed {
 		req.Verb = verbUnsupported
+	}
+	if path.Rest == workloadv1alpha1.TunnelSubpath && v == syncerView {
+		if h.tunnel == nil {
+			writeError(w, apierrors.NewNotFound(schema.GroupResource{}, r.URL.Path))
+			return request{Verb: verbUnsupported}, nil, false
+		}
+		req, parsed = request{Verb: verbTunnel}, true
 	}
 	token := bearerToken(r)
 	if token == "" {
@@ -199,7 +218,7 @@ func (h *handler) target(ctx context.Context, path workloadv1alpha1.SyncerVirtua
 // or "other", so that no request path grows the metric's label set.
 func resourceLabel(req request, tgt *target) string {
 	switch {
-	case req.Verb == verbDiscovery:
+	case req.Verb == verbDiscovery || req.Verb == verbTunnel:
 		return ""
 	case tgt != nil && (tgt.resources[req.GR] || upsyncResources[req.GR] || req.GR == namespacesResource || req.GR == eventsResource):
 		return req.GR.String()

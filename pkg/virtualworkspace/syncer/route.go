@@ -20,6 +20,8 @@ const (
 	verbDelete      verb = "delete"
 	verbDiscovery   verb = "discovery"
 	verbUnsupported verb = "unsupported"
+	// verbTunnel is a syncer opening its reverse tunnel (TunnelSubpath).
+	verbTunnel verb = "tunnel"
 )
 
 // wildcardCluster is the cluster segment naming every workspace.
