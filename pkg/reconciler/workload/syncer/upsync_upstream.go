@@ -54,7 +54,7 @@ type sharedCopies struct {
 
 func newUpsyncUpstream(stKey string, base *rest.Config, resync time.Duration) *upsyncUpstream {
 	return &upsyncUpstream{stKey: stKey, base: base, resync: resync,
-		newDynamic: func(cfg *rest.Config) (dynamic.Interface, error) { return dynamic.NewForConfig(cfg) },
+		newDynamic:   func(cfg *rest.Config) (dynamic.Interface, error) { return dynamic.NewForConfig(cfg) },
 		upsyncerURLs: map[string]string{}, direct: map[upstreamInformerKey]*informerHandle{},
 		shared: map[upstreamInformerKey]*sharedCopies{}, clients: map[string]dynamic.Interface{}}
 }
