@@ -182,4 +182,13 @@ func (d *dataPath) wireUpsync(target syncTarget, cfg *Config, views *syncerViews
 	d.upsync.queue = newSyncerQueue("upsync", d.upsync.reconcile, metrics, errs, recovery)
 	d.upsyncSources.changed = d.upsync.enqueue
 	d.upsyncCopies.changed = d.upsync.upstreamChanged
+	// A synced Service that changes (its UpsyncDerivedResourcesAnnotation) reconsiders its
+	// Endpoints and EndpointSlices; set before any informer runs.
+	statusChanged := d.engine.events.statusChanged
+	d.engine.events.statusChanged = func(key statusKey) {
+		statusChanged(key)
+		if key.gvr == servicesGVR {
+			d.upsync.serviceChanged(key.downstreamNamespace, key.name)
+		}
+	}
 }

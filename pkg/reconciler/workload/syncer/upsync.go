@@ -9,6 +9,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/tools/cache"
@@ -100,6 +101,24 @@ func (c *upsyncController) upstreamChanged(ws string, gvr schema.GroupVersionRes
 	}
 	c.mu.Unlock()
 	c.queue.Add(key)
+}
+
+// serviceChanged queues the Endpoints and EndpointSlices of a downstream Service.
+func (c *upsyncController) serviceChanged(downstreamNamespace, name string) {
+	c.queue.Add(upsyncKey{gvr: endpointsGVR, downstreamNamespace: downstreamNamespace, name: name})
+	slices, ok := c.source(endpointSlicesGVR)
+	if !ok {
+		return
+	}
+	objs, err := slices.lister.ByNamespace(downstreamNamespace).List(labels.SelectorFromSet(labels.Set{serviceNameLabel: name}))
+	if err != nil {
+		return
+	}
+	for _, obj := range objs {
+		if m, ok := obj.(metav1.Object); ok {
+			c.queue.Add(upsyncKey{gvr: endpointSlicesGVR, downstreamNamespace: downstreamNamespace, name: m.GetName()})
+		}
+	}
 }
 
 // keys returns the keys of every copy seen upstream.
