@@ -25,6 +25,7 @@ const (
 	upsyncCacheWait = time.Second
 	operationCreate = "create"
 	operationUpdate = "update"
+	operationBind   = "bind"
 )
 
 // upsyncKey names a downstream object that is, or was, upsynced ("" namespace: a
@@ -275,6 +276,12 @@ func (c *upsyncController) create(ctx context.Context, src upsyncSource, rc dyna
 // update writes the status first, then the object with the new resourceVersion
 // annotation: a failed status write is retried, since the annotation still differs.
 func (c *upsyncController) update(ctx context.Context, src upsyncSource, rc dynamic.ResourceInterface, desired, upstreamObj *unstructured.Unstructured) error {
+	if src.gvr == podsGVR {
+		// A pod's node cannot be updated: it is bound, and the copy's next event continues.
+		if bound, err := c.bindPod(ctx, rc, desired, upstreamObj); bound || err != nil {
+			return err
+		}
+	}
 	current := upstreamObj
 	if src.hasStatus && !transform.StatusEqual(upstreamObj, desired) {
 		withStatus := upstreamObj.DeepCopy()
@@ -302,6 +309,26 @@ func (c *upsyncController) update(ctx context.Context, src upsyncSource, rc dyna
 	}
 	c.metrics.upstreamWrite(operationUpdate)
 	return nil
+}
+
+// bindPod binds the copy of a pod scheduled downstream after its copy was created to the
+// same node, through the binding subresource; it reports whether it did.
+func (c *upsyncController) bindPod(ctx context.Context, rc dynamic.ResourceInterface, desired, upstreamObj *unstructured.Unstructured) (bool, error) {
+	nodeName, _, _ := unstructured.NestedString(desired.Object, "spec", "nodeName")
+	bound, _, _ := unstructured.NestedString(upstreamObj.Object, "spec", "nodeName")
+	if nodeName == "" || bound != "" {
+		return false, nil
+	}
+	binding := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "v1", "kind": "Binding",
+		"metadata": map[string]any{"name": upstreamObj.GetName(), "namespace": upstreamObj.GetNamespace(), "uid": string(upstreamObj.GetUID())},
+		"target":   map[string]any{"kind": "Node", "name": nodeName},
+	}}
+	if _, err := rc.Create(ctx, binding, metav1.CreateOptions{FieldManager: FieldManager}, "binding"); err != nil {
+		return false, fmt.Errorf("failed to bind the upsynced pod to node %s: %w", nodeName, err)
+	}
+	c.metrics.upstreamWrite(operationBind)
+	return true, nil
 }
 
 // releaseDeleted releases the finalizer of a copy someone deleted upstream.

@@ -204,6 +204,14 @@ func TestUpsyncWrites(t *testing.T) {
 			t.Errorf("writes = %v, want the status alone", got)
 		}
 	})
+	t.Run("scheduled after its copy was created: bound, not updated", func(t *testing.T) {
+		unbound := upstreamCopy(t, pod, func(u *unstructured.Unstructured) { unstructured.RemoveNestedField(u.Object, "spec", "nodeName") })
+		scheduled := downstreamPod("web-1", "101", "Pending")
+		env := newUpsyncEnv(t, []*unstructured.Unstructured{scheduled}, []*unstructured.Unstructured{unbound})
+		if got, _ := env.reconcile(t, "web-1"); !slices.Equal(got, []string{"create pods/binding"}) {
+			t.Errorf("writes = %v, want the binding alone (a pod's node cannot be updated)", got)
+		}
+	})
 	t.Run("a pod in a namespace not ours never goes up", func(t *testing.T) {
 		foreign := downstreamPod("web-1", "100", "Running")
 		foreign.SetNamespace("someone-elses")

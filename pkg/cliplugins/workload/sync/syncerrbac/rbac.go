@@ -125,11 +125,13 @@ func UpsyncDownstreamRules() []rbacv1.PolicyRule {
 
 // UpsyncUpstreamRules let the syncer write the upsynced copies in a workload workspace
 // (direct mode): Pods, Endpoints, EndpointSlices and PersistentVolumes, with the status of
-// Pods and PersistentVolumes.
+// Pods and PersistentVolumes, and the binding of Pods.
 func UpsyncUpstreamRules() []rbacv1.PolicyRule {
 	return []rbacv1.PolicyRule{
 		{APIGroups: []string{""}, Resources: []string{"endpoints", "persistentvolumes", "persistentvolumes/status", "pods", "pods/status"}, Verbs: UpsyncVerbs},
 		{APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"}, Verbs: UpsyncVerbs},
+		// A pod scheduled downstream after its copy was created is bound to the same node.
+		{APIGroups: []string{""}, Resources: []string{"pods/binding"}, Verbs: []string{"create"}},
 	}
 }
 
