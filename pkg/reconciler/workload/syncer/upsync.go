@@ -198,9 +198,15 @@ func (c *upsyncController) mirror(src upsyncSource, downstreamObj *unstructured.
 	return upsyncOrigin{workspace: ws, upstreamNamespace: locator.Namespace}, nil, true
 }
 
-// remove deletes an upstream copy: the syncer's finalizer first, then the object.
+// remove deletes an upstream copy the syncer wrote: its finalizer first, then the object.
 func (c *upsyncController) remove(ctx context.Context, key upsyncKey, rc dynamic.ResourceInterface, upstreamObj *unstructured.Unstructured) error {
 	if upstreamObj == nil {
+		return nil
+	}
+	// Only a copy the syncer wrote (it records the downstream resourceVersion) is deleted:
+	// an object someone labelled Upsync upstream is not a mirror of anything.
+	if _, copied := upstreamObj.GetAnnotations()[workloadv1alpha1.UpsyncResourceVersionAnnotation]; !copied {
+		klog.FromContext(ctx).V(2).Info("Not deleting an object labelled Upsync upstream that the syncer did not write", "upstreamNamespace", upstreamObj.GetNamespace(), "name", upstreamObj.GetName())
 		return nil
 	}
 	if released, held := withoutUpsyncFinalizer(upstreamObj, workloadv1alpha1.SyncerFinalizerName(c.target.key)); held {

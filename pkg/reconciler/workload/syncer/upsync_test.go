@@ -278,6 +278,14 @@ func TestUpsyncDeletesCopies(t *testing.T) {
 			t.Errorf("writes = %v, want the finalizer released, then the copy deleted", got)
 		}
 	})
+	t.Run("an object labelled Upsync upstream that the syncer did not write: kept", func(t *testing.T) {
+		foreign := copyOf.DeepCopy()
+		foreign.SetAnnotations(nil)
+		env := newUpsyncEnv(t, nil, []*unstructured.Unstructured{foreign})
+		if got, _ := env.reconcile(t, "web-1"); len(got) != 0 {
+			t.Errorf("writes = %v, want none", got)
+		}
+	})
 	t.Run("downstream pod terminating: deleted", func(t *testing.T) {
 		terminating := pod.DeepCopy()
 		now := metav1.Now()

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
@@ -223,30 +222,6 @@ func (u *upsyncUpstream) upsyncerURLLocked(ws string) (string, bool) {
 	}
 	url, ok := u.upsyncerURLs[shard]
 	return url, ok
-}
-
-// each calls fn with every cached copy and its workspace.
-func (u *upsyncUpstream) each(fn func(ws string, gvr schema.GroupVersionResource, upstreamObj *unstructured.Unstructured)) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	for key, h := range u.direct {
-		objs, _ := h.lister.List(labels.Everything())
-		for _, obj := range objs {
-			if upstreamObj, ok := obj.(*unstructured.Unstructured); ok {
-				fn(key.workspace, key.gvr, upstreamObj)
-			}
-		}
-	}
-	for key, s := range u.shared {
-		for _, ws := range s.informer.Clusters() {
-			objs, _ := s.informer.Lister(ws).List(labels.Everything())
-			for _, obj := range objs {
-				if upstreamObj, ok := obj.(*unstructured.Unstructured); ok {
-					fn(ws, key.gvr, upstreamObj)
-				}
-			}
-		}
-	}
 }
 
 // stopAll stops every cache.
