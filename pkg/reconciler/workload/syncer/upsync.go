@@ -218,15 +218,22 @@ func (c *upsyncController) remove(ctx context.Context, key upsyncKey, rc dynamic
 		}
 		c.metrics.upstreamWrite(operationPatchFinalizer)
 	}
-	if upstreamObj.GetDeletionTimestamp() != nil {
-		return nil
+	if err := c.deleteNow(ctx, rc, upstreamObj); err != nil {
+		return err
 	}
+	klog.FromContext(ctx).V(2).Info("Deleted upsynced copy", "upstreamNamespace", upstreamObj.GetNamespace(), "downstreamNamespace", key.downstreamNamespace)
+	return nil
+}
+
+// deleteNow deletes a copy without grace: no kubelet upstream ever finishes a graceful pod
+// deletion, so a copy would stay terminating. Also for a copy already terminating.
+func (c *upsyncController) deleteNow(ctx context.Context, rc dynamic.ResourceInterface, upstreamObj *unstructured.Unstructured) error {
 	uid := upstreamObj.GetUID()
-	if err := rc.Delete(ctx, upstreamObj.GetName(), metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}}); err != nil && !apierrors.IsNotFound(err) {
+	var noGrace int64
+	if err := rc.Delete(ctx, upstreamObj.GetName(), metav1.DeleteOptions{GracePeriodSeconds: &noGrace, Preconditions: &metav1.Preconditions{UID: &uid}}); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("failed to delete the upsynced copy: %w", err)
 	}
 	c.metrics.upstreamWrite(operationDelete)
-	klog.FromContext(ctx).V(2).Info("Deleted upsynced copy", "upstreamNamespace", upstreamObj.GetNamespace(), "downstreamNamespace", key.downstreamNamespace)
 	return nil
 }
 
@@ -339,14 +346,19 @@ func (c *upsyncController) bindPod(ctx context.Context, rc dynamic.ResourceInter
 
 // releaseDeleted releases the finalizer of a copy someone deleted upstream.
 func (c *upsyncController) releaseDeleted(ctx context.Context, rc dynamic.ResourceInterface, upstreamObj *unstructured.Unstructured) error {
-	released, held := withoutUpsyncFinalizer(upstreamObj, workloadv1alpha1.SyncerFinalizerName(c.target.key))
-	if !held {
-		return nil
+	if released, held := withoutUpsyncFinalizer(upstreamObj, workloadv1alpha1.SyncerFinalizerName(c.target.key)); held {
+		if _, err := rc.Update(ctx, released, metav1.UpdateOptions{FieldManager: FieldManager}); err != nil {
+			if apierrors.IsNotFound(err) {
+				return nil
+			}
+			return fmt.Errorf("failed to release the deleted upsynced copy: %w", err)
+		}
+		c.metrics.upstreamWrite(operationPatchFinalizer)
 	}
-	if _, err := rc.Update(ctx, released, metav1.UpdateOptions{FieldManager: FieldManager}); err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("failed to release the deleted upsynced copy: %w", err)
+	// A graceful pod deletion never completes upstream: finished without grace.
+	if err := c.deleteNow(ctx, rc, upstreamObj); err != nil {
+		return err
 	}
-	c.metrics.upstreamWrite(operationPatchFinalizer)
 	klog.FromContext(ctx).V(2).Info("Upsynced copy deleted upstream; released, to be created again", "upstreamNamespace", upstreamObj.GetNamespace())
 	return nil
 }

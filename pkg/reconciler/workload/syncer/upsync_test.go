@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
+	clienttesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/tmc-dev/tmc/pkg/reconciler/workload/tmc"
@@ -234,21 +235,20 @@ func TestUpsyncRecreatesAfterUpstreamDelete(t *testing.T) {
 	})
 	env := newUpsyncEnv(t, []*unstructured.Unstructured{pod}, []*unstructured.Unstructured{deleted})
 	got, _ := env.reconcile(t, "web-1")
-	if !slices.Equal(got, []string{"update pods"}) {
-		t.Fatalf("writes = %v, want the finalizer released", got)
+	if !slices.Equal(got, []string{"update pods", "delete pods"}) {
+		t.Fatalf("writes = %v, want the finalizer released and the deletion finished", got)
 	}
-	released, err := env.upstreamClient.Resource(podsGVR).Namespace(upsyncUpstreamNamespace).Get(t.Context(), "web-1", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	actions := env.upstreamClient.Actions()
+	released := findAction[clienttesting.UpdateActionImpl](t, actions, "update", "pods").GetObject().(*unstructured.Unstructured)
 	if slices.Contains(released.GetFinalizers(), testFinalize) {
 		t.Errorf("finalizers = %v, want the syncer's released", released.GetFinalizers())
 	}
+	// No kubelet upstream ever finishes a graceful pod deletion.
+	if grace := findAction[clienttesting.DeleteActionImpl](t, actions, "delete", "pods").GetDeleteOptions().GracePeriodSeconds; grace == nil || *grace != 0 {
+		t.Errorf("deletion grace = %v, want 0", grace)
+	}
 	// Gone upstream (the delete completed): created again.
 	_ = env.upstream.Delete(deleted)
-	if err := env.upstreamClient.Resource(podsGVR).Namespace(upsyncUpstreamNamespace).Delete(t.Context(), "web-1", metav1.DeleteOptions{}); err != nil {
-		t.Fatal(err)
-	}
 	if got, _ := env.reconcile(t, "web-1"); !slices.Equal(got, []string{"create pods", "update pods/status"}) {
 		t.Errorf("writes = %v, want the copy created again", got)
 	}
