@@ -325,7 +325,8 @@ func (c *upsyncController) update(ctx context.Context, src upsyncSource, rc dyna
 }
 
 // bindPod binds the copy of a pod scheduled downstream after its copy was created to the
-// same node, through the binding subresource; it reports whether it did.
+// same node, through the binding subresource (or, refused, deletes the copy to create it
+// again); it reports whether it did.
 func (c *upsyncController) bindPod(ctx context.Context, rc dynamic.ResourceInterface, desired, upstreamObj *unstructured.Unstructured) (bool, error) {
 	nodeName, _, _ := unstructured.NestedString(desired.Object, "spec", "nodeName")
 	bound, _, _ := unstructured.NestedString(upstreamObj.Object, "spec", "nodeName")
@@ -337,7 +338,13 @@ func (c *upsyncController) bindPod(ctx context.Context, rc dynamic.ResourceInter
 		"metadata": map[string]any{"name": upstreamObj.GetName(), "namespace": upstreamObj.GetNamespace(), "uid": string(upstreamObj.GetUID())},
 		"target":   map[string]any{"kind": "Node", "name": nodeName},
 	}}
-	if _, err := rc.Create(ctx, binding, metav1.CreateOptions{FieldManager: FieldManager}, "binding"); err != nil {
+	_, err := rc.Create(ctx, binding, metav1.CreateOptions{FieldManager: FieldManager}, "binding")
+	if apierrors.IsForbidden(err) || apierrors.IsMethodNotSupported(err) {
+		// Binding refused (a view serving no subresources): the copy goes, and is created
+		// again, bound, from its downstream pod.
+		return true, c.remove(ctx, upsyncKey{gvr: podsGVR, name: upstreamObj.GetName()}, rc, upstreamObj)
+	}
+	if err != nil {
 		return false, fmt.Errorf("failed to bind the upsynced pod to node %s: %w", nodeName, err)
 	}
 	c.metrics.upstreamWrite(operationBind)

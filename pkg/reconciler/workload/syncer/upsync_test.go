@@ -1,11 +1,13 @@
 package syncer
 
 import (
+	"errors"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -211,6 +213,19 @@ func TestUpsyncWrites(t *testing.T) {
 		env := newUpsyncEnv(t, []*unstructured.Unstructured{scheduled}, []*unstructured.Unstructured{unbound})
 		if got, _ := env.reconcile(t, "web-1"); !slices.Equal(got, []string{"create pods/binding"}) {
 			t.Errorf("writes = %v, want the binding alone (a pod's node cannot be updated)", got)
+		}
+	})
+	t.Run("binding refused: the copy goes, to be created again bound", func(t *testing.T) {
+		unbound := upstreamCopy(t, pod, func(u *unstructured.Unstructured) { unstructured.RemoveNestedField(u.Object, "spec", "nodeName") })
+		env := newUpsyncEnv(t, []*unstructured.Unstructured{downstreamPod("web-1", "101", "Pending")}, []*unstructured.Unstructured{unbound})
+		env.upstreamClient.PrependReactor("create", "pods", func(a clienttesting.Action) (bool, runtime.Object, error) {
+			if a.GetSubresource() != "binding" {
+				return false, nil, nil
+			}
+			return true, nil, apierrors.NewForbidden(schema.GroupResource{Resource: "pods/binding"}, "web-1", errors.New("no subresources"))
+		})
+		if got, _ := env.reconcile(t, "web-1"); !slices.Equal(got, []string{"create pods/binding", "update pods", "delete pods"}) {
+			t.Errorf("writes = %v, want the refused binding, then the copy deleted", got)
 		}
 	})
 	t.Run("a pod in a namespace not ours never goes up", func(t *testing.T) {
