@@ -232,6 +232,9 @@ func TestWorkloadWorkspaceRBACExtractsFromTheHeader(t *testing.T) {
 	}
 	wantRules := []rbacv1.PolicyRule{
 		{APIGroups: []string{"apps"}, Resources: []string{"deployments", "deployments/status"}, Verbs: syncerrbac.UpstreamSyncVerbs},
+		syncerrbac.UpsyncUpstreamRules()[0],
+		syncerrbac.UpsyncUpstreamRules()[1],
+		syncerrbac.UpsyncUpstreamRules()[2],
 		{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch"}},
 		{APIGroups: []string{""}, Resources: []string{"configmaps"}, ResourceNames: []string{"kube-root-ca.crt"}, Verbs: []string{"get", "list", "watch"}},
 		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch", "update"}},

@@ -22,6 +22,12 @@ type dataPath struct {
 	rejections *podRejections
 	// hubCA publishes the hub's CA downstream as kcp-root-ca.crt.
 	hubCA *hubCAPublisher
+	// upsync mirrors Pods, derived Endpoints, bound PersistentVolumes and objects labelled
+	// Upsync downstream up to their workspaces (upsync.go); upsyncSources are their
+	// downstream informers, upsyncCopies the upstream caches of the copies.
+	upsync        *upsyncController
+	upsyncSources *upsyncSources
+	upsyncCopies  *upsyncUpstream
 }
 
 // dataPathOption changes how newDataPath wires the data path.
@@ -148,5 +154,41 @@ func newDataPath(target syncTarget, chain *transform.Chain, cfg *Config, downstr
 		locatorOf: d.namespaces.locatorOf, downstream: d.engine.downstream, downstreamClient: downstreamDynamic, upstream: d.engine.upstream,
 		workspaceOf: d.engine.workspaceOf,
 	}, metrics, recovery)
+	d.wireUpsync(target, cfg, o.views, downstreamDynamic, metrics, errs, recovery)
 	return d
+}
+
+// wireUpsync builds the upsync controller, its downstream sources and upstream caches.
+func (d *dataPath) wireUpsync(target syncTarget, cfg *Config, views *syncerViews, downstreamDynamic dynamic.Interface, metrics *syncerMetrics, errs *errorLog, recovery tmc.RecoveryOptions) {
+	d.upsyncSources = newUpsyncSources(target.key, downstreamDynamic, cfg.ResyncPeriod)
+	d.upsyncCopies = newUpsyncUpstream(target.key, cfg.UpstreamConfig, cfg.ResyncPeriod)
+	if views != nil {
+		d.upsyncCopies.shardOf = views.shardURL
+	}
+	d.upsync = &upsyncController{
+		target:           target,
+		rules:            upsyncRules{stKey: target.key, locatorOf: d.namespaces.locatorOf, downstream: d.engine.downstream},
+		source:           d.upsyncSources.source,
+		copies:           d.upsyncCopies.copies,
+		client:           d.upsyncCopies.client,
+		workspaceOf:      d.engine.workspaceOf,
+		clusterName:      d.engine.clusterName,
+		downstreamName:   d.namespaces.downstreamName,
+		namespacesSynced: func() bool { return d.engine.namespacesSynced() },
+		targetDeleting:   func() bool { return false },
+		metrics:          metrics,
+		origins:          map[upsyncKey]upsyncOrigin{},
+	}
+	d.upsync.queue = newSyncerQueue("upsync", d.upsync.reconcile, metrics, errs, recovery)
+	d.upsyncSources.changed = d.upsync.enqueue
+	d.upsyncCopies.changed = d.upsync.upstreamChanged
+	// A synced Service that changes (its UpsyncDerivedResourcesAnnotation) reconsiders its
+	// Endpoints and EndpointSlices; set before any informer runs.
+	statusChanged := d.engine.events.statusChanged
+	d.engine.events.statusChanged = func(key statusKey) {
+		statusChanged(key)
+		if key.gvr == servicesGVR {
+			d.upsync.serviceChanged(key.downstreamNamespace, key.name)
+		}
+	}
 }

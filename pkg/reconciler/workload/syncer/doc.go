@@ -20,7 +20,19 @@
 // ownership label in namespaces of ours, never for an Event already there at start. An
 // upstream .status another field manager writes (a plain hub's workload controllers) is not
 // fought: the status goes to the per-target annotation, with one StatusOwnedUpstream Event
-// (status_owner.go). Each piece is built in
+// (status_owner.go). Upsync (upsync.go) mirrors downstream objects up to their workspaces,
+// as copies labelled state.workload.kcp.io/<key>=Upsync that hold the syncer's finalizer and
+// the downstream resourceVersion (workload.kcp.io/rv): the Pods of pod templates the chain
+// labels Upsync (transform.PodUpsyncTransformer), the Endpoints and EndpointSlices of synced
+// Services whose experimental.workload.kcp.io/upsync-derived-resources asks for them,
+// PersistentVolumes bound to a claim of ours (cluster-scoped, with the claim's namespace
+// locator) and objects of accepted types labelled Upsync downstream, only in namespaces of
+// ours (upsync_sources.go). Copies are read from caches only (upsync_upstream.go: per
+// workspace directly, one wildcard informer per type through the upsyncer views), written
+// only when the rv or the status differ, deleted when their downstream object is gone or
+// terminating or the SyncTarget is being deleted, and created again when deleted upstream;
+// nothing is removed before the caches synced, and a copy never leads to a downstream
+// write. Each piece is built in
 // syncer.go (newDataPath) with exactly the listers, clients and funcs it uses; none holds
 // a pointer to the Syncer. namespace.go creates and cleans downstream namespaces (a
 // namespace goes only once its upstream namespace is gone or no longer placed here),

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -427,6 +428,8 @@ func syncedCopy(t *testing.T, upstream *unstructured.Unstructured, opts ...objec
 		UpstreamWorkspace:   testWorkspace,
 		UpstreamNamespace:   upstream.GetNamespace(),
 		DownstreamNamespace: downstreamNamespaceFor(t, testWorkspace, upstream.GetNamespace()),
+		// The spec controller passes the type: type-specific transformers need it.
+		GVR: gvrOf(upstream),
 	}
 	desired, err := transform.DefaultChain().Down(t.Context(), tc, upstream)
 	if err != nil {
@@ -513,4 +516,10 @@ func decodePatch(t *testing.T, patch []byte) *unstructured.Unstructured {
 		t.Fatalf("invalid patch %s: %v", patch, err)
 	}
 	return u
+}
+
+// gvrOf guesses the resource type of a test object from its kind.
+func gvrOf(obj *unstructured.Unstructured) schema.GroupVersionResource {
+	plural, _ := meta.UnsafeGuessKindToResource(obj.GroupVersionKind())
+	return plural
 }

@@ -227,6 +227,10 @@ func (s *Syncer) runControllers(ctx context.Context) error {
 	if err := requeueOnTargetDeletion(stInformer.Informer(), d.engine.upstreamKeys, d.spec.enqueue); err != nil {
 		return err
 	}
+	d.upsync.targetDeleting = d.spec.remover.targetDeleting
+	if err := requeueOnTargetDeletion(stInformer.Informer(), d.upsync.keys, d.upsync.enqueue); err != nil {
+		return err
+	}
 	d.spec.tenancy = syncTargetTenancy(syncTargetLister, s.target.name)
 	if err := requeueOnTenancyChange(stInformer.Informer(), d.engine.upstreamKeys, d.spec.enqueue); err != nil {
 		return err
@@ -300,6 +304,10 @@ func (s *Syncer) runControllers(ctx context.Context) error {
 		if errors.Is(err, errUpstreamModeChanged) {
 			modeChanged.Store(true)
 			cancel()
+			return err
+		}
+		if st, getErr := syncTargetLister.Get(s.target.name); getErr == nil {
+			err = errors.Join(err, d.reconcileUpsync(ctx, st))
 		}
 		return err
 	}
@@ -315,12 +323,15 @@ func (s *Syncer) runControllers(ctx context.Context) error {
 	wg.Go(func() { d.typeReleases.queue.Run(ctx, 1) })
 	wg.Go(func() { d.status.queue.Run(ctx, s.cfg.Workers) })
 	wg.Go(func() { d.rejections.run(ctx) })
+	wg.Go(func() { d.upsync.queue.Run(ctx, s.cfg.Workers) })
 	s.isStarted.Store(true)
 	logger.Info("Syncer started")
 	d.spec.queue.Run(ctx, s.cfg.Workers)
 	cancel()
 	wg.Wait()
 	d.engine.stopAll()
+	d.upsyncSources.stopAll()
+	d.upsyncCopies.stopAll()
 	if modeChanged.Load() {
 		return errUpstreamModeChanged
 	}

@@ -426,3 +426,14 @@ func viewHandle(lister cache.GenericLister, synced func() bool, stopView func())
 	var once sync.Once
 	return &informerHandle{lister: lister, hasSynced: synced, stop: func() { once.Do(stopView) }, done: done}
 }
+
+// shardURL returns the syncer view URL of the shard serving workspace ws.
+func (v *syncerViews) shardURL(ws string) (string, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	shard, ok := v.shardOfLocked(ws)
+	if !ok {
+		return "", false
+	}
+	return shard.url, true
+}

@@ -27,9 +27,10 @@ func syncTargetDeleting(lister workloadlisters.SyncTargetLister, name string) fu
 	}
 }
 
-// requeueOnTargetDeletion queues every cached upstream object once the SyncTarget's
-// deletionTimestamp appears: their next reconcile removes them from the target.
-func requeueOnTargetDeletion(informer cache.SharedIndexInformer, keys func() []specKey, enqueue func(specKey)) error {
+// requeueOnTargetDeletion queues every key once the SyncTarget's deletionTimestamp
+// appears: the cached upstream objects (their next reconcile removes them from the target)
+// and the upsynced copies (deleted).
+func requeueOnTargetDeletion[K any](informer cache.SharedIndexInformer, keys func() []K, enqueue func(K)) error {
 	requeue := func(st *workloadv1alpha1.SyncTarget) {
 		if st == nil || st.DeletionTimestamp == nil {
 			return

@@ -94,7 +94,8 @@ func DownstreamObjects(d Downstream) []runtime.Object {
 // to publish the hub's CA, whether or not ConfigMaps are synced types. Pods are read, and
 // their log, exec, attach and portforward reached (create, and get for WebSocket upgrades),
 // to serve the pod requests of the tunnel; these are CONNECT requests, which the admission
-// policy (CREATE, UPDATE, DELETE) does not see.
+// policy (CREATE, UPDATE, DELETE) does not see. What is upsynced is read everywhere
+// (UpsyncDownstreamRules).
 func DownstreamRules(resources []workloadv1alpha1.ResourceToSync) []rbacv1.PolicyRule {
 	rules := []rbacv1.PolicyRule{
 		{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch", "create", "patch", "delete"}},
@@ -105,7 +106,33 @@ func DownstreamRules(resources []workloadv1alpha1.ResourceToSync) []rbacv1.Polic
 		{APIGroups: []string{""}, Resources: []string{"pods", "pods/log"}, Verbs: []string{"get"}},
 		{APIGroups: []string{""}, Resources: []string{"pods/exec", "pods/attach", "pods/portforward"}, Verbs: []string{"get", "create"}},
 	}
+	rules = append(rules, UpsyncDownstreamRules()...)
 	return append(rules, groupRules(resources, false, DownstreamSyncVerbs)...)
+}
+
+// UpsyncVerbs are the verbs the syncer needs on the upsynced types in the workload
+// workspaces: their copies are created, updated and deleted from its caches of them.
+var UpsyncVerbs = []string{"get", "list", "watch", "create", "update", "patch", "delete"}
+
+// UpsyncDownstreamRules let the syncer read, on the physical cluster, what it upsyncs:
+// Pods, the Endpoints and EndpointSlices of Services and PersistentVolumes.
+func UpsyncDownstreamRules() []rbacv1.PolicyRule {
+	return []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"endpoints", "persistentvolumes", "pods"}, Verbs: []string{"list", "watch"}},
+		{APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"}, Verbs: []string{"list", "watch"}},
+	}
+}
+
+// UpsyncUpstreamRules let the syncer write the upsynced copies in a workload workspace
+// (direct mode): Pods, Endpoints, EndpointSlices and PersistentVolumes, with the status of
+// Pods and PersistentVolumes, and the binding of Pods.
+func UpsyncUpstreamRules() []rbacv1.PolicyRule {
+	return []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"endpoints", "persistentvolumes", "persistentvolumes/status", "pods", "pods/status"}, Verbs: UpsyncVerbs},
+		{APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"}, Verbs: UpsyncVerbs},
+		// A pod scheduled downstream after its copy was created is bound to the same node.
+		{APIGroups: []string{""}, Resources: []string{"pods/binding"}, Verbs: []string{"create"}},
+	}
 }
 
 // LeaderElectionRules are the syncer's permissions in its own namespace.
@@ -185,12 +212,14 @@ func LocationWorkspaceRules(syncTargetName string) []rbacv1.PolicyRule {
 // synced types and their status, Events for failures users can act on, and read access to
 // namespaces (a downstream namespace is removed only once its upstream namespace is gone
 // or no longer placed on the SyncTarget) and to the namespaces' WorkspaceRootCAConfigMapName
-// (the hub's CA, published downstream as HubCAConfigMapName).
+// (the hub's CA, published downstream as HubCAConfigMapName), and the upsynced copies
+// (UpsyncUpstreamRules).
 func WorkloadWorkspaceRules(resources []workloadv1alpha1.ResourceToSync) []rbacv1.PolicyRule {
 	if len(resources) == 0 {
 		resources = workloadv1alpha1.DefaultResources()
 	}
 	rules := groupRules(resources, true, UpstreamSyncVerbs)
+	rules = append(rules, UpsyncUpstreamRules()...)
 	return append(rules,
 		rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch"}},
 		rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"configmaps"}, ResourceNames: []string{WorkspaceRootCAConfigMapName}, Verbs: []string{"get", "list", "watch"}},

@@ -2,6 +2,7 @@ package syncerrbac
 
 import (
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -36,6 +37,9 @@ func TestDownstreamObjectsForAUser(t *testing.T) {
 		// The tunnel's pod requests (WebSocket upgrades are GETs).
 		{APIGroups: []string{""}, Resources: []string{"pods", "pods/log"}, Verbs: []string{"get"}},
 		{APIGroups: []string{""}, Resources: []string{"pods/exec", "pods/attach", "pods/portforward"}, Verbs: []string{"get", "create"}},
+		// Upsync reads what goes up.
+		{APIGroups: []string{""}, Resources: []string{"endpoints", "persistentvolumes", "pods"}, Verbs: []string{"list", "watch"}},
+		{APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"}, Verbs: []string{"list", "watch"}},
 		{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: DownstreamSyncVerbs},
 		{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: DownstreamSyncVerbs},
 		{
@@ -113,5 +117,25 @@ func TestHubCARulesNameTheirConfigMaps(t *testing.T) {
 	down := find(DownstreamRules(resources))
 	if down == nil || !reflect.DeepEqual(down.ResourceNames, []string{"kcp-root-ca.crt"}) || !reflect.DeepEqual(down.Verbs, []string{"get", "list", "watch", "patch"}) {
 		t.Errorf("downstream ConfigMap rule = %+v, want read and apply on kcp-root-ca.crt only", down)
+	}
+}
+
+// Upsync writes its copies in every workload workspace, whatever the synced types.
+func TestUpsyncRulesInEveryWorkloadWorkspace(t *testing.T) {
+	rules := WorkloadWorkspaceRules([]workloadv1alpha1.ResourceToSync{{Group: "apps", Resource: "deployments"}})
+	granted := func(group, resource, verb string) bool {
+		for _, r := range rules {
+			if slices.Contains(r.APIGroups, group) && slices.Contains(r.Resources, resource) && slices.Contains(r.Verbs, verb) && len(r.ResourceNames) == 0 {
+				return true
+			}
+		}
+		return false
+	}
+	for _, gr := range [][2]string{{"", "pods"}, {"", "pods/status"}, {"", "endpoints"}, {"discovery.k8s.io", "endpointslices"}, {"", "persistentvolumes"}, {"", "persistentvolumes/status"}} {
+		for _, verb := range []string{"get", "list", "watch", "create", "update", "patch", "delete"} {
+			if !granted(gr[0], gr[1], verb) {
+				t.Errorf("workload workspace rules do not grant %s on %s.%s", verb, gr[1], gr[0])
+			}
+		}
 	}
 }

@@ -127,6 +127,9 @@ type Chain struct {
 //     physical cluster shares between tenants (Service external IPs, PVC volume names and
 //     bind annotations, pod node names). It runs last among the built-ins so that neither
 //     the upstream object nor its spec-diff can put them back.
+//  6. PodUpsyncTransformer: labels the pod templates of the built-in workload types with
+//     this target's state label state.workload.kcp.io/<key>=Upsync, so that their Pods are
+//     upsynced.
 //
 // Extensions added with With run after these (they are the operator's, not the tenant's),
 // and filters added with WithFilter after the built-in filters.
@@ -139,6 +142,7 @@ func DefaultChain() *Chain {
 			SpecDiffTransformer{},
 			DownstreamOwnedFieldsTransformer{},
 			ContainmentTransformer{},
+			PodUpsyncTransformer{},
 		},
 	}
 }

@@ -39,7 +39,7 @@ func TestChainNames(t *testing.T) {
 	for _, tr := range c.Transformers {
 		names = append(names, tr.Name())
 	}
-	want := []string{"service-account-token-secret", "per-namespace-system-object", "builtin-controller-child", "metadata", "allocated-fields", "spec-diff", "downstream-owned-fields", "containment"}
+	want := []string{"service-account-token-secret", "per-namespace-system-object", "builtin-controller-child", "metadata", "allocated-fields", "spec-diff", "downstream-owned-fields", "containment", "pod-upsync"}
 	if !slices.Equal(names, want) {
 		t.Errorf("DefaultChain() = %v, want %v", names, want)
 	}
@@ -84,11 +84,11 @@ func TestChainExtension(t *testing.T) {
 		a := base.With(r.transformer("a", nil))
 		b := base.With(r.transformer("b", nil))
 		_ = base.WithFilter(r.filter("no", false))
-		if len(base.Transformers) != 5 || len(base.Filters) != len(BuiltinFilters()) {
+		if len(base.Transformers) != 6 || len(base.Filters) != len(BuiltinFilters()) {
 			t.Fatalf("base chain modified: %d filters, %d transformers", len(base.Filters), len(base.Transformers))
 		}
-		if a.Transformers[5].Name() != "a" || b.Transformers[5].Name() != "b" {
-			t.Errorf("extensions of one base chain overwrote each other: %s, %s", a.Transformers[5].Name(), b.Transformers[5].Name())
+		if a.Transformers[6].Name() != "a" || b.Transformers[6].Name() != "b" {
+			t.Errorf("extensions of one base chain overwrote each other: %s, %s", a.Transformers[6].Name(), b.Transformers[6].Name())
 		}
 		if _, err := base.Down(t.Context(), namespacedContext(configMapsGVR), obj(t, configMap)); err != nil {
 			t.Errorf("base chain Down() error = %v", err)

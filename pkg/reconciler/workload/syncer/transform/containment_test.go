@@ -152,7 +152,7 @@ func TestContainmentClaimTemplatesAndNodeName(t *testing.T) {
 		t.Fatalf("Down() error = %v", err)
 	}
 	expectObject(t, &unstructured.Unstructured{Object: map[string]any{"spec": got.Object["spec"]}}, obj(t, `{"spec":
-	  {"template": {"spec": {"containers": [{"name": "db", "image": "pg"}]}},
+	  {"template": {"metadata": {"labels": {"state.workload.kcp.io/STKEY": "Upsync"}}, "spec": {"containers": [{"name": "db", "image": "pg"}]}},
 	   "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {}}, {"metadata": {"name": "logs"}, "spec": {}}]}}`))
 	want := []string{
 		"spec.template.spec.nodeName",

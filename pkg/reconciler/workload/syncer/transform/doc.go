@@ -7,7 +7,9 @@
 //     namespace's kube-root-ca.crt and default ServiceAccount, a ConfigMap named kcp-root-ca.crt
 //     (the syncer's copy of the hub CA), children of controllers that
 //     also run downstream; label and annotation clean-up, per-target spec-diff,
-//     downstream-owned fields) and the extension point (Chain.With, Chain.WithFilter);
+//     downstream-owned fields, the Upsync state label on the pod templates of the built-in
+//     workload types so that their Pods are upsynced) and the extension point (Chain.With,
+//     Chain.WithFilter);
 //   - NotSyncedReason, the built-in filters' rule for the tmc-controller's label
 //     propagation, so that it never labels what the syncer refuses;
 //   - tenant containment (ContainmentTransformer): the physical cluster is shared by every

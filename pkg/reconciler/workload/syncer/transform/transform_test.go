@@ -78,7 +78,7 @@ func TestTransformDown(t *testing.T) {
 			    "replicas": 3,
 			    "selector": {"matchLabels": {"app": "web"}},
 			    "template": {
-			      "metadata": {"labels": {"app": "web"}},
+			      "metadata": {"labels": {"app": "web", "state.workload.kcp.io/STKEY": "Upsync"}},
 			      "spec": {"containers": [{"name": "web", "image": "nginx:1.27", "resources": {"requests": {"cpu": "0.5"}}}]}
 			    }
 			  }
