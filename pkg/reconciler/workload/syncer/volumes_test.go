@@ -7,7 +7,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	clienttesting "k8s.io/client-go/testing"
 
@@ -16,10 +15,7 @@ import (
 	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
 )
 
-var (
-	persistentVolumesGVR = schema.GroupVersionResource{Version: "v1", Resource: "persistentvolumes"}
-	volumeKey            = specKey{workspace: testWorkspace, gvr: persistentVolumesGVR, name: "pv-a"}
-)
+var volumeKey = specKey{workspace: testWorkspace, gvr: persistentVolumesGVR, name: "pv-a"}
 
 func init() { testListKinds[persistentVolumesGVR] = "PersistentVolumeList" }
 
