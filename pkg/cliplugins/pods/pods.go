@@ -86,7 +86,7 @@ func newPodCommand(streams genericiooptions.IOStreams, newKubectlCmd func(cmduti
 		"URL of the virtual-workspace server (e.g. https://vw.example:6444); default: the server of the current workspace's SyncTargets' status.virtualWorkspaces")
 
 	name := cmd.Name()
-	cmd.Short += " (of your workloads' pods, through the virtual-workspace server)"
+	cmd.Short += ", through TMC's virtual-workspace server"
 	cmd.Long = fmt.Sprintf("Run kubectl %s on the pods of your workloads on physical clusters: the requests go to the\n"+
 		"virtual-workspace server's pod-access view of the current workspace,\n"+
 		"<virtual-workspace-url>/services/pods/clusters/<workspace>, which reaches the pod through\n"+
