@@ -63,9 +63,11 @@ func startRunningPod(t *testing.T, ctx context.Context, client kubernetes.Interf
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},
 		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "nginx"}}},
 	}
-	if _, err := client.CoreV1().Pods(namespace).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	// The namespace's default ServiceAccount, which admission wants, comes a moment later.
+	poll(t, ctx, 60*time.Second, "pod could not be created", func(ctx context.Context) (bool, error) {
+		_, err := client.CoreV1().Pods(namespace).Create(ctx, pod, metav1.CreateOptions{})
+		return err == nil, nil
+	})
 	var running *corev1.Pod
 	poll(t, ctx, 60*time.Second, "pod did not become Running", func(ctx context.Context) (bool, error) {
 		p, err := client.CoreV1().Pods(namespace).Get(ctx, name, metav1.GetOptions{})
