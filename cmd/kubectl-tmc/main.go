@@ -7,6 +7,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/tmc-dev/tmc/pkg/cliplugins/dev"
+	"github.com/tmc-dev/tmc/pkg/cliplugins/pods"
 	"github.com/tmc-dev/tmc/pkg/cliplugins/workload"
 	"github.com/tmc-dev/tmc/pkg/cliutil"
 )
@@ -36,6 +37,7 @@ func newCommand() *cobra.Command {
 	logging.AddFlags(cmd.PersistentFlags())
 	cliutil.AddVersionFlag(cmd)
 	streams := genericiooptions.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}
-	cmd.AddCommand(workload.NewCommand(streams), dev.NewCommand(streams))
+	cmd.AddCommand(workload.NewCommand(streams), dev.NewCommand(streams),
+		pods.NewLogsCommand(streams), pods.NewExecCommand(streams), pods.NewPortForwardCommand(streams))
 	return cmd
 }

@@ -6,7 +6,10 @@
 // collector, service account, service-account token, root-CA publisher) and the PVC/PV
 // protection controllers, so every namespace holds kube-root-ca.crt and a default
 // ServiceAccount as on kcp (workspace_controllers.go); each physical cluster has a default
-// StorageClass and a pool of PersistentVolumes its binder binds claims to (storage.go). As on
+// StorageClass and a pool of PersistentVolumes its binder binds claims to (storage.go), and
+// its kwok serves the kubelet API of every pod: logs from a file the environment writes
+// (follow works), exec of a local command, port-forward to an HTTP echo server of the
+// environment or a chosen address (PhysicalCluster.Pods, podserving.go). As on
 // kcp, each workspace has a logical-cluster name distinct from its path (root's is "root"),
 // is served at /clusters/<name> as at /clusters/<path>, and records kcp.io/cluster=<name> on
 // every object it stores, by a static mutating admission policy (logical_cluster.go). The

@@ -29,12 +29,16 @@ type PhysicalClusterOptions struct {
 	// PersistentVolumeSize is each pool volume's capacity (default 10Gi); a claim asking
 	// for more stays Pending.
 	PersistentVolumeSize string
+	// PortForwardTarget is the host:port every port-forward to a pod of the cluster reaches;
+	// empty: an HTTP echo server of the environment (podserving.go).
+	PortForwardTarget string
 }
 
 // PhysicalCluster is a kube-apiserver, kube-controller-manager, kube-scheduler and kwok
 // with fake nodes: Deployments get pods that are scheduled and become Running and Ready,
 // namespaces finish deleting, garbage collection works and claims bind to a pool of
-// volumes of the default StorageClass (createVolumePool).
+// volumes of the default StorageClass (createVolumePool). kwok also serves the pods' logs,
+// exec and port-forward (Pods, podserving.go).
 type PhysicalCluster struct {
 	Name              string
 	APIServer         *APIServer
@@ -43,6 +47,8 @@ type PhysicalCluster struct {
 	Kwok              *Process
 	// KubeconfigPath is an admin kubeconfig straight to the apiserver.
 	KubeconfigPath string
+	// Pods is what kwok serves for the cluster's pods: the log file, the port-forward target.
+	Pods *PodServing
 }
 
 func startPhysicalCluster(ctx context.Context, env *Environment, opts PhysicalClusterOptions) (*PhysicalCluster, error) {
@@ -64,15 +70,20 @@ func startPhysicalCluster(ctx context.Context, env *Environment, opts PhysicalCl
 	if opts.PersistentVolumeSize == "" {
 		opts.PersistentVolumeSize = defaultPersistentVolumeSize
 	}
+	pods, err := env.setUpPodServing(opts.Name, opts.PortForwardTarget)
+	if err != nil {
+		return nil, fmt.Errorf("physical cluster %s: %w", opts.Name, err)
+	}
 	as, err := StartAPIServer(ctx, env.bins, env.PKI, env.Tokens, APIServerOptions{
 		Name:       "cluster-" + opts.Name,
 		EtcdURL:    env.Etcd.ClientURL,
 		EtcdPrefix: "/clusters/" + opts.Name,
+		ExtraArgs:  kubeletArgs(env.PKI.CAFile),
 	}, env.LogDir)
 	if err != nil {
 		return nil, fmt.Errorf("physical cluster %s: %w", opts.Name, err)
 	}
-	pc := &PhysicalCluster{Name: opts.Name, APIServer: as}
+	pc := &PhysicalCluster{Name: opts.Name, APIServer: as, Pods: pods}
 	env.track(as.Process)
 
 	kubeconfig, err := WriteKubeconfig(as.AdminConfig(), "cluster-"+opts.Name, filepath.Join(env.Dir, "kubeconfigs", "cluster-"+opts.Name+".kubeconfig"))
@@ -121,6 +132,10 @@ func (env *Environment) clusterControllerManagerArgs(kubeconfig string) []string
 
 // startComponents starts the controller-manager, the scheduler and kwok of the cluster.
 func (pc *PhysicalCluster) startComponents(env *Environment, kubeconfig string) error {
+	kwokServing, err := env.PKI.ServingCert("cluster-" + pc.Name + "-kwok")
+	if err != nil {
+		return fmt.Errorf("physical cluster %s: %w", pc.Name, err)
+	}
 	pc.ControllerManager = NewProcess("cluster-"+pc.Name+"-controller-manager", env.bins.Path(BinKubeControllerManager), append(env.clusterControllerManagerArgs(kubeconfig),
 		"--controllers=*,-node-ipam-controller,-serviceaccount-token-controller",
 		"--concurrent-deployment-syncs=10",
@@ -140,10 +155,16 @@ func (pc *PhysicalCluster) startComponents(env *Environment, kubeconfig string) 
 	pc.Kwok = NewProcess("cluster-"+pc.Name+"-kwok", env.bins.Path(BinKwok), []string{
 		"--kubeconfig=" + kubeconfig,
 		"--config=" + env.bins.Path(kwokStagesFile),
+		"--config=" + pc.Pods.configPath,
 		"--manage-all-nodes=true",
 		"--node-lease-duration-seconds=40",
 		"--cidr=10.244.0.0/16",
 		"--node-ip=127.0.0.1",
+		// The kubelet API of every node (logs, exec, port-forward), advertised by the nodes.
+		fmt.Sprintf("--node-port=%d", pc.Pods.KubeletPort),
+		fmt.Sprintf("--server-address=127.0.0.1:%d", pc.Pods.KubeletPort),
+		"--tls-cert-file=" + kwokServing.CertFile,
+		"--tls-private-key-file=" + kwokServing.KeyFile,
 	}, env.LogDir)
 	for _, p := range []*Process{pc.ControllerManager, pc.Scheduler, pc.Kwok} {
 		if err := p.Start(); err != nil {

@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 )
 
@@ -23,6 +24,8 @@ type PKI struct {
 
 	caCert *x509.Certificate
 	caKey  *ecdsa.PrivateKey
+	// mu guards serial: physical clusters start in parallel.
+	mu     sync.Mutex
 	serial int64
 
 	// CAFile is the PEM file of the CA certificate.
@@ -110,10 +113,13 @@ func (p *PKI) issue(name string, subject pkix.Name, usage x509.ExtKeyUsage, dns 
 	if err != nil {
 		return CertPair{}, fmt.Errorf("failed to generate key for %s: %w", name, err)
 	}
+	p.mu.Lock()
 	p.serial++
+	serial := p.serial
+	p.mu.Unlock()
 	now := time.Now()
 	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(p.serial),
+		SerialNumber: big.NewInt(serial),
 		Subject:      subject,
 		NotBefore:    now.Add(-time.Hour),
 		NotAfter:     now.Add(5 * 365 * 24 * time.Hour),
