@@ -41,6 +41,7 @@ func (v view) parse(path string) (workloadv1alpha1.SyncerVirtualWorkspacePath, b
 
 var (
 	persistentVolumesResource = schema.GroupResource{Resource: "persistentvolumes"}
+	podsResource              = schema.GroupResource{Resource: "pods"}
 
 	// upsyncResources are the types every upsyncer view serves, besides the SyncTarget's
 	// own: the pods of synced workloads, the volumes bound to synced claims and the
@@ -85,6 +86,8 @@ func (h *handler) serveUpsyncer(w http.ResponseWriter, r *http.Request, req requ
 		h.serveUpsyncedGet(w, r, req, tgt)
 	case req.Verb == verbCreate:
 		h.serveUpsyncCreate(w, r, req, tgt)
+	case r.Method == http.MethodPost && req.GR == podsResource && req.Name != "" && req.Subresource == "binding":
+		h.serveUpsyncBinding(w, r, req, tgt)
 	case (req.Verb == verbUpdate || req.Verb == verbPatch) && (req.Subresource == "" || req.Subresource == "status"):
 		h.serveUpsyncWrite(w, r, req, tgt)
 	case req.Verb == verbDelete && req.Subresource == "":

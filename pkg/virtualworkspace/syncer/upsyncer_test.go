@@ -132,6 +132,11 @@ func TestUpsyncerView(t *testing.T) {
 		{name: "create in a namespace that does not exist", method: http.MethodPost, path: "/clusters/c1/api/v1/namespaces/missing/pods", body: podBody(upsync), wantCode: 403},
 		{name: "create a namespaced type without a namespace", method: http.MethodPost, path: "/clusters/c1/api/v1/pods", body: podBody(upsync), wantCode: 403},
 		{name: "create a persistent volume", method: http.MethodPost, path: "/clusters/c1/api/v1/persistentvolumes", body: podBody(upsync), wantCode: 200, wantWrite: "/clusters/c1/api/v1/persistentvolumes"},
+		{name: "bind an upsynced pod to a node", method: http.MethodPost, path: pods + "up/binding", body: `{"kind":"Binding","apiVersion":"v1","metadata":{"name":"up"},"target":{"kind":"Node","name":"node-1"}}`, wantCode: 200, wantWrite: pods + "up/binding"},
+		{name: "bind a Sync pod", method: http.MethodPost, path: pods + "synced/binding", body: `{"kind":"Binding","apiVersion":"v1","metadata":{"name":"synced"},"target":{"kind":"Node","name":"node-1"}}`, wantCode: 403},
+		{name: "bind another target's pod", method: http.MethodPost, path: pods + "west-up/binding", body: `{"kind":"Binding","apiVersion":"v1","metadata":{"name":"west-up"},"target":{"kind":"Node","name":"node-1"}}`, wantCode: 403},
+		{name: "a binding naming another pod", method: http.MethodPost, path: pods + "up/binding", body: `{"kind":"Binding","apiVersion":"v1","metadata":{"name":"synced"},"target":{"kind":"Node","name":"node-1"}}`, wantCode: 403},
+		{name: "another subresource created", method: http.MethodPost, path: pods + "up/eviction", body: `{}`, wantCode: 403},
 		{name: "create in the wildcard cluster", method: http.MethodPost, path: "/clusters/*/api/v1/namespaces/web/pods", body: podBody(upsync), wantCode: 403},
 
 		{name: "update keeping the label", method: http.MethodPut, path: pods + "up", body: podBody(upsync), wantCode: 200, wantWrite: pods + "up"},

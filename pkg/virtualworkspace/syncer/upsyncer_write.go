@@ -56,6 +56,41 @@ func (h *handler) serveUpsyncCreate(w http.ResponseWriter, r *http.Request, req 
 	h.writeUpstream(w, r, req, mediaJSON, body)
 }
 
+// serveUpsyncBinding binds an upsynced pod to the node its downstream original was
+// scheduled on (a pod's node is set only by a binding): only a pod upsynced by this target,
+// and only to a node (the Binding names the pod itself, nothing else).
+func (h *handler) serveUpsyncBinding(w http.ResponseWriter, r *http.Request, req request, tgt *target) {
+	body, err := readBody(r, req)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if _, err := h.upsyncedObject(r.Context(), req, tgt); err != nil {
+		writeError(w, err)
+		return
+	}
+	binding := struct {
+		Metadata struct {
+			Name      string `json:"name"`
+			Namespace string `json:"namespace"`
+		} `json:"metadata"`
+		Target struct {
+			Kind string `json:"kind"`
+			Name string `json:"name"`
+		} `json:"target"`
+	}{}
+	if err := json.Unmarshal(body, &binding); err != nil {
+		writeError(w, apierrors.NewBadRequest(fmt.Sprintf("the request body is not a Binding: %v", err)))
+		return
+	}
+	if (binding.Metadata.Name != "" && binding.Metadata.Name != req.Name) || (binding.Metadata.Namespace != "" && binding.Metadata.Namespace != req.Namespace) ||
+		(binding.Target.Kind != "" && binding.Target.Kind != "Node") || binding.Target.Name == "" {
+		writeError(w, forbidden(req, "a binding through the upsyncer view names its own pod and a node"))
+		return
+	}
+	h.writeUpstream(w, r, req, mediaJSON, body)
+}
+
 // serveUpsyncWrite serves an update or JSON merge patch of an upsynced object or of its
 // status: the current object and the result must both be labelled Upsync for this target
 // (checkUpsyncLabels), and the write is sent with the checked object's resourceVersion as
