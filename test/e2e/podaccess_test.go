@@ -24,6 +24,7 @@ import (
 // pods/log in the workspace is refused, a pod no SyncTarget upsyncs is not reachable, and
 // an upsynced pod whose syncer holds no tunnel is reported as such.
 func TestPodAccessViewWithoutTunnel(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	const workload = "root:org:team-a"
 	env := localenv.StartForTest(t, localenv.Options{Workspaces: []string{workload}, Users: []string{"alice", "bob"}})

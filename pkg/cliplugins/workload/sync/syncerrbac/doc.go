@@ -1,7 +1,7 @@
 // Package syncerrbac owns the least-privilege permissions of a workload-syncer, as `kubectl
 // tmc workload sync` generates them: on the physical cluster a ClusterRole for namespaces,
 // nodes, the synced types and read access to claims and Events, a Role for its leader-election Lease and a
-// ValidatingAdmissionPolicy confining its writes to the namespaces it owns; in the location
+// ValidatingAdmissionPolicy confining its writes (and its pods/exec, attach and portforward, the pod tunnel's) to the namespaces it owns; in the location
 // workspace read access to its own SyncTarget, the verb sync on it (the virtual-workspace
 // server's authorization) and write access to its status; in every workload workspace it
 // reaches directly (a plain hub, or kcp without the virtual-workspace server) the synced

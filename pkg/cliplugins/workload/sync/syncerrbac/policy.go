@@ -49,6 +49,8 @@ func AdmissionPolicy(d Downstream) []runtime.Object {
 					RuleWithOperations: admissionregistrationv1.RuleWithOperations{
 						Operations: []admissionregistrationv1.OperationType{
 							admissionregistrationv1.Create, admissionregistrationv1.Update, admissionregistrationv1.Delete,
+							// pods/exec, attach and portforward (the pod tunnel): only in its namespaces.
+							admissionregistrationv1.Connect,
 						},
 						Rule: admissionregistrationv1.Rule{
 							APIGroups: []string{"*"}, APIVersions: []string{"*"}, Resources: []string{"*/*"},
