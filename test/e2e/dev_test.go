@@ -24,11 +24,12 @@ import (
 
 // devState is the part of <dir>/state.json this test reads.
 type devState struct {
-	Phase             string       `json:"phase"`
-	PID               int          `json:"pid"`
-	Processes         []devProcess `json:"processes"`
-	LocationWorkspace string       `json:"locationWorkspace"`
-	Demo              *struct {
+	Phase               string       `json:"phase"`
+	PID                 int          `json:"pid"`
+	Processes           []devProcess `json:"processes"`
+	LocationWorkspace   string       `json:"locationWorkspace"`
+	VirtualWorkspaceURL string       `json:"virtualWorkspaceURL"`
+	Demo                *struct {
 		SyncTarget string `json:"syncTarget"`
 	} `json:"demo"`
 }
@@ -149,6 +150,12 @@ func TestDevUpStatusDown(t *testing.T) {
 	if st.Demo == nil || st.Demo.SyncTarget == "" {
 		t.Fatalf("state.json does not name the SyncTarget of the demo app")
 	}
+	// The pods of the app, as the summary suggests: their log through the control plane.
+	eventually(t, 60*time.Second, "kubectl tmc logs deploy/hello of the sample app", func(context.Context) (bool, error) {
+		out, err := run(30*time.Second, "logs", "deploy/hello", "-n", "demo", "--tail=1",
+			"--kubeconfig", kubeconfigs["workload"], "--virtual-workspace-url", st.VirtualWorkspaceURL)
+		return err == nil && strings.Contains(out, "tmc:"), nil
+	})
 	out, err = run(time.Minute, "workload", "preview", "deployment/hello", "-n", "demo",
 		"--target", st.Demo.SyncTarget, "--location-workspace", st.LocationWorkspace,
 		"--kubeconfig", kubeconfigs["workload"], "--downstream-kubeconfig", kubeconfigs[st.Demo.SyncTarget])

@@ -113,12 +113,13 @@ func TestDirFlag(t *testing.T) {
 func sampleState() *state {
 	dir := "/home/user/tmc/.tmc-dev"
 	return &state{
-		Phase:             phaseReady,
-		PID:               1000,
-		Dir:               dir,
-		LogDir:            dir + "/env/logs",
-		LocationWorkspace: locationWorkspace,
-		WorkloadWorkspace: workloadWorkspace,
+		Phase:               phaseReady,
+		PID:                 1000,
+		Dir:                 dir,
+		LogDir:              dir + "/env/logs",
+		LocationWorkspace:   locationWorkspace,
+		WorkloadWorkspace:   workloadWorkspace,
+		VirtualWorkspaceURL: "https://127.0.0.1:40003",
 		Kubeconfigs: []kubeconfig{
 			{Name: "location", Path: dir + "/kubeconfigs/location.kubeconfig", Description: "location workspace " + locationWorkspace},
 			{Name: "workload", Path: dir + "/kubeconfigs/workload.kubeconfig", Description: "workload workspace " + workloadWorkspace},

@@ -30,6 +30,9 @@ func printSummary(w io.Writer, st *state) {
 	if d := st.Demo; d != nil && d.SyncTarget != "" {
 		_, _ = fmt.Fprintf(w, "  KUBECONFIG=%s kubectl get deploy,pods -n %s\n", kubeconfigPath(st, d.SyncTarget), d.DownstreamNamespace)
 	}
+	if d := st.Demo; d != nil && st.VirtualWorkspaceURL != "" {
+		_, _ = fmt.Fprintf(w, "  KUBECONFIG=%s kubectl tmc logs deploy/%s -n %s --virtual-workspace-url=%s\n", workload, d.Deployment, demoNamespace, st.VirtualWorkspaceURL)
+	}
 	_, _ = fmt.Fprintf(w, "  KUBECONFIG=%s kubectl get synctargets,locations\n", location)
 	_, _ = fmt.Fprintf(w, "  KUBECONFIG=%s kubectl tmc workload status\n", location)
 	_, _ = fmt.Fprintf(w, "  kubectl tmc dev status%s\n", dirFlag(st.Dir))

@@ -211,6 +211,7 @@ func (s *server) setup(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.st.VirtualWorkspaceURL = virtualWorkspaceURL
 	s.step("Starting tmc-controller")
 	if err := s.startController(ctx, virtualWorkspaceURL); err != nil {
 		return err

@@ -35,13 +35,15 @@ type state struct {
 	PID int    `json:"pid"`
 	Dir string `json:"dir"`
 	// LogDir holds the log of every process.
-	LogDir            string        `json:"logDir,omitempty"`
-	LocationWorkspace string        `json:"locationWorkspace,omitempty"`
-	WorkloadWorkspace string        `json:"workloadWorkspace,omitempty"`
-	Kubeconfigs       []kubeconfig  `json:"kubeconfigs,omitempty"`
-	Processes         []processInfo `json:"processes,omitempty"`
-	Demo              *demoApp      `json:"demo,omitempty"`
-	StartedAt         time.Time     `json:"startedAt"`
+	LogDir            string `json:"logDir,omitempty"`
+	LocationWorkspace string `json:"locationWorkspace,omitempty"`
+	WorkloadWorkspace string `json:"workloadWorkspace,omitempty"`
+	// VirtualWorkspaceURL is the virtual-workspace server's URL (kubectl tmc logs|exec|port-forward).
+	VirtualWorkspaceURL string        `json:"virtualWorkspaceURL,omitempty"`
+	Kubeconfigs         []kubeconfig  `json:"kubeconfigs,omitempty"`
+	Processes           []processInfo `json:"processes,omitempty"`
+	Demo                *demoApp      `json:"demo,omitempty"`
+	StartedAt           time.Time     `json:"startedAt"`
 	// ReadyAfterSeconds is how long set-up took.
 	ReadyAfterSeconds float64 `json:"readyAfterSeconds,omitempty"`
 }
