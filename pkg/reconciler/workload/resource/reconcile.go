@@ -60,7 +60,8 @@ func (c changes) empty() bool { return len(c.labels) == 0 && len(c.annotations) 
 //   - namespace label =Sync and no namespace deletion annotation for the key: the object
 //     gets the label =Sync unless it has a state label for the key already (a value set by
 //     someone else, e.g. Upsync, is kept);
-//   - namespace deletion annotation for the key and the object labelled for it (any value):
+//   - namespace deletion annotation for the key and the object labelled for it (any value
+//     but Upsync: an upsynced copy is the syncer's, and goes with its downstream source):
 //     the object gets the namespace's annotation value unless it has one already;
 //   - object labelled Sync for a key the namespace has neither a label nor a deletion
 //     annotation for: the object gets the deletion annotation with time now.
@@ -79,7 +80,9 @@ func desiredChanges(ns namespaceState, labels, annotations map[string]string, no
 		}
 	}
 	for stKey, when := range ns.deletions {
-		if _, labelled := labels[workloadv1alpha1.ClusterResourceStateLabel(stKey)]; !labelled {
+		value, labelled := labels[workloadv1alpha1.ClusterResourceStateLabel(stKey)]
+		if !labelled || value == workloadv1alpha1.ResourceStateUpsync {
+			// An upsynced copy goes with its downstream source, never by placement.
 			continue
 		}
 		annotation := workloadv1alpha1.DeletionAnnotation(stKey)

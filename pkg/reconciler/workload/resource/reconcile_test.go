@@ -83,6 +83,12 @@ func TestResourceReconcile(t *testing.T) {
 				withAnnotations(map[string]string{eastDeletion: "2026-03-01T11:00:05Z"})),
 		},
 		{
+			name:          "an upsynced copy in a namespace being removed gets no deletion annotation",
+			nsLabels:      map[string]string{eastLabel: sync},
+			nsAnnotations: map[string]string{eastDeletion: nsDeletionTime},
+			obj:           configMap(testNamespace, "cm", withLabels(map[string]string{eastLabel: workloadv1alpha1.ResourceStateUpsync})),
+		},
+		{
 			name:          "deleting namespace does not label unlabelled objects",
 			nsLabels:      map[string]string{eastLabel: sync},
 			nsAnnotations: map[string]string{eastDeletion: nsDeletionTime},
