@@ -182,14 +182,17 @@ func (r upsyncRules) locatorFor(src upsyncSource, downstreamObj *unstructured.Un
 	if !ok {
 		return workloadv1alpha1.NamespaceLocator{}, false
 	}
+	_, synced := downstreamObj.GetLabels()[workloadv1alpha1.InternalDownstreamClusterLabel]
 	switch {
 	case src.clusterScoped():
-		return locator, true
+		// A volume synced down from the workspace is the workspace's own: mirroring it would
+		// write over its upstream original.
+		return locator, !synced
 	case src.derivedFrom != "":
 		return locator, r.serviceAsks(src, downstreamObj)
 	}
 	// Objects the syncer synced down are the workspace's own, never mirrored.
-	if _, synced := downstreamObj.GetLabels()[workloadv1alpha1.InternalDownstreamClusterLabel]; synced {
+	if synced {
 		return workloadv1alpha1.NamespaceLocator{}, false
 	}
 	return locator, downstreamObj.GetLabels()[workloadv1alpha1.ClusterResourceStateLabel(r.stKey)] == workloadv1alpha1.ResourceStateUpsync

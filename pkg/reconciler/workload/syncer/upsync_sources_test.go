@@ -68,6 +68,7 @@ func TestUpsyncRules(t *testing.T) {
 		{"slice asked for", sources[endpointSlicesGVR], object("discovery.k8s.io/v1", "EndpointSlice", upsyncDownstreamNamespace, "slices-x1", map[string]string{serviceNameLabel: "slices"}, nil), true},
 		{"slice not asked for", sources[endpointSlicesGVR], object("discovery.k8s.io/v1", "EndpointSlice", upsyncDownstreamNamespace, "plain-x1", map[string]string{serviceNameLabel: "plain"}, nil), false},
 		{"volume bound to a claim of ours", sources[persistentVolumesGVR], object("v1", "PersistentVolume", "", "pv", nil, map[string]any{"spec": claimIn(upsyncDownstreamNamespace)}), true},
+		{"volume synced down from the workspace", sources[persistentVolumesGVR], object("v1", "PersistentVolume", "", "pv", owned, map[string]any{"spec": claimIn(upsyncDownstreamNamespace)}), false},
 		{"volume bound elsewhere", sources[persistentVolumesGVR], object("v1", "PersistentVolume", "", "pv", nil, map[string]any{"spec": claimIn("foreign")}), false},
 		{"volume not bound", sources[persistentVolumesGVR], object("v1", "PersistentVolume", "", "pv", nil, map[string]any{"spec": map[string]any{}}), false},
 	}
