@@ -80,11 +80,13 @@ func TestVolumes(t *testing.T) {
 			pv.Annotations[workloadv1alpha1.NamespaceLocatorAnnotation] != "" &&
 			pv.Spec.ClaimRef != nil && pv.Spec.ClaimRef.Namespace == ns && pv.Spec.ClaimRef.Name == "claim-up", nil
 	})
-	downstreamClaim, err := down.CoreV1().PersistentVolumeClaims(downstreamNamespace).Get(ctx, "claim-up", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
+	// Both claims bound downstream by the physical cluster's binder (claim-down to the copy).
+	for claim, volume := range map[string]string{"claim-up": "pv-up", "claim-down": "pv-down"} {
+		eventually(t, 60*time.Second, "downstream "+claim+" bound to "+volume, func(ctx context.Context) (bool, error) {
+			pvc, err := down.CoreV1().PersistentVolumeClaims(downstreamNamespace).Get(ctx, claim, metav1.GetOptions{})
+			return err == nil && pvc.Status.Phase == corev1.ClaimBound && pvc.Spec.VolumeName == volume, nil
+		})
 	}
-	t.Logf("downstream claim-up: phase %s, volume %q", downstreamClaim.Status.Phase, downstreamClaim.Spec.VolumeName)
 
 	// Another target's volume: the conflict is reported, and (pv-down and pv-up synced since)
 	// the downstream volume is exactly as it was.
@@ -100,7 +102,8 @@ func TestVolumes(t *testing.T) {
 	}
 }
 
-// volumeClaim is a 1Gi ReadWriteOnce claim with no storage class (no provisioner binds it).
+// volumeClaim is a 1Gi ReadWriteOnce claim of no storage class: only a volume of no class,
+// such as persistentVolume's, binds it (not the physical cluster's pool of the default class).
 func volumeClaim(name string, labels map[string]string) *corev1.PersistentVolumeClaim {
 	return &corev1.PersistentVolumeClaim{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels},
