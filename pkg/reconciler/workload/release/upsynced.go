@@ -102,10 +102,11 @@ func (c *Controller) deleteUpsyncedObject(ctx context.Context, wl *workloadState
 			return fmt.Errorf("failed to remove the syncer finalizer of upsynced %s: %w", what, err)
 		}
 	}
-	if obj.GetDeletionTimestamp() != nil {
-		return nil
-	}
-	opts := metav1.DeleteOptions{}
+	// Without grace, also for a copy already terminating: no kubelet upstream ever finishes
+	// a graceful deletion of a pod bound to a node, so the copy (and its namespace, if being
+	// deleted) would stay Terminating.
+	var noGrace int64
+	opts := metav1.DeleteOptions{GracePeriodSeconds: &noGrace}
 	if uid := obj.GetUID(); uid != "" {
 		opts.Preconditions = &metav1.Preconditions{UID: &uid}
 	}

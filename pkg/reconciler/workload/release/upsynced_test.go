@@ -40,7 +40,12 @@ func deletes(actions []clienttesting.Action) []string {
 	var out []string
 	for _, a := range actions {
 		if d, ok := a.(clienttesting.DeleteAction); ok {
-			out = append(out, d.GetResource().Resource+" "+d.GetNamespace()+"/"+d.GetName())
+			entry := d.GetResource().Resource + " " + d.GetNamespace() + "/" + d.GetName()
+			// No kubelet upstream finishes a graceful deletion: a copy goes at once.
+			if grace := d.GetDeleteOptions().GracePeriodSeconds; grace == nil || *grace != 0 {
+				entry += " (with grace)"
+			}
+			out = append(out, entry)
 		}
 	}
 	return out
@@ -105,7 +110,8 @@ func TestUpsyncedObjectsKeepFinalizerWithinGrace(t *testing.T) {
 
 // TestSilentSyncTargetKeepsUpsyncedObjects: a silent syncer's upsynced pod with its
 // finalizer is not a removal (it carries no Sync label by design) and stays; one in a
-// namespace removed from the target is deleted; a terminating one loses the finalizer.
+// namespace removed from the target is deleted; a terminating one loses the finalizer and
+// its deletion is finished without grace (no kubelet upstream would ever finish it).
 func TestSilentSyncTargetKeepsUpsyncedObjects(t *testing.T) {
 	st := syncTarget(heartbeatAgo(testThresh+testGrace+time.Second, false))
 	terminating := pod("web", "terminating", map[string]string{eastLabel: upsyncValue}, eastFinalizer)
@@ -120,7 +126,7 @@ func TestSilentSyncTargetKeepsUpsyncedObjects(t *testing.T) {
 		terminating,
 	})
 	env.reconcile(t)
-	if got, want := strings.Join(deletes(env.dynamic.Actions()), ","), "pods gone/evicted"; got != want {
+	if got, want := strings.Join(deletes(env.dynamic.Actions()), ","), "pods gone/evicted,pods web/terminating"; got != want {
 		t.Errorf("deleted %q, want %q", got, want)
 	}
 	got := patches(t, env.dynamic.Actions(), "pods")
