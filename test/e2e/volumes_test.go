@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/tmc-dev/tmc/pkg/localenv"
 	workloadv1alpha1 "github.com/tmc-dev/tmc/sdk/apis/workload/v1alpha1"
 )
 
@@ -82,9 +84,19 @@ func TestVolumes(t *testing.T) {
 	})
 	// Both claims bound downstream by the physical cluster's binder (claim-down to the copy).
 	for claim, volume := range map[string]string{"claim-up": "pv-up", "claim-down": "pv-down"} {
-		eventually(t, 60*time.Second, "downstream "+claim+" bound to "+volume, func(ctx context.Context) (bool, error) {
+		localenv.Eventually(t, 500*time.Millisecond, 60*time.Second, "downstream "+claim+" bound to "+volume, func(ctx context.Context) (bool, string, error) {
 			pvc, err := down.CoreV1().PersistentVolumeClaims(downstreamNamespace).Get(ctx, claim, metav1.GetOptions{})
-			return err == nil && pvc.Status.Phase == corev1.ClaimBound && pvc.Spec.VolumeName == volume, nil
+			if err != nil {
+				return false, err.Error(), nil
+			}
+			pv, err := down.CoreV1().PersistentVolumes().Get(ctx, volume, metav1.GetOptions{})
+			if err != nil {
+				return false, err.Error(), nil
+			}
+			return pvc.Status.Phase == corev1.ClaimBound && pvc.Spec.VolumeName == volume,
+				fmt.Sprintf("claim %s (class %v, volume %q, request %v, modes %v); volume %s (class %q, claimRef %v, capacity %v, modes %v)",
+					pvc.Status.Phase, ptrString(pvc.Spec.StorageClassName), pvc.Spec.VolumeName, pvc.Spec.Resources.Requests, pvc.Spec.AccessModes,
+					pv.Status.Phase, pv.Spec.StorageClassName, pv.Spec.ClaimRef, pv.Spec.Capacity, pv.Spec.AccessModes), nil
 		})
 	}
 
@@ -131,4 +143,11 @@ func persistentVolume(name string, labels map[string]string, claimRef *corev1.Ob
 			PersistentVolumeSource:        corev1.PersistentVolumeSource{NFS: &corev1.NFSVolumeSource{Server: "nfs.example.invalid", Path: "/" + name}},
 		},
 	}
+}
+
+func ptrString(s *string) string {
+	if s == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("%q", *s)
 }

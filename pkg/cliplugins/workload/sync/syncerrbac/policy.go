@@ -97,7 +97,7 @@ func AdmissionPolicy(d Downstream) []runtime.Object {
 					Reason:  ptr.To(metav1.StatusReasonForbidden),
 				},
 				{
-					Expression: "variables.isNamespace || request.namespace == '' || variables.namespaceOwned || variables.ownLease",
+					Expression: "variables.isNamespace || variables.isVolume || request.namespace == '' || variables.namespaceOwned || variables.ownLease",
 					Message:    fmt.Sprintf("%s may only write objects in namespaces labelled %s", who, label),
 					Reason:     ptr.To(metav1.StatusReasonForbidden),
 				},
