@@ -23,13 +23,7 @@ func (h *handler) serveEvent(w http.ResponseWriter, r *http.Request, req request
 		writeError(w, forbidden(req, "the syncer view serves only the creation, patch and update of Events in a namespace of one workspace"))
 		return
 	}
-	placed, err := h.namespacePlaced(r.Context(), req.Cluster, req.Namespace, tgt)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	if !placed {
-		writeError(w, forbidden(req, fmt.Sprintf("namespace %s is not placed on SyncTarget %s", req.Namespace, tgt.name)))
+	if !h.requirePlaced(w, r, req, tgt) {
 		return
 	}
 	contentType, body, err := requestBody(r)
@@ -97,4 +91,19 @@ func (h *handler) namespacePlaced(ctx context.Context, cluster, ns string, tgt *
 	}
 	h.namespaces.Add(cacheKey, true, namespaceCacheTTL)
 	return true, nil
+}
+
+// requirePlaced reports whether req's namespace is placed on tgt; otherwise it has answered
+// Forbidden (or the lookup's error).
+func (h *handler) requirePlaced(w http.ResponseWriter, r *http.Request, req request, tgt *target) bool {
+	placed, err := h.namespacePlaced(r.Context(), req.Cluster, req.Namespace, tgt)
+	if err != nil {
+		writeError(w, err)
+		return false
+	}
+	if !placed {
+		writeError(w, forbidden(req, fmt.Sprintf("namespace %s is not placed on SyncTarget %s", req.Namespace, tgt.name)))
+		return false
+	}
+	return true
 }

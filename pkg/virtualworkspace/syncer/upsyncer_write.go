@@ -28,16 +28,8 @@ func (h *handler) serveUpsyncCreate(w http.ResponseWriter, r *http.Request, req 
 	case !clusterScoped && req.Namespace == "":
 		writeError(w, forbidden(req, fmt.Sprintf("%s are created in a namespace placed on SyncTarget %s", req.GR, tgt.name)))
 		return
-	case !clusterScoped:
-		placed, err := h.namespacePlaced(r.Context(), req.Cluster, req.Namespace, tgt)
-		if err != nil {
-			writeError(w, err)
-			return
-		}
-		if !placed {
-			writeError(w, forbidden(req, fmt.Sprintf("namespace %s is not placed on SyncTarget %s", req.Namespace, tgt.name)))
-			return
-		}
+	case !clusterScoped && !h.requirePlaced(w, r, req, tgt):
+		return
 	}
 	body, err := readBody(r, req)
 	if err != nil {
