@@ -124,13 +124,13 @@ func parseRequest(path string) (request, bool) {
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	rec := &recordingWriter{ResponseWriter: w, code: http.StatusOK}
+	rec := vwsyncer.NewStatusRecorder(w)
 	req, ok := parseRequest(r.URL.Path)
 	subresourceLabel := "other"
 	if req.Subresource != "" {
 		subresourceLabel = req.Subresource
 	}
-	defer func() { h.metrics.request(subresourceLabel, rec.code) }()
+	defer func() { h.metrics.request(subresourceLabel, rec.Code) }()
 	if !ok {
 		vwsyncer.WriteStatus(rec, apierrors.NewNotFound(schema.GroupResource{}, r.URL.Path))
 		return

@@ -1,7 +1,6 @@
 package podaccess
 
 import (
-	"net/http"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,28 +31,3 @@ func (m *Metrics) request(subresource string, code int) {
 	}
 	m.requests.WithLabelValues(subresource, strconv.Itoa(code)).Inc()
 }
-
-// recordingWriter remembers the status code for the metrics; flushes and hijacks reach the
-// underlying writer through Unwrap (http.ResponseController, as httputil.ReverseProxy uses).
-type recordingWriter struct {
-	http.ResponseWriter
-	code        int
-	wroteHeader bool
-}
-
-func (w *recordingWriter) WriteHeader(code int) {
-	if !w.wroteHeader {
-		w.code, w.wroteHeader = code, true
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *recordingWriter) Write(b []byte) (int, error) {
-	if !w.wroteHeader {
-		w.code, w.wroteHeader = http.StatusOK, true
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController reach the underlying writer.
-func (w *recordingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -24,7 +24,7 @@ var podsResource = corev1.Resource("pods")
 
 // servePodSubresource admits a pod subresource request and sends it through the tunnel of
 // the SyncTarget upsyncing the pod.
-func (h *handler) servePodSubresource(w *recordingWriter, r *http.Request, req request, token string) {
+func (h *handler) servePodSubresource(w *vwsyncer.StatusRecorder, r *http.Request, req request, token string) {
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
 		vwsyncer.WriteStatus(w, apierrors.NewMethodNotSupported(podsResource, r.Method))
 		return
@@ -109,7 +109,7 @@ func (h *handler) tunnelKey(pod *corev1.Pod) (string, error) {
 // throughTunnel returns the proxy of one request to key's syncer: a new stream of its
 // tunnel, HTTP/1.1, the pod's path and the caller's query and upgrade headers, the
 // workspace named in TunnelWorkspaceHeader, and no credential or cookie of the caller.
-func (h *handler) throughTunnel(key, workspace string, req request, rec *recordingWriter) *httputil.ReverseProxy {
+func (h *handler) throughTunnel(key, workspace string, req request, rec *vwsyncer.StatusRecorder) *httputil.ReverseProxy {
 	transport := &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return h.tunnels.DialContext(ctx, key)
@@ -137,7 +137,7 @@ func (h *handler) throughTunnel(key, workspace string, req request, rec *recordi
 		ModifyResponse: func(resp *http.Response) error {
 			// An upgrade is written on the hijacked connection, past the recorder.
 			if resp.StatusCode == http.StatusSwitchingProtocols {
-				rec.code = resp.StatusCode
+				rec.Code = resp.StatusCode
 			}
 			return nil
 		},

@@ -97,15 +97,15 @@ type target struct {
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	v := viewOf(r.URL.Path)
-	rec := &recordingWriter{ResponseWriter: w, code: http.StatusOK}
+	rec := NewStatusRecorder(w)
 	req, tgt, ok := h.admit(rec, r, v)
-	defer func() { h.metrics.request(v, req.Verb, resourceLabel(req, tgt), rec.code) }()
+	defer func() { h.metrics.request(v, req.Verb, resourceLabel(req, tgt), rec.Code) }()
 	if !ok {
 		return
 	}
 	if req.Verb == verbTunnel {
 		// The tunnel takes the connection over (a hijack): hand it the writer itself.
-		rec.code = http.StatusSwitchingProtocols
+		rec.Code = http.StatusSwitchingProtocols
 		h.tunnel(w, r.WithContext(klog.NewContext(r.Context(), klog.FromContext(r.Context()).WithValues("syncTarget", tgt.name))), tgt.key)
 		return
 	}
@@ -258,27 +258,3 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(v)
 }
-
-// recordingWriter remembers the status code for the metrics and passes flushes on (watches
-// stream through it).
-type recordingWriter struct {
-	http.ResponseWriter
-	code        int
-	wroteHeader bool
-}
-
-func (w *recordingWriter) WriteHeader(code int) {
-	if !w.wroteHeader {
-		w.code, w.wroteHeader = code, true
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *recordingWriter) Flush() {
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
-// Unwrap lets http.ResponseController reach the underlying writer.
-func (w *recordingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

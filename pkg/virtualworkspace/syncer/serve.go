@@ -21,14 +21,19 @@ var (
 	eventsResource     = schema.GroupResource{Resource: "events"}
 )
 
+// serveDiscovery forwards a discovery request of one workspace (both views).
+func (h *handler) serveDiscovery(w http.ResponseWriter, r *http.Request, req request) {
+	if req.Cluster == wildcardCluster {
+		writeError(w, forbidden(req, "discovery is served for one workspace, not for /clusters/*"))
+		return
+	}
+	h.forward(w, r, req, r.URL.Query())
+}
+
 // serve routes an admitted request; every request it does not name is refused.
 func (h *handler) serve(w http.ResponseWriter, r *http.Request, req request, tgt *target) {
 	if req.Verb == verbDiscovery {
-		if req.Cluster == wildcardCluster {
-			writeError(w, forbidden(req, "discovery is served for one workspace, not for /clusters/*"))
-			return
-		}
-		h.forward(w, r, req, r.URL.Query())
+		h.serveDiscovery(w, r, req)
 		return
 	}
 	if req.GR == eventsResource && req.Version == "v1" {

@@ -70,3 +70,40 @@ func BearerToken(r *http.Request) string { return bearerToken(r) }
 // WriteStatus answers with err as a Kubernetes Status (an error that is not an
 // apierrors.APIStatus is a 500).
 func WriteStatus(w http.ResponseWriter, err error) { writeError(w, err) }
+
+// StatusRecorder remembers the status code of an answer for the metrics (200 until a header
+// is written); flushes pass on (watches and logs stream through it), and hijacks reach the
+// underlying writer through Unwrap (http.ResponseController, as httputil.ReverseProxy uses).
+type StatusRecorder struct {
+	http.ResponseWriter
+	// Code is the answer's status code; a handler that answers through a hijacked
+	// connection sets it itself (e.g. 101).
+	Code        int
+	wroteHeader bool
+}
+
+// NewStatusRecorder wraps w.
+func NewStatusRecorder(w http.ResponseWriter) *StatusRecorder {
+	return &StatusRecorder{ResponseWriter: w, Code: http.StatusOK}
+}
+
+func (w *StatusRecorder) WriteHeader(code int) {
+	if !w.wroteHeader {
+		w.Code, w.wroteHeader = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *StatusRecorder) Write(b []byte) (int, error) {
+	w.wroteHeader = true
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *StatusRecorder) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *StatusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }

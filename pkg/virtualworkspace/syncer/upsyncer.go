@@ -60,11 +60,7 @@ var (
 // request it does not name is refused.
 func (h *handler) serveUpsyncer(w http.ResponseWriter, r *http.Request, req request, tgt *target) {
 	if req.Verb == verbDiscovery {
-		if req.Cluster == wildcardCluster {
-			writeError(w, forbidden(req, "discovery is served for one workspace, not for /clusters/*"))
-			return
-		}
-		h.forward(w, r, req, r.URL.Query())
+		h.serveDiscovery(w, r, req)
 		return
 	}
 	if req.GR != namespacesResource && !upsyncResources[req.GR] && !tgt.resources[req.GR] {
